@@ -1,0 +1,138 @@
+"""Run configuration, from code or a TOML file (``--config``).
+
+Example ``b12drugs.toml``::
+
+    [policy]
+    disabled_classes = ["ascorbic_acid"]
+    min_severity = "warning"        # report only warning and critical
+    age_limit = 65
+    disabled_rules = []
+
+    [policy.long_term_days]         # override per class
+    metformin = 120
+    proton_pump_inhibitors = 365
+
+    [rxnav]
+    enabled = true
+    base_url = "https://rxnav.nlm.nih.gov/REST"
+
+    [plugin.cdshooks]               # free-form sections for plugins
+    dedupe = true
+
+Unknown keys are refused (a typo must not silently change clinical behaviour),
+except inside ``[plugin.*]`` sections, which belong to plugins.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .models import Severity
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PolicyConfig(_Section):
+    """The alert policy's knobs (see :mod:`b12drugs.rules`)."""
+
+    disabled_classes: tuple[str, ...] = ()
+    disabled_rules: tuple[str, ...] = ()
+    min_severity: Severity = "info"
+    age_limit: int = Field(default=65, ge=0, le=150)
+    long_term_days: dict[str, int] = Field(default_factory=dict)
+    escalate_on_multiple_classes: bool = True
+    min_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
+    as_of: date | None = None
+
+
+class RxNavConfig(_Section):
+    """RxNav REST client settings (see :mod:`b12drugs.resolve.rxnav`)."""
+
+    enabled: bool = False
+    base_url: str = "https://rxnav.nlm.nih.gov/REST"
+    timeout: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff: float = Field(default=0.5, ge=0)
+    rate_limit: float = Field(default=20.0, gt=0)
+    max_workers: int = Field(default=8, ge=1, le=64)
+    cache_path: str | None = None
+    cache_ttl_hours: float = Field(default=24.0, ge=0)
+    offline: bool = False
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_after: float = Field(default=30.0, ge=0)
+
+
+class LocalIndexConfig(_Section):
+    """The local RxNorm SQLite index (see :mod:`b12drugs.resolve.local_index`)."""
+
+    path: str | None = None
+    enabled: bool = True
+
+
+class SinkConfig(BaseModel):
+    """One alert sink: its registered name and options."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    name: str
+
+
+class Config(_Section):
+    """Everything that changes a run."""
+
+    policy: PolicyConfig = PolicyConfig()
+    rxnav: RxNavConfig = RxNavConfig()
+    rxnorm_index: LocalIndexConfig = LocalIndexConfig()
+    sinks: tuple[SinkConfig, ...] = ()
+    plugin: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def as_of(self) -> date:
+        return self.policy.as_of or date.today()
+
+    def plugin_options(self, name: str) -> dict[str, Any]:
+        return dict(self.plugin.get(name, {}))
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load a TOML config; ``None`` gives the defaults (plus environment overrides).
+
+    ``B12DRUGS_RXNAV_URL`` sets ``rxnav.base_url`` and enables RxNav;
+    ``B12DRUGS_RXNORM_INDEX`` sets the local index path.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {p} not found") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    url = os.environ.get("B12DRUGS_RXNAV_URL")
+    if url:
+        data.setdefault("rxnav", {}).setdefault("base_url", url)
+        data["rxnav"].setdefault("enabled", True)
+    index = os.environ.get("B12DRUGS_RXNORM_INDEX")
+    if index:
+        data.setdefault("rxnorm_index", {}).setdefault("path", index)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        where = f"config file {path}" if path else "configuration"
+        lines = [
+            f"  {'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        ]
+        raise ConfigError(f"{where} is invalid:\n" + "\n".join(lines)) from exc

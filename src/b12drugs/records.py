@@ -1,0 +1,146 @@
+"""Typed records that registration hooks return.
+
+Registration hooks take no arguments and return (or yield) these records; the plugin
+manager stamps each with the plugin that provided it, so conflicts and failures can
+name their providers.  They are frozen dataclasses rather than pydantic models
+because they carry callables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import IO, TYPE_CHECKING, Any, Union
+
+from .models import (
+    Alert,
+    ClassHit,
+    DrugQuery,
+    Order,
+    PatientContext,
+    PatientEnd,
+    Rejection,
+    Report,
+    Resolution,
+    Skip,
+)
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .knowledge import ClassDef, KnowledgeBase, KBEntry
+
+#: What an input parser yields.
+Record = Union[Order, PatientContext, Rejection, Skip, PatientEnd]
+
+#: ``parse(stream, source_name)``: read a binary stream, yield records.  Must not raise
+#: for bad content: yield :class:`~b12drugs.models.Rejection` and go on.  May raise
+#: :class:`~b12drugs.errors.InputError` when the whole input is unreadable.
+ParseFn = Callable[[IO[bytes], str], Iterator[Record]]
+
+#: ``sniff(head, filename)``: a confidence from 0 (not mine) to 1 (certainly mine),
+#: given the first bytes (up to 64 KiB) of the input and its file name.
+SniffFn = Callable[[bytes, str], float]
+
+#: ``resolve(queries)``: answers for the queries it can resolve; leave a query out
+#: (or answer ``resolved=False``) to pass it on to the next resolver.
+ResolveFn = Callable[[Sequence[DrugQuery]], Mapping[DrugQuery, Resolution]]
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """An input format: a name, a content sniffer and a streaming parser."""
+
+    name: str
+    description: str
+    parse: ParseFn
+    sniff: SniffFn
+    extensions: tuple[str, ...] = ()
+    provider: str = ""
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """An output format: writes a finished report to a text stream."""
+
+    name: str
+    description: str
+    write: Callable[[Report, IO[str]], None]
+    media_type: str = "text/plain"
+    provider: str = ""
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """A step of the resolution chain.
+
+    ``factory(config)`` builds the resolve function for one run (or returns ``None``
+    when the resolver is disabled by that config).  The core walks resolvers in
+    ascending ``order`` and stops, per query, at the first resolved answer.  Builtins
+    use: knowledge base 100, local RxNorm index 200, RxNav 300.  ``close`` releases
+    sessions and files at the end of a run.
+    """
+
+    name: str
+    order: int
+    factory: Callable[[Config], ResolveFn | None]
+    description: str = ""
+    provider: str = ""
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Extra knowledge from a plugin: class definitions and ingredient rows."""
+
+    name: str
+    classes: tuple[ClassDef, ...] = ()
+    entries: tuple[KBEntry, ...] = ()
+    provider: str = ""
+
+
+@dataclass
+class OrderFindings:
+    """One screened order and the class hits of its ingredients."""
+
+    order: Order
+    hits: tuple[ClassHit, ...]
+    source: str = ""
+
+
+@dataclass
+class PatientCase:
+    """Everything a rule sees about one patient at the end of screening."""
+
+    patient_id: str | None
+    context: PatientContext | None
+    findings: list[OrderFindings] = field(default_factory=list)
+    risk_factors: tuple[str, ...] = ()
+    as_of: date = field(default_factory=date.today)
+
+
+#: ``evaluate(case, knowledge, config)`` yields alerts for one patient.
+RuleFn = Callable[[PatientCase, "KnowledgeBase", "Config"], Iterable[Alert]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An alert rule.  All enabled rules run for each patient; their alerts are merged."""
+
+    name: str
+    description: str
+    evaluate: RuleFn
+    provider: str = ""
+
+
+@dataclass(frozen=True)
+class AlertSink:
+    """Somewhere alerts are delivered besides the report (a file, a queue, a vendor API).
+
+    ``factory(options)`` returns a callable that receives each finished report.
+    """
+
+    name: str
+    description: str
+    factory: Callable[[Mapping[str, Any]], Callable[[Report], None]]
+    provider: str = ""
+
