@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
 
 from .models import (
@@ -47,15 +48,27 @@ SniffFn = Callable[[bytes, str], float]
 ResolveFn = Callable[[Sequence[DrugQuery]], Mapping[DrugQuery, Resolution]]
 
 
+#: ``sniff_dir(path)``: confidence that a folder is one input of this format (e.g. a
+#: FHIR Bulk Data export); ``parse_dir(path, source)`` reads the whole folder.
+SniffDirFn = Callable[[Path], float]
+ParseDirFn = Callable[[Path, str], Iterator[Record]]
+
+
 @dataclass(frozen=True)
 class InputFormat:
-    """An input format: a name, a content sniffer and a streaming parser."""
+    """An input format: a name, a content sniffer and a streaming parser.
+
+    Formats whose unit is a folder (FHIR Bulk Data export) also set ``sniff_dir`` and
+    ``parse_dir``; other folders are expanded into their files, each sniffed alone.
+    """
 
     name: str
     description: str
     parse: ParseFn
     sniff: SniffFn
     extensions: tuple[str, ...] = ()
+    sniff_dir: SniffDirFn | None = None
+    parse_dir: ParseDirFn | None = None
     provider: str = ""
 
 
