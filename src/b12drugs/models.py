@@ -12,7 +12,7 @@ shape is versioned with :data:`SCHEMA_VERSION` and its JSON schema is snapshot-t
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -149,7 +149,7 @@ class Order(Model):
     daily_dose_mg: float | None = Field(default=None, ge=0)
     frequency: ShortText | None = None
     route: ShortText | None = None
-    start_date: date | None = None
+    start_date: dt.date | None = None
     days_supply: int | None = Field(default=None, ge=0, le=36500)
     status: ShortText | None = None
     source: SourceLocation | None = None
@@ -188,7 +188,7 @@ class LabResult(Model):
     value: float | None = None
     unit: ShortText | None = None
     code: ShortText | None = None
-    date: date | None = None
+    date: dt.date | None = None
     interpretation: Literal["low", "normal", "high"] | None = None
 
 
@@ -199,7 +199,7 @@ class PatientContext(Model):
     """What is known about a patient that changes how an alert is weighed."""
 
     id: ShortText
-    birth_date: date | None = None
+    birth_date: dt.date | None = None
     age: int | None = Field(default=None, ge=0, le=150)
     sex: ShortText | None = None
     conditions: tuple[Condition, ...] = ()
@@ -369,7 +369,7 @@ class Report(Model):
     """The result of a screening run; serialised as the JSON report contract."""
 
     schema_version: str = SCHEMA_VERSION
-    generated_at: datetime
+    generated_at: dt.datetime
     b12drugs_version: str
     knowledge_version: str
     sources: tuple[str, ...] = ()

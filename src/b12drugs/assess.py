@@ -1,0 +1,163 @@
+"""Assess: which of the patient's own risk factors apply.
+
+Risk factors come from the clinical reference (``clinical.md``): age, diet, conditions
+that impair absorption, neurological signs, anaemia, alcohol use disorder, pregnancy,
+and a known deficiency (which escalates a second step).  Conditions are matched by code
+(SNOMED CT, ICD-10 prefixes) and by text patterns kept as data in
+``data/risk_conditions.csv``.  Order-level factors (long-term use, several classes at
+once) are decided by the alert policy in :mod:`b12drugs.rules`.
+
+This module is the builtin implementation of the ``b12drugs_risk_factors`` hook.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+
+from .config import Config
+from .knowledge import data_dir
+from .models import ICD10_SYSTEMS, SNOMED_SYSTEM, Condition, LabResult, PatientContext
+
+#: Human-readable labels, also the vocabulary of risk-factor ids.
+RISK_LABELS: dict[str, str] = {
+    "older_age": "age {age_limit} or over",
+    "long_term_use": "long-term use",
+    "multiple_b12_lowering_drugs": "several B12-lowering drugs at once",
+    "gastric_surgery": "gastrectomy or ileal resection",
+    "atrophic_gastritis": "atrophic gastritis",
+    "malabsorption": "malabsorption (e.g. Crohn's disease, coeliac disease)",
+    "peripheral_neuropathy": "peripheral neuropathy",
+    "neurological": "myelopathy, dementia or cognitive decline",
+    "anemia": "anaemia",
+    "alcohol_use_disorder": "alcohol use disorder",
+    "vegetarian_diet": "vegetarian or vegan diet",
+    "pregnancy": "pregnancy",
+    "elevated_mma": "raised methylmalonic acid or homocysteine",
+    "b12_deficiency": "known vitamin B12 deficiency",
+    "pernicious_anemia": "pernicious anaemia",
+    "megaloblastic_anemia": "megaloblastic or macrocytic anaemia",
+    "low_serum_b12": "low serum vitamin B12",
+}
+
+#: Risk factors that mean the deficiency is already known: a second escalation step,
+#: and the condition for the folate-masking rule.
+KNOWN_DEFICIENCY = frozenset(
+    {"b12_deficiency", "pernicious_anemia", "megaloblastic_anemia", "low_serum_b12"}
+)
+
+#: Serum cobalamin below which a result counts as low when the lab sent no
+#: interpretation flag: 200 pg/mL = 148 pmol/L (Langan & Goodbred, Am Fam Physician
+#: 2017;96:384).  Units are normalised to pg/mL (ng/L is the same quantity).
+LOW_B12_PG_ML = 200.0
+_PMOL_PER_PG = 148.0 / 200.0
+
+
+def label(risk_factor: str, config: Config | None = None) -> str:
+    limit = config.policy.age_limit if config else 65
+    return RISK_LABELS.get(risk_factor, risk_factor.replace("_", " ")).format(age_limit=limit)
+
+
+@dataclass(frozen=True)
+class _ConditionRule:
+    risk_factor: str
+    system: str
+    code: str
+    pattern: re.Pattern[str] | None
+
+
+@cache
+def condition_rules() -> tuple[_ConditionRule, ...]:
+    """Rules from ``data/risk_conditions.csv`` (compiled once)."""
+    rules = []
+    with (data_dir() / "risk_conditions.csv").open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            pattern = row.get("pattern") or ""
+            rules.append(
+                _ConditionRule(
+                    risk_factor=row["risk_factor"],
+                    system=(row.get("system") or "text").strip().lower(),
+                    code=(row.get("code") or "").strip().upper(),
+                    pattern=re.compile(pattern, re.IGNORECASE) if pattern else None,
+                )
+            )
+    return tuple(rules)
+
+
+def _system_kind(system: str | None) -> str:
+    if not system:
+        return ""
+    s = system.lower()
+    if s == SNOMED_SYSTEM or "snomed" in s or s in ("sct", "snm"):
+        return "snomed"
+    if s in ICD10_SYSTEMS or "icd-10" in s or "icd10" in s or s in ("i10", "i10c", "abf"):
+        return "icd10"
+    return s
+
+
+def condition_risk_factors(condition: Condition) -> set[str]:
+    """Risk factors named by one condition, by code or by text."""
+    found: set[str] = set()
+    if not condition.active:
+        return found
+    kind = _system_kind(condition.system)
+    code = (condition.code or "").strip().upper()
+    text = condition.text or ""
+    for rule in condition_rules():
+        if rule.system == "text":
+            if rule.pattern is not None and text and rule.pattern.search(text):
+                found.add(rule.risk_factor)
+        elif code and rule.system == kind:
+            if rule.system == "icd10":
+                # ICD-10 rows are category prefixes: D51 covers D51.0 ... D51.9.
+                if code.replace(".", "").startswith(rule.code.replace(".", "")):
+                    found.add(rule.risk_factor)
+            elif code == rule.code:
+                found.add(rule.risk_factor)
+    return found
+
+
+def lab_risk_factors(lab: LabResult) -> set[str]:
+    if lab.kind == "b12":
+        if lab.interpretation == "low":
+            return {"low_serum_b12"}
+        if lab.interpretation is None and lab.value is not None and lab.unit:
+            unit = lab.unit.strip().lower().replace("µ", "u")
+            value = lab.value
+            if unit in ("pmol/l",):
+                value = value / _PMOL_PER_PG
+            elif unit not in ("pg/ml", "ng/l"):
+                return set()
+            if value < LOW_B12_PG_ML:
+                return {"low_serum_b12"}
+    if lab.kind in ("mma", "homocysteine") and lab.interpretation == "high":
+        return {"elevated_mma"}
+    return set()
+
+
+def age_on(birth: date, as_of: date) -> int:
+    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+
+
+def patient_age(patient: PatientContext, as_of: date) -> int | None:
+    if patient.birth_date is not None:
+        return age_on(patient.birth_date, as_of)
+    return patient.age
+
+
+def patient_risk_factors(patient: PatientContext, as_of: date, config: Config) -> set[str]:
+    """Every patient-level risk factor the builtin rules recognise."""
+    found: set[str] = set()
+    age = patient_age(patient, as_of)
+    if age is not None and age >= config.policy.age_limit:
+        found.add("older_age")
+    if patient.diet in ("vegetarian", "vegan"):
+        found.add("vegetarian_diet")
+    for condition in patient.conditions:
+        found |= condition_risk_factors(condition)
+    for lab in patient.labs:
+        found |= lab_risk_factors(lab)
+    return found

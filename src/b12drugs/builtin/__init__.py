@@ -1,0 +1,1 @@
+"""Plugins shipped inside the core, registered exactly like external plugins."""

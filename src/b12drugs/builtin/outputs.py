@@ -1,0 +1,68 @@
+"""Builtin plugin: output formats ``json`` (the report contract), ``jsonl`` and ``table``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import IO
+
+from ..hookspecs import hookimpl
+from ..models import Report
+from ..records import OutputFormat
+
+
+def write_json(report: Report, out: IO[str]) -> None:
+    out.write(report.model_dump_json(indent=2))
+    out.write("\n")
+
+
+def write_jsonl(report: Report, out: IO[str]) -> None:
+    """One alert per line, then one notice per line, then the counts: for pipelines."""
+    for alert in report.alerts:
+        out.write(json.dumps({"type": "alert", **alert.model_dump(mode="json")}) + "\n")
+    for notice in report.notices:
+        out.write(json.dumps({"type": "notice", **notice.model_dump(mode="json")}) + "\n")
+    out.write(json.dumps({"type": "counts", **report.counts.model_dump()}) + "\n")
+
+
+_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+
+
+def write_table(report: Report, out: IO[str]) -> None:
+    """A readable terminal view (rich); colours only when ``out`` is a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out, width=max(100, Console(file=out).width), soft_wrap=False)
+    if report.alerts:
+        table = Table(title=f"B12 alerts ({len(report.alerts)})", show_lines=True)
+        for col in ("severity", "patient", "class", "drugs", "orders", "summary"):
+            table.add_column(col, overflow="fold")
+        for a in report.alerts:
+            table.add_row(f"[{_STYLE[a.severity]}]{a.severity}[/]", a.patient_id or "-",
+                          a.class_id, ", ".join(a.drugs), ", ".join(a.orders), a.summary)
+        console.print(table)
+    else:
+        console.print("No B12 alerts.")
+    if report.notices:
+        nt = Table(title=f"Notices ({len(report.notices)})")
+        for col in ("kind", "where", "message"):
+            nt.add_column(col, overflow="fold")
+        for n in report.notices:
+            where = n.location or n.order_id or n.source or "-"
+            nt.add_row(n.kind, where, n.message)
+        console.print(nt)
+    c = report.counts
+    console.print(f"read {c.read}: screened {c.screened}, skipped {c.skipped}, "
+                  f"rejected {c.rejected}", highlight=False)
+
+
+@hookimpl(trylast=True)
+def b12drugs_output_formats() -> Iterable[OutputFormat]:
+    return [
+        OutputFormat("table", "readable table for a terminal", write_table),
+        OutputFormat("json", "the JSON report (schema_version, alerts, notices, counts)",
+                     write_json, "application/json"),
+        OutputFormat("jsonl", "one JSON object per alert/notice line, then counts",
+                     write_jsonl, "application/x-ndjson"),
+    ]

@@ -1,0 +1,547 @@
+"""The engine: runs read -> resolve -> classify -> assess -> emit, and keeps the books.
+
+Every record read ends as *screened*, *skipped* (with a reason) or *rejected* (with a
+location and a reason): ``read == screened + skipped + rejected`` always.
+
+Speed: resolution is paid once per distinct drug (codings + text), never once per
+row; records are processed in chunks so that each chunk's new distinct drugs are
+resolved together (resolvers may look them up concurrently).  Memory grows with the
+patients that have findings and with alerts, not with rows: a patient's state is
+dropped as soon as a parser says the patient is complete (:class:`PatientEnd`), and
+patients without any B12-relevant order are never stored.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from .__about__ import __version__
+from .classify import classify
+from .config import Config
+from .errors import InputError, PluginError
+from .knowledge import KnowledgeBase, load_knowledge
+from .models import (
+    INACTIVE_STATUSES,
+    SEVERITIES,
+    Alert,
+    ClassHit,
+    Counts,
+    DrugQuery,
+    Notice,
+    NoticeKind,
+    Order,
+    PatientContext,
+    PatientEnd,
+    Rejection,
+    Report,
+    Resolution,
+    Skip,
+)
+from .plugins import PluginManager, get_plugin_manager
+from .records import InputFormat, OrderFindings, PatientCase, Record, ResolveFn, Rule
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2048
+SNIFF_BYTES = 64 * 1024
+DEFAULT_NOTICE_LIMIT = 1000
+
+
+@dataclass
+class _Outcome:
+    """What one distinct drug resolved to (cached for the run)."""
+
+    hits: tuple[ClassHit, ...]
+    resolved: bool
+    notices: tuple[Notice, ...]
+    description: str
+
+
+@dataclass
+class _PatientState:
+    findings: list[OrderFindings] = field(default_factory=list)
+
+
+class Screener:
+    """A screening run: feed it records from one or more sources, then :meth:`finish`.
+
+    >>> s = Screener()
+    >>> s.feed([Order(id="1", patient_id="p", text="metformin 500 mg")], "example")
+    >>> report = s.finish()
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        manager: PluginManager | None = None,
+        *,
+        knowledge: KnowledgeBase | None = None,
+        notice_limit: int = DEFAULT_NOTICE_LIMIT,
+    ):
+        self.config = config or Config()
+        self.manager = manager or get_plugin_manager()
+        hooks = self.manager.hooks
+        self.hooks = hooks
+        self.kb = knowledge or load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
+        self.as_of = self.config.as_of()
+        self.resolvers: list[tuple[str, ResolveFn]] = []
+        for r in hooks.resolvers():
+            fn = hooks.call_isolated(r.provider, f"resolver {r.name}", lambda r=r: _build(r, self))
+            if fn is not None:
+                self.resolvers.append((r.name, fn))
+        disabled_rules = set(self.config.policy.disabled_rules)
+        self.rules: list[Rule] = [r for r in hooks.rules() if r.name not in disabled_rules]
+        self.counts = {"read": 0, "screened": 0, "skipped": 0, "rejected": 0}
+        self.notices: list[Notice] = []
+        self.alerts: list[Alert] = []
+        self.sources: list[str] = []
+        self._notice_limit = notice_limit
+        self._notice_counts: dict[str, int] = {}
+        self._outcomes: dict[object, _Outcome] = {}
+        self._patients: dict[object, _PatientState] = {}
+        self._contexts: dict[str, PatientContext] = {}
+        self._min_severity = SEVERITIES.index(self.config.policy.min_severity)
+
+    # -- books -----------------------------------------------------------------
+    def notice(self, notice: Notice) -> None:
+        n = self._notice_counts.get(notice.kind, 0) + 1
+        self._notice_counts[notice.kind] = n
+        if n <= self._notice_limit:
+            self.notices.append(notice)
+
+    def _reject(self, rec: Rejection, source: str) -> None:
+        self.counts["read"] += 1
+        self.counts["rejected"] += 1
+        self.notice(
+            Notice(
+                kind="rejected",
+                message=rec.reason,
+                order_id=rec.record_id,
+                location=str(rec.location)[:256],
+                source=source or rec.location.file,
+            )
+        )
+
+    def _skip(self, reason: str, source: str, *, order_id: str | None = None,
+              patient_id: str | None = None, location: str | None = None) -> None:
+        self.counts["read"] += 1
+        self.counts["skipped"] += 1
+        self.notice(Notice(kind="skipped", message=reason, order_id=order_id,
+                           patient_id=patient_id, location=location, source=source or None))
+
+    # -- resolution --------------------------------------------------------------
+    def _resolve_new(self, orders: Sequence[Order]) -> None:
+        """Resolve the distinct drugs of ``orders`` not seen before in this run."""
+        pending: dict[DrugQuery, list[object]] = {}
+        for order in orders:
+            key = (order.codings, order.text)
+            if key in self._outcomes:
+                continue
+            q = DrugQuery.from_order(order)
+            keys = pending.setdefault(q, [])
+            if key not in keys:
+                keys.append(key)
+        if not pending:
+            return
+        answers: dict[DrugQuery, Resolution] = {}
+        attempts: dict[DrugQuery, list[Notice]] = {}
+        todo = list(pending)
+        for name, fn in self.resolvers:
+            if not todo:
+                break
+            got = self.hooks.call_isolated(name, f"resolver {name}", lambda fn=fn: fn(todo))
+            got = got or {}
+            rest = []
+            for q in todo:
+                res = got.get(q)
+                if res is not None and res.resolved:
+                    answers[q] = res
+                else:
+                    if res is not None and res.notices:
+                        attempts.setdefault(q, []).extend(res.notices)
+                    rest.append(q)
+            todo = rest
+        for q, keys in pending.items():
+            res = answers.get(q)
+            if res is not None:
+                outcome = _Outcome(classify(res, self.kb), True, res.notices, q.describe())
+            else:
+                outcome = _Outcome((), False, tuple(attempts.get(q, ())), q.describe())
+            for key in keys:
+                self._outcomes[key] = outcome
+
+    # -- feeding -----------------------------------------------------------------
+    def feed(self, records: Iterable[Record], source: str = "") -> None:
+        """Screen a stream of records from one source (a file name, a message id)."""
+        if source and source not in self.sources:
+            self.sources.append(source)
+        chunk: list[Record] = []
+        for rec in records:
+            chunk.append(rec)
+            if len(chunk) >= CHUNK:
+                self._process(chunk, source)
+                chunk = []
+        if chunk:
+            self._process(chunk, source)
+
+    def _process(self, chunk: list[Record], source: str) -> None:
+        active = [r for r in chunk if type(r) is Order and not _inactive(r)]
+        self._resolve_new(active)
+        counts = self.counts
+        outcomes = self._outcomes
+        for rec in chunk:
+            kind = type(rec)
+            if kind is Order:
+                order: Order = rec  # type: ignore[assignment]
+                if _inactive(order):
+                    self._skip(f"status {order.status!r}: inactive orders are not screened",
+                               source, order_id=order.id, patient_id=order.patient_id,
+                               location=_loc(order))
+                    continue
+                counts["read"] += 1
+                counts["screened"] += 1
+                outcome = outcomes[(order.codings, order.text)]
+                if not outcome.resolved:
+                    self._unresolved(order, outcome, source)
+                elif outcome.notices:
+                    for n in outcome.notices:
+                        self.notice(n.model_copy(update={"order_id": order.id,
+                                                         "patient_id": order.patient_id,
+                                                         "source": source or None}))
+                if outcome.hits:
+                    key: object = order.patient_id or ("order", source, order.id)
+                    state = self._patients.get(key)
+                    if state is None:
+                        state = self._patients[key] = _PatientState()
+                    state.findings.append(OrderFindings(order, outcome.hits, source))
+            elif kind is PatientContext:
+                ctx: PatientContext = rec  # type: ignore[assignment]
+                old = self._contexts.get(ctx.id)
+                self._contexts[ctx.id] = ctx if old is None else old.merged(ctx)
+            elif kind is Rejection:
+                self._reject(rec, source)  # type: ignore[arg-type]
+            elif kind is Skip:
+                sk: Skip = rec  # type: ignore[assignment]
+                self._skip(sk.reason, source, order_id=sk.record_id, location=str(sk.location))
+            elif kind is PatientEnd:
+                self._finalize(rec.patient_id)  # type: ignore[union-attr]
+            else:
+                raise PluginError(
+                    f"input parser for {source or 'input'} yielded {kind.__name__}, "
+                    "expected Order, PatientContext, Rejection, Skip or PatientEnd"
+                )
+
+    def _unresolved(self, order: Order, outcome: _Outcome, source: str) -> None:
+        for n in outcome.notices:
+            self.notice(n.model_copy(update={"order_id": order.id,
+                                             "patient_id": order.patient_id,
+                                             "source": source or None}))
+        what = outcome.description
+        self.notice(
+            Notice(
+                kind="unresolved",
+                message=f"drug not recognised ({what}): it was NOT checked for B12 risk",
+                order_id=order.id,
+                patient_id=order.patient_id,
+                location=_loc(order),
+                source=source or None,
+            )
+        )
+
+    # -- patients ---------------------------------------------------------------
+    def _finalize(self, key: object) -> None:
+        state = self._patients.pop(key, None)
+        context = self._contexts.pop(key, None) if isinstance(key, str) else None
+        if state is None:
+            return
+        patient_id = key if isinstance(key, str) else None
+        risk: set[str] = set()
+        if context is not None:
+            risk = self.hooks.risk_factors(context, self.as_of, self.config)
+        case = PatientCase(patient_id, context, state.findings, tuple(sorted(risk)), self.as_of)
+        for rule in self.rules:
+            got = self.hooks.call_isolated(
+                rule.provider, f"rule {rule.name}",
+                lambda rule=rule: list(rule.evaluate(case, self.kb, self.config)),
+            )
+            for alert in got or ():
+                if SEVERITIES.index(alert.severity) >= self._min_severity:
+                    self.alerts.append(alert)
+
+    def finish(self) -> Report:
+        """Finalize every patient still open, deliver to sinks, return the report."""
+        for key in list(self._patients):
+            self._finalize(key)
+        self._contexts.clear()
+        for kind, n in self._notice_counts.items():
+            if n > self._notice_limit:
+                self.notices.append(
+                    Notice(kind=kind,  # type: ignore[arg-type]
+                           message=f"{n - self._notice_limit} more {kind} notices not listed "
+                                   f"(limit {self._notice_limit} per kind; counts are exact)")
+                )
+        c = self.counts
+        assert c["read"] == c["screened"] + c["skipped"] + c["rejected"]
+        report = Report(
+            generated_at=datetime.now(timezone.utc),
+            b12drugs_version=__version__,
+            knowledge_version=self.kb.version,
+            sources=tuple(self.sources),
+            alerts=tuple(self.alerts),
+            notices=tuple(self.notices),
+            counts=Counts(**c),
+        )
+        self._deliver(report)
+        return report
+
+    def _deliver(self, report: Report) -> None:
+        if not self.config.sinks:
+            return
+        sinks = {s.name: s for s in self.hooks.alert_sinks()}
+        for cfg in self.config.sinks:
+            sink = sinks.get(cfg.name)
+            if sink is None:
+                raise PluginError(f"alert sink {cfg.name!r} is not installed "
+                                  f"(installed: {', '.join(sorted(sinks)) or 'none'})")
+            options = cfg.model_dump(exclude={"name"})
+            deliver = self.hooks.call_isolated(sink.provider, f"sink {sink.name}",
+                                               lambda s=sink, o=options: s.factory(o))
+            if deliver is not None:
+                self.hooks.call_isolated(sink.provider, f"sink {sink.name}",
+                                         lambda d=deliver: d(report))
+
+
+def _build(resolver: object, screener: Screener) -> ResolveFn | None:
+    """Call a resolver factory with ``(config, knowledge)`` or just ``(config)``."""
+    factory = resolver.factory  # type: ignore[attr-defined]
+    try:
+        n = len(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        n = 1
+    result: ResolveFn | None = factory(screener.config, screener.kb) if n >= 2 else factory(
+        screener.config)
+    return result
+
+
+def _inactive(order: Order) -> bool:
+    status = order.status
+    return status is not None and status.lower() in INACTIVE_STATUSES
+
+
+def _loc(order: Order) -> str | None:
+    return str(order.source)[:256] if order.source is not None else None
+
+
+# -- convenience API ------------------------------------------------------------
+
+
+def screen(
+    orders: Iterable[Order | Record],
+    patient: PatientContext | None = None,
+    config: Config | None = None,
+    *,
+    manager: PluginManager | None = None,
+) -> Report:
+    """Screen orders (and optionally one patient's context) and return the report.
+
+    Orders without a ``patient_id`` are attributed to ``patient`` when one is given.
+
+    >>> from b12drugs.models import Order, PatientContext
+    >>> report = screen([Order(id="rx1", text="metformin 500 mg tablet")],
+    ...                 patient=PatientContext(id="p1", age=72))
+    >>> [(a.class_id, a.severity) for a in report.alerts]
+    [('metformin', 'warning')]
+    """
+    s = Screener(config, manager)
+
+    def records() -> Iterator[Record]:
+        if patient is not None:
+            yield patient
+        for rec in orders:
+            if patient is not None and type(rec) is Order and rec.patient_id is None:
+                rec = rec.model_copy(update={"patient_id": patient.id})
+            yield rec
+
+    s.feed(records(), "api")
+    return s.finish()
+
+
+def detect_format(
+    head: bytes, filename: str, formats: Sequence[InputFormat], hooks: object | None = None
+) -> InputFormat | None:
+    """The format whose sniffer is most confident (>= 0.5) about ``head``."""
+    best: tuple[float, InputFormat] | None = None
+    for fmt in formats:
+        try:
+            score = float(fmt.sniff(head, filename))
+        except Exception as exc:  # a broken sniffer must not stop detection
+            log.warning("sniffer of format %s failed: %s", fmt.name, exc)
+            continue
+        if score >= 0.5 and (best is None or score > best[0]):
+            best = (score, fmt)
+    return best[1] if best else None
+
+
+def iter_input_files(path: Path) -> Iterator[Path]:
+    """Files below a folder, sorted, skipping hidden files and folders."""
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts):
+            yield p
+
+
+ProgressFn = Callable[[int], None]
+
+
+class _CountingReader:
+    """Binary reader that reports bytes read (for progress bars)."""
+
+    def __init__(self, raw: IO[bytes], progress: ProgressFn):
+        self._raw = raw
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._progress(len(data))
+        return data
+
+    def readline(self, n: int = -1) -> bytes:
+        data = self._raw.readline(n)
+        self._progress(len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._raw, name)
+
+
+def screen_inputs(
+    paths: Sequence[str | Path],
+    input_format: str | None = None,
+    config: Config | None = None,
+    manager: PluginManager | None = None,
+    *,
+    stdin: IO[bytes] | None = None,
+    progress: ProgressFn | None = None,
+    screener: Screener | None = None,
+) -> Report:
+    """Screen files, folders (and ``-`` for stdin) into one report.
+
+    The format of each file is detected from its content unless ``input_format`` is
+    given.  A file that cannot be identified or opened is counted as one rejected
+    record with a notice; the other inputs are still screened.
+
+    :raises InputError: ``input_format`` names no installed format.
+    """
+    s = screener or Screener(config, manager)
+    formats = s.hooks.input_formats()
+    forced = None
+    if input_format is not None:
+        forced = s.hooks.format_for(input_format)
+        if forced is None:
+            names = ", ".join(sorted(f.name for f in formats))
+            raise InputError(f"unknown input format {input_format!r} (installed: {names})")
+    for raw in paths:
+        if str(raw) == "-":
+            if stdin is None:
+                raise InputError("'-' (standard input) given but no stdin stream")
+            _screen_stream(s, stdin, "<stdin>", forced, formats, progress)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            dir_fmt = forced if forced and forced.parse_dir else None
+            if dir_fmt is None and forced is None:
+                dir_fmt = next((f for f in formats if f.sniff_dir and f.sniff_dir(path) >= 0.5),
+                               None)
+            if dir_fmt is not None and dir_fmt.parse_dir is not None:
+                _feed_guarded(s, dir_fmt, lambda f=dir_fmt, p=path: f.parse_dir(p, str(p)),
+                              str(path))
+                continue
+            files = list(iter_input_files(path))
+            if not files:
+                _file_rejected(s, str(path), "folder holds no input files")
+            for f in files:
+                _screen_file(s, f, forced, formats, progress)
+            continue
+        _screen_file(s, path, forced, formats, progress)
+    return s.finish()
+
+
+def _file_rejected(s: Screener, source: str, reason: str) -> None:
+    from .models import SourceLocation
+
+    s._reject(Rejection(location=SourceLocation(file=source[:256]), reason=reason), source)
+
+
+def _screen_file(
+    s: Screener,
+    path: Path,
+    forced: InputFormat | None,
+    formats: Sequence[InputFormat],
+    progress: ProgressFn | None,
+) -> None:
+    source = str(path)
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        _file_rejected(s, source, f"cannot open: {exc.strerror or exc}")
+        return
+    with fh:
+        _screen_stream(s, fh, source, forced, formats, progress)
+
+
+def _screen_stream(
+    s: Screener,
+    fh: IO[bytes],
+    source: str,
+    forced: InputFormat | None,
+    formats: Sequence[InputFormat],
+    progress: ProgressFn | None,
+) -> None:
+    import io
+
+    buffered = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type]
+    head = buffered.peek(SNIFF_BYTES)[:SNIFF_BYTES]  # type: ignore[attr-defined]
+    if not head.strip():
+        _file_rejected(s, source, "empty input")
+        return
+    fmt = forced or detect_format(head, Path(source).name, formats)
+    if fmt is None:
+        names = ", ".join(sorted(f.name for f in formats))
+        _file_rejected(s, source, f"format not recognised (installed formats: {names}); "
+                                  "use --input-format")
+        return
+    stream: IO[bytes] = buffered
+    if progress is not None:
+        stream = _CountingReader(buffered, progress)  # type: ignore[assignment]
+    _feed_guarded(s, fmt, lambda: fmt.parse(stream, source), source)
+
+
+def _feed_guarded(
+    s: Screener, fmt: InputFormat, parse: Callable[[], Iterable[Record]], source: str
+) -> None:
+    """Feed a parser's records; an :class:`InputError` rejects the rest of that input,
+    any other exception is a plugin problem; other inputs go on either way."""
+    try:
+        s.feed(parse(), source)
+    except InputError as exc:
+        _file_rejected(s, source, str(exc))
+    except PluginError:
+        raise
+    except Exception as exc:
+        s.hooks.problem(fmt.provider, f"input format {fmt.name}", exc)
+        _file_rejected(s, source, f"the {fmt.name} reader failed ({type(exc).__name__}); "
+                                  "records after this point were not read")

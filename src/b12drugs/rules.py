@@ -1,0 +1,202 @@
+"""The default alert policy: quiet by default, escalating only with reason.
+
+Alert fatigue is the main reason clinicians ignore screening, so (``clinical.md``,
+"Default severity policy"):
+
+* base severity per class from the knowledge base (``info``; nitrous oxide ``warning``);
+* +1 level when at least one risk factor applies (patient factors from
+  :mod:`b12drugs.assess`, plus long-term use of the class and several B12-lowering
+  classes at once);
+* +1 further level when a deficiency is already known (documented deficiency,
+  pernicious or megaloblastic anaemia, low serum B12); capped at ``critical``;
+* -1 level (floor ``info``) when the patient is already on B12 therapy — the alert
+  stays, and says so, because monitoring is still needed;
+* a folate for a patient with known deficiency and no B12 therapy is ``critical``
+  (``folate_masking``): folate corrects the anaemia while nerve damage goes on.
+
+One alert per patient and class, listing every contributing order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date
+
+from .assess import KNOWN_DEFICIENCY, label
+from .config import Config
+from .knowledge import ClassDef, KnowledgeBase
+from .models import SEVERITIES, Alert, Order, Severity
+from .records import OrderFindings, PatientCase
+
+FOLATE_MASKING = "folate_masking"
+_SUMMARY_MAX = 139
+
+
+def shift(severity: Severity, steps: int) -> Severity:
+    i = min(max(SEVERITIES.index(severity) + steps, 0), len(SEVERITIES) - 1)
+    return SEVERITIES[i]
+
+
+def duration_days(order: Order, as_of: date) -> int:
+    """How long the drug has been taken, as far as the order tells."""
+    days = order.days_supply or 0
+    if order.start_date is not None and order.start_date <= as_of:
+        days = max(days, (as_of - order.start_date).days)
+    return days
+
+
+def long_term_threshold(cls: ClassDef, config: Config) -> int | None:
+    return config.policy.long_term_days.get(cls.class_id, cls.long_term_days)
+
+
+def _summary(text: str) -> str:
+    if len(text) <= _SUMMARY_MAX:
+        return text
+    return text[: _SUMMARY_MAX - 1].rstrip(" ,;(") + "…"
+
+
+def _order_ids(findings: Sequence[OrderFindings]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f.order.id for f in findings))
+
+
+def _sources(findings: Sequence[OrderFindings]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f.source for f in findings if f.source))
+
+
+def _class_findings(case: PatientCase, class_id: str) -> list[OrderFindings]:
+    return [f for f in case.findings if any(h.class_id == class_id for h in f.hits)]
+
+
+def _drugs(findings: Sequence[OrderFindings], class_id: str) -> tuple[str, ...]:
+    names = (h.ingredient for f in findings for h in f.hits if h.class_id == class_id)
+    return tuple(dict.fromkeys(names))
+
+
+def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
+    """For dose-dependent classes (ascorbic acid) keep orders at or above the dose."""
+    if cls.min_daily_dose_mg is None:
+        return findings
+    limit = cls.min_daily_dose_mg
+    return [f for f in findings if (f.order.daily_dose_mg or 0) >= limit]
+
+
+def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:
+    """One alert per B12-lowering class present, severity per the policy above."""
+    disabled = set(config.policy.disabled_classes)
+    present: dict[str, list[OrderFindings]] = {}
+    for cls in kb.alert_classes():
+        if cls.class_id in disabled:
+            continue
+        found = _dose_qualifies(cls, _class_findings(case, cls.class_id))
+        if found:
+            present[cls.class_id] = found
+    if not present:
+        return
+    on_b12 = bool(_class_findings(case, "b12_therapy"))
+    patient_rf = set(case.risk_factors)
+    for class_id, findings in present.items():
+        cls = kb.classes[class_id]
+        factors = set(patient_rf)
+        threshold = long_term_threshold(cls, config)
+        if threshold is not None and any(
+            duration_days(f.order, case.as_of) > threshold for f in findings
+        ):
+            factors.add("long_term_use")
+        if config.policy.escalate_on_multiple_classes and len(present) > 1:
+            factors.add("multiple_b12_lowering_drugs")
+        severity: Severity = cls.default_severity or "info"
+        if factors:
+            severity = shift(severity, 1)
+        if factors & KNOWN_DEFICIENCY:
+            severity = shift(severity, 1)
+        if on_b12:
+            severity = shift(severity, -1)
+        yield _alert(case, cls, findings, sorted(factors), severity, on_b12, config)
+
+
+def _alert(
+    case: PatientCase,
+    cls: ClassDef,
+    findings: list[OrderFindings],
+    factors: list[str],
+    severity: Severity,
+    on_b12: bool,
+    config: Config,
+) -> Alert:
+    drugs = _drugs(findings, cls.class_id)
+    labels = [label(f, config) for f in factors]
+    drug_list = ", ".join(drugs)
+    summary = f"{drug_list}: may lower vitamin B12 ({cls.label.lower()})"
+    if set(factors) & KNOWN_DEFICIENCY:
+        summary = f"{drug_list} with known B12 deficiency: review and monitor B12"
+    elif labels:
+        summary += f"; risk: {', '.join(labels)}"
+    lines = [
+        f"**Drugs:** {drug_list} (orders: {', '.join(_order_ids(findings))})",
+        f"**Why:** {cls.mechanism}",
+        f"**Evidence:** {cls.evidence}",
+    ]
+    if labels:
+        lines.append(f"**Patient risk factors:** {'; '.join(labels)}")
+    if on_b12:
+        lines.append("**Already on B12 therapy:** severity lowered one step; keep monitoring.")
+    lines.append(f"**Monitor:** {cls.monitoring}")
+    return Alert(
+        patient_id=case.patient_id,
+        class_id=cls.class_id,
+        severity=severity,
+        summary=_summary(summary[0].upper() + summary[1:]),
+        detail="\n".join(lines),
+        orders=_order_ids(findings),
+        drugs=drugs,
+        risk_factors=tuple(factors) + (("on_b12_therapy",) if on_b12 else ()),
+        recommendation=cls.monitoring,
+        evidence=cls.evidence,
+        references=cls.references,
+        rule="default-policy",
+        sources=_sources(findings),
+    )
+
+
+def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:
+    """Folate for a patient with known deficiency and no B12 therapy: ``critical``."""
+    if FOLATE_MASKING in config.policy.disabled_classes:
+        return
+    folate = _class_findings(case, "folate")
+    known = sorted(set(case.risk_factors) & KNOWN_DEFICIENCY)
+    if not folate or not known or _class_findings(case, "b12_therapy"):
+        return
+    cls = kb.classes.get("folate")
+    drugs = _drugs(folate, "folate")
+    labels = [label(f, config) for f in known]
+    refs = cls.references if cls else ()
+    advice = (
+        "Do not give folate alone: start B12 replacement first or together, and confirm "
+        "B12 status. Folic acid corrects the anaemia of B12 deficiency while nerve damage "
+        "progresses; labels advise no more than 0.4 mg/day until pernicious anaemia is "
+        "excluded."
+    )
+    yield Alert(
+        patient_id=case.patient_id,
+        class_id=FOLATE_MASKING,
+        severity="critical",
+        summary=_summary(f"{', '.join(drugs)} with known B12 deficiency and no B12 therapy: "
+                         "folate can mask it"),
+        detail="\n".join(
+            [
+                f"**Drugs:** {', '.join(drugs)} (orders: {', '.join(_order_ids(folate))})",
+                f"**Known deficiency:** {'; '.join(labels)}",
+                "**Why:** folate corrects the anaemia of B12 deficiency while the "
+                "neurological damage goes on, so it can hide a deficiency.",
+                f"**Do:** {advice}",
+            ]
+        ),
+        orders=_order_ids(folate),
+        drugs=drugs,
+        risk_factors=tuple(known),
+        recommendation=advice,
+        evidence="strong",
+        references=refs,
+        rule="folate-masking",
+        sources=_sources(folate),
+    )
