@@ -1,0 +1,317 @@
+"""The ``b12drugs`` command line.
+
+Exit codes (distinct, for scripts and pharmacy pipelines):
+
+=====  ==============================================================
+0      clean run (no alert at or above ``--fail-on``)
+1      alerts at or above ``--fail-on``
+2      usage or configuration error
+3      input error (no input could be read, unknown format)
+4      plugin error (a plugin failed and strict mode is on, or a sink failed)
+=====  ==============================================================
+
+Plugin commands (``b12drugs_cli_commands``) are attached lazily: the plugin manager is
+only created when a command that needs it runs or when help lists commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from .__about__ import __version__
+from .errors import B12DrugsError, ConfigError, InputError, PluginError
+
+EXIT_OK, EXIT_ALERTS, EXIT_USAGE, EXIT_INPUT, EXIT_PLUGIN = 0, 1, 2, 3, 4
+FAIL_ON = ("info", "warning", "critical", "never")
+
+
+def _attribution() -> str:
+    from . import NLM_ATTRIBUTION
+
+    return NLM_ATTRIBUTION
+
+
+class _Group(click.Group):
+    """Attaches plugin commands on first use."""
+
+    _loaded = False
+
+    def _load_plugins(self, ctx: click.Context) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        from .plugins import get_plugin_manager
+
+        try:
+            commands = get_plugin_manager().hooks.cli_commands()
+        except PluginError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_PLUGIN)
+        for cmd in commands:
+            if cmd.name in self.commands:
+                click.echo(f"warning: plugin command {cmd.name!r} clashes with a builtin "
+                           "command and was not added", err=True)
+                continue
+            self.add_command(cmd)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins(ctx)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None:
+            self._load_plugins(ctx)
+            cmd = super().get_command(ctx, cmd_name)
+        return cmd
+
+
+def _version_message() -> str:
+    return f"b12drugs {__version__}\n\n{_attribution()}"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", message=_version_message())
+def cli() -> None:
+    """Screen prescriptions for drugs that lower vitamin B12."""
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn b12drugs errors into messages and exit codes, never tracebacks."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except InputError as exc:
+        click.echo(f"input error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    except PluginError as exc:
+        click.echo(f"plugin error: {exc}", err=True)
+        sys.exit(EXIT_PLUGIN)
+    except B12DrugsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+
+
+def _config(path: str | None, rxnav: bool | None, as_of: str | None = None) -> Any:
+    from .config import load_config
+
+    config = load_config(path)
+    updates: dict[str, Any] = {}
+    if rxnav is not None:
+        updates["rxnav"] = config.rxnav.model_copy(update={"enabled": rxnav})
+    if as_of:
+        from datetime import date
+
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            raise ConfigError(f"--as-of {as_of!r} is not an ISO date (YYYY-MM-DD)") from None
+        updates["policy"] = config.policy.model_copy(update={"as_of": day})
+    return config.model_copy(update=updates) if updates else config
+
+
+def _manager(strict: bool) -> Any:
+    from .plugins import PluginManager, get_plugin_manager
+
+    return PluginManager(strict=True) if strict else get_plugin_manager()
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None or path == "-":
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+        yield fh
+
+
+_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                              help="TOML configuration file.")
+_rxnav_option = click.option("--rxnav/--offline", "rxnav", default=None,
+                             help="Use the RxNav REST API (default: config; offline otherwise).")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True))
+@click.option("--input-format", "-i", help="Input format (default: detected from content).")
+@click.option("--format", "-f", "output_format", default="table", show_default=True,
+              help="Output format: table, json, jsonl or one a plugin adds.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the report here instead of stdout.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="never", show_default=True,
+              help="Exit with 1 when an alert is at or above this severity.")
+@click.option("--as-of", help="Reference date for ages and durations (YYYY-MM-DD).")
+@click.option("--strict-plugins", is_flag=True, help="Treat any plugin problem as an error.")
+@_config_option
+@_rxnav_option
+def screen(
+    inputs: tuple[str, ...],
+    input_format: str | None,
+    output_format: str,
+    output: str | None,
+    fail_on: str,
+    as_of: str | None,
+    strict_plugins: bool,
+    config_path: str | None,
+    rxnav: bool | None,
+) -> None:
+    """Screen files, folders or - (stdin) and print alerts and notices."""
+    from .engine import screen_inputs
+    from .models import SEVERITIES
+
+    if not inputs:
+        raise click.UsageError("give at least one input file, folder or - for stdin")
+    with _errors():
+        config = _config(config_path, rxnav, as_of)
+        manager = _manager(strict_plugins)
+        writer = manager.hooks.output_for(output_format)
+        if writer is None:
+            names = ", ".join(sorted(f.name for f in manager.hooks.output_formats()))
+            raise click.UsageError(f"unknown output format {output_format!r} (installed: {names})")
+        with _progress(inputs) as progress:
+            report = screen_inputs(inputs, input_format, config, manager,
+                                   stdin=sys.stdin.buffer, progress=progress)
+        with _output(output) as out:
+            writer.write(report, out)
+        for problem in manager.hooks.problems:
+            click.echo(f"warning: {problem}", err=True)
+        c = report.counts
+        if c.read == 0 and c.rejected == 0:
+            raise InputError("no records were read")
+        if c.read and c.read == c.rejected and len(report.sources) == 0:
+            raise InputError("no input could be read; see the rejected notices")
+        worst = report.max_severity()
+        if fail_on != "never" and worst is not None and (
+            SEVERITIES.index(worst) >= SEVERITIES.index(fail_on)  # type: ignore[arg-type]
+        ):
+            sys.exit(EXIT_ALERTS)
+
+
+@contextmanager
+def _progress(inputs: tuple[str, ...]) -> Iterator[Any]:
+    """A progress bar on stderr for long runs; nothing when stderr is not a terminal."""
+    total = 0
+    for p in inputs:
+        path = Path(p)
+        if path.is_file():
+            total += path.stat().st_size
+    if not sys.stderr.isatty() or total < 5_000_000:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress("screening", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("screen", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_config_option
+@_rxnav_option
+def lookup(query: str, fmt: str, config_path: str | None, rxnav: bool | None) -> None:
+    """Show how a drug TEXT, RxCUI or NDC resolves, and its B12 classes."""
+    from .lookup import lookup as do_lookup
+
+    with _errors():
+        config = _config(config_path, rxnav)
+        result = do_lookup(query, config, _manager(False))
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"query: {result['query']}")
+    for step in result["steps"]:
+        click.echo(f"  {step['resolver']:<16} {step['outcome']}")
+    if not result["ingredients"]:
+        click.echo("ingredients: none found — this drug would be reported as unresolved")
+    for ing in result["ingredients"]:
+        rx = f" (RxCUI {ing['rxcui']})" if ing.get("rxcui") else ""
+        click.echo(f"ingredient: {ing['name']}{rx} via {ing['method']} "
+                   f"[confidence {ing['confidence']:.2f}, {ing['source']}]")
+    for hit in result["classes"]:
+        click.echo(f"class: {hit['class_id']} ({hit['role']}) <- {hit['ingredient']}")
+    if result["ingredients"] and not result["classes"]:
+        click.echo("classes: none — no B12-lowering class")
+    for notice in result["notices"]:
+        click.echo(f"notice: {notice['kind']}: {notice['message']}")
+
+
+@cli.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text")
+def classes(fmt: str) -> None:
+    """List the B12 classes and context roles with their member counts."""
+    from .knowledge import load_knowledge
+    from .plugins import get_plugin_manager
+
+    with _errors():
+        hooks = get_plugin_manager().hooks
+        kb = load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
+    rows = [
+        {"class_id": c.class_id, "label": c.label, "role": c.role,
+         "default_severity": c.default_severity, "evidence": c.evidence,
+         "members": len(kb.members(c.class_id))}
+        for c in kb.classes.values()
+    ]
+    if fmt == "json":
+        click.echo(json.dumps({"knowledge_version": kb.version, "classes": rows}, indent=2))
+        return
+    click.echo(f"knowledge base {kb.version}")
+    for r in rows:
+        sev = r["default_severity"] or "-"
+        click.echo(f"{r['class_id']:<26} {r['role']:<8} {sev:<8} {r['evidence'][:24]:<24} "
+                   f"{r['members']:>4}  {r['label']}")
+
+
+@cli.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text")
+def plugins(fmt: str) -> None:
+    """List plugins: name, distribution, version, status and hooks."""
+    from .plugins import get_plugin_manager
+
+    with _errors():
+        infos = get_plugin_manager().list()
+    if fmt == "json":
+        click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
+        return
+    for i in infos:
+        kind = "builtin" if i.builtin else "plugin"
+        click.echo(f"{i.name:<16} {i.status:<8} {kind:<8} {i.distribution} {i.version}")
+        if i.hooks:
+            click.echo(f"{'':<16} hooks: {', '.join(i.hooks)}")
+        if i.error:
+            click.echo(f"{'':<16} {i.error}")
+
+
+@cli.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text")
+def formats(fmt: str) -> None:
+    """List installed input and output formats and the plugins providing them."""
+    from .plugins import get_plugin_manager
+
+    hooks = get_plugin_manager().hooks
+    rows = [{"direction": "input", "name": f.name, "provider": f.provider,
+             "description": f.description} for f in hooks.input_formats()]
+    rows += [{"direction": "output", "name": f.name, "provider": f.provider,
+              "description": f.description} for f in hooks.output_formats()]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['direction']:<7} {r['name']:<20} {r['provider']:<16} {r['description']}")
+
+
+def main() -> None:
+    """Console-script entry point: click handles usage errors (exit 2)."""
+    cli(prog_name="b12drugs")
