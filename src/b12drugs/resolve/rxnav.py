@@ -475,7 +475,9 @@ class RxNavClient:
             try:
                 resp = self.session.get(url, timeout=self.config.timeout)
             except requests.Timeout:
-                error = SourceUnavailable(f"RxNav timed out after {self.config.timeout:g} s ({path})")
+                error = SourceUnavailable(
+                    f"RxNav timed out after {self.config.timeout:g} s ({path})"
+                )
                 continue
             except requests.RequestException as exc:
                 error = SourceUnavailable(f"RxNav could not be reached ({path}): {_short(exc)}")
@@ -686,7 +688,8 @@ class RxNavClient:
         if not class_id.isalnum():
             return []
         path = "/rxclass/classMembers.json"
-        tty_query = "+".join(t for t in ttys.replace(",", " ").replace("+", " ").split() if t.isalpha())
+        words = ttys.replace(",", " ").replace("+", " ").split()
+        tty_query = "+".join(t for t in words if t.isalpha())
         data = self._object(
             path,
             self.get_json(path, {"classId": class_id, "relaSource": "ATC"},
