@@ -577,6 +577,12 @@ class LocalIndex:
         key = self._key(rxcui)
         if key is None:
             return []
+        start = self._concept(key)
+        if start is not None and not start.active:
+            return []  # like RxNav: only active concepts; history() names its ingredients
+        return self._walk(key)
+
+    def _walk(self, key: int) -> list[Concept]:
         rows = self._q(
             """
             WITH RECURSIVE walk(rxcui, depth) AS (
@@ -643,7 +649,7 @@ class LocalIndex:
         concept = self._concept(key)
         if concept is not None:
             status = "Active" if concept.active else "Obsolete"
-            own = () if concept.active else tuple(self.ingredients(rxcui))
+            own = () if concept.active else tuple(self._walk(key))
             return History(rxcui, status, ingredients=own)
         successors: list[int] = []
         retired = False
