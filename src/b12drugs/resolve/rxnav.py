@@ -309,14 +309,13 @@ def default_cache_path() -> Path:
 
 
 def _cacheable(response: requests.Response) -> bool:
-    """Only successful, well-formed JSON answers are worth keeping."""
+    """Only successful answers holding a JSON object are worth keeping."""
     if response.status_code != 200:
         return False
     try:
-        json.loads(response.content)
+        return isinstance(json.loads(response.content), dict)
     except (ValueError, UnicodeDecodeError):
         return False
-    return True
 
 
 # --------------------------------------------------------------------------- client
@@ -517,9 +516,14 @@ class RxNavClient:
         if len(body) > MAX_BODY:
             raise RxNavResponseError(f"RxNav answer larger than {MAX_BODY} bytes", path)
         try:
-            return json.loads(body)
+            data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RxNavResponseError(f"RxNav answered invalid JSON: {exc}", path) from exc
+        if not isinstance(data, dict):
+            raise RxNavResponseError(
+                f"unexpected RxNav answer (a JSON {type(data).__name__}, not an object)", path
+            )
+        return data
 
     def _object(self, path: str, data: Any) -> dict[str, Any]:
         """The top level of every RxNav answer is an object; anything else is odd."""
