@@ -1,0 +1,293 @@
+"""The ASGI application: discovery, the three hook services, feedback, OpenAPI.
+
+``create_app(config)`` is the public entry point; hospitals can serve the returned
+Starlette app with any ASGI server (``b12drugs serve`` uses uvicorn).
+
+Request handling order, cheapest refusal first: route -> JWT (before the body is
+read) -> body size -> JSON syntax and depth -> request model -> data gathering
+(prefetch, fetch-on-demand) -> screening -> cards.  Every refusal is a 4xx
+OperationOutcome; an unexpected error is a 500 OperationOutcome without details, and
+the log line for it names the exception type only (exception messages can contain
+request data).  Logs carry the hook instance, service, status, timing and counts,
+never patient ids or drug names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from b12drugs.config import Config
+from b12drugs.engine import Screener
+from b12drugs.errors import ConfigError
+from b12drugs.knowledge import load_knowledge
+from b12drugs.plugins import PluginManager, get_plugin_manager
+
+from .audit import AuditLog
+from .auth import Authenticator, Caller
+from .cards import BuiltCard, CardBuilder
+from .dedupe import DedupeCache
+from .discovery import BY_ID, MEDICATIONS, Service, discovery_document
+from .hookrequest import Context, HookRequest, parse_feedback, parse_request
+from .jsonbody import parse_json_object, read_body
+from .openapi import openapi_document
+from .outcome import FHIR_JSON, Problem, operation_outcome, problem_response
+from .prefetch import Fetcher, PatientData, gather
+from .screening import CallScreener
+from .settings import CDSHooksSettings, settings_from_config
+
+log = logging.getLogger("b12drugs.cdshooks")
+
+_SAFE_TOKEN = re.compile(r"[^A-Za-z0-9\-]")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _safe(value: str | None, limit: int = 64) -> str:
+    """A request-supplied token reduced to characters safe for a log line."""
+    return _SAFE_TOKEN.sub("", value or "")[:limit] or "-"
+
+
+@dataclass
+class _Result:
+    cards: list[dict[str, Any]]
+    stats: dict[str, int]
+
+
+class CDSHooksService:
+    """State shared by the requests of one app: settings, keys, caches, audit log."""
+
+    def __init__(self, config: Config, settings: CDSHooksSettings, *, insecure_no_auth: bool,
+                 manager: PluginManager | None):
+        self.config = config
+        self.settings = settings
+        self.insecure = insecure_no_auth
+        if insecure_no_auth:
+            self.auth: Authenticator | None = None
+            log.warning(
+                "CDS Hooks service running WITHOUT authentication (--insecure-no-auth): "
+                "any caller can submit requests; never use this in production"
+            )
+        else:
+            if not settings.issuers:
+                raise ConfigError(
+                    "no trusted issuers: configure [plugin.cdshooks.issuers.\"<iss>\"] with "
+                    "jwks_file or jku, or run with --insecure-no-auth for local testing only"
+                )
+            if not settings.base_url:
+                raise ConfigError(
+                    "[plugin.cdshooks] base_url is required with authentication: the JWT aud "
+                    "is checked against base_url + the path called"
+                )
+            self.auth = Authenticator(settings)
+        self.manager = manager or get_plugin_manager()
+        hooks = self.manager.hooks
+        self.kb = load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
+        self.fetcher = Fetcher(settings)
+        self.screener = CallScreener(
+            lambda: Screener(config, self.manager, knowledge=self.kb), settings.limits.max_orders
+        )
+        self.cards = CardBuilder(settings, self.kb, config)
+        self.dedupe = (
+            DedupeCache(settings.dedupe_ttl_seconds, settings.dedupe_max_entries)
+            if settings.dedupe else None
+        )
+        self.audit = AuditLog(settings.audit_path())
+
+    # -- auth -------------------------------------------------------------------
+    async def authenticate(self, request: Request) -> Caller:
+        if self.auth is None:
+            return Caller(issuer="insecure-no-auth", authenticated=False)
+        base = self.settings.base_url or ""
+        audience = base + request.url.path
+        header = request.headers.get("authorization")
+        auth = self.auth
+        return await run_in_threadpool(auth.verify, header, audience)
+
+    # -- hooks ------------------------------------------------------------------
+    def process(self, service: Service, hreq: HookRequest, context: Context) -> _Result:
+        data: PatientData = gather(hreq, context, self.settings, self.fetcher)
+        if service.hook == "patient-view" and MEDICATIONS in data.missing:
+            raise Problem(
+                412,
+                "the active medication list was not prefetched and cannot be fetched "
+                f"({data.missing[MEDICATIONS]}); nothing can be screened",
+                code="incomplete",
+                where="/prefetch/medications",
+            )
+        screening = self.screener.screen(service.hook, context, data)
+        built = self.cards.build(screening, data, context.patientId, context.encounterId)
+        shown, suppressed = self._dedupe(service, context, built)
+        self.audit.record_cards(
+            service.id,
+            hreq.hookInstance,
+            [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown],
+        )
+        stats = {
+            "orders": screening.orders_read,
+            "in_scope": len(screening.scope),
+            "alerts": len(screening.alerts),
+            "unchecked": len(screening.unresolved) + len(screening.rejected),
+            "cards": len(shown),
+            "deduped": suppressed,
+            "fetched": len(data.fetched),
+            "missing": len(data.missing),
+        }
+        return _Result([b.card for b in shown], stats)
+
+    def _dedupe(self, service: Service, context: Context, built: list[BuiltCard]
+                ) -> tuple[list[BuiltCard], int]:
+        if (self.dedupe is None or not context.encounterId
+                or service.hook not in ("order-select", "order-sign")):
+            return built, 0
+        shown = []
+        for b in built:
+            key = self.dedupe.key(
+                patient=context.patientId,
+                encounter=context.encounterId,
+                user=context.userId,
+                kind=f"{b.kind}:{b.card['indicator']}",
+                orders=b.orders,
+            )
+            if not self.dedupe.seen_before(key):
+                shown.append(b)
+        return shown, len(built) - len(shown)
+
+
+def _guard(service_state: CDSHooksService, name: str) -> Callable[[Handler], Handler]:
+    """Wrap an endpoint: time limit, Problem -> OperationOutcome, never a traceback."""
+
+    timeout = service_state.settings.limits.request_timeout_seconds
+
+    def wrap(fn: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            request.state.log = {}
+            try:
+                with anyio.fail_after(timeout):
+                    response = await fn(request)
+            except Problem as problem:
+                response = problem_response(problem)
+            except TimeoutError:
+                response = problem_response(
+                    Problem(503, f"the request took longer than {timeout:g} s", code="timeout")
+                )
+            except Exception as exc:  # the catch-all: no 500 with a traceback, ever
+                log.error("%s failed: %s (internal error)", name, type(exc).__name__)
+                response = JSONResponse(
+                    operation_outcome("internal error; the request was not processed",
+                                      code="exception"),
+                    status_code=500, media_type=FHIR_JSON,
+                )
+            elapsed = (time.perf_counter() - started) * 1000
+            extra = " ".join(f"{k}={v}" for k, v in request.state.log.items())
+            log.info("%s status=%d ms=%.1f %s", name, response.status_code, elapsed, extra)
+            return response
+
+        return endpoint
+
+    return wrap
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    insecure_no_auth: bool = False,
+    manager: PluginManager | None = None,
+) -> Starlette:
+    """Build the CDS Hooks ASGI app from a b12drugs :class:`Config`.
+
+    :param config: the run configuration; ``[plugin.cdshooks]`` configures the service
+        (see :mod:`b12drugs_cdshooks.settings`).
+    :param insecure_no_auth: accept requests without a JWT (local testing only; a
+        warning is logged).
+    :param manager: plugin manager (default: the process-wide one).
+    :raises ConfigError: the service section is invalid or authentication is not
+        configured.
+    """
+    config = config or Config()
+    settings = settings_from_config(config)
+    state = CDSHooksService(config, settings, insecure_no_auth=insecure_no_auth,
+                            manager=manager)
+    limits = settings.limits
+
+    @_guard(state, "discovery")
+    async def discovery(request: Request) -> Response:
+        await state.authenticate(request)
+        return JSONResponse(discovery_document())
+
+    @_guard(state, "hook")
+    async def hook(request: Request) -> Response:
+        service = BY_ID.get(request.path_params["service_id"])
+        if service is None:
+            raise Problem(404, "no such CDS service", code="not-found")
+        request.state.log["service"] = service.id
+        caller = await state.authenticate(request)
+        body = await read_body(request, limits.max_body_bytes)
+        data = parse_json_object(body, limits.max_json_depth)
+        hreq, context = parse_request(data, service.hook)
+        request.state.log["hookInstance"] = _safe(hreq.hookInstance)
+        request.state.log["issuer_ok"] = int(caller.authenticated)
+        result = await run_in_threadpool(state.process, service, hreq, context)
+        request.state.log.update(result.stats)
+        return JSONResponse({"cards": result.cards})
+
+    @_guard(state, "feedback")
+    async def feedback(request: Request) -> Response:
+        service = BY_ID.get(request.path_params["service_id"])
+        if service is None:
+            raise Problem(404, "no such CDS service", code="not-found")
+        request.state.log["service"] = service.id
+        caller = await state.authenticate(request)
+        body = await read_body(request, limits.max_body_bytes)
+        fb = parse_feedback(parse_json_object(body, limits.max_json_depth))
+        stored, duplicates = await run_in_threadpool(
+            state.audit.record_feedback, service.id, fb.feedback, caller.issuer
+        )
+        request.state.log.update({"items": len(fb.feedback), "stored": stored,
+                                  "duplicates": duplicates})
+        return JSONResponse(
+            {"received": len(fb.feedback), "stored": stored, "duplicates": duplicates}
+        )
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(settings.base_url))
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 400
+        code = {404: "not-found", 405: "not-supported"}.get(status, "invalid")
+        detail = exc.detail if isinstance(exc, HTTPException) else "bad request"
+        return JSONResponse(operation_outcome(str(detail), code=code), status_code=status,
+                            media_type=FHIR_JSON)
+
+    routes = [
+        Route("/cds-services", discovery, methods=["GET"]),
+        Route("/cds-services/{service_id}", hook, methods=["POST"]),
+        Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.audit.close()
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
+                    lifespan=lifespan)
+    app.state.cdshooks = state
+    return app

@@ -1,0 +1,187 @@
+"""Append-only SQLite audit log of card feedback (accepted / overridden).
+
+Why SQLite: it is embedded (no server to run), a single file a hospital can back up,
+and safe for one writer process.  The log is append-only: triggers abort every UPDATE
+and DELETE.  Clients may send the same feedback more than once (the specification says
+so); a UNIQUE key over service, card uuid, outcome and outcome timestamp makes a
+repeat a no-op, so the log counts each decision once.
+
+No patient identifier is stored: feedback carries card and suggestion uuids, the
+outcome, the override reason and the clinician's comment.  Each issued card is also
+recorded (uuid, service, hook instance, class, indicator) so that feedback can be read
+as "which advice was overridden, and why" without the patient.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .hookrequest import FeedbackItem
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    service_id TEXT NOT NULL,
+    card_uuid TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
+    outcome_timestamp TEXT NOT NULL,
+    accepted_suggestions TEXT NOT NULL,
+    override_system TEXT,
+    override_code TEXT,
+    override_display TEXT,
+    user_comment TEXT,
+    issuer TEXT,
+    UNIQUE (service_id, card_uuid, outcome, outcome_timestamp)
+);
+CREATE TABLE IF NOT EXISTS cards (
+    card_uuid TEXT PRIMARY KEY,
+    issued_at TEXT NOT NULL,
+    service_id TEXT NOT NULL,
+    hook_instance TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    indicator TEXT NOT NULL,
+    suggestions TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS feedback_no_update BEFORE UPDATE ON feedback
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS feedback_no_delete BEFORE DELETE ON feedback
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS cards_no_update BEFORE UPDATE ON cards
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS cards_no_delete BEFORE DELETE ON cards
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+EXPORT_COLUMNS = (
+    "id",
+    "received_at",
+    "service_id",
+    "card_uuid",
+    "outcome",
+    "outcome_timestamp",
+    "accepted_suggestions",
+    "override_system",
+    "override_code",
+    "override_display",
+    "user_comment",
+    "issuer",
+    "card_kind",
+    "card_indicator",
+    "hook_instance",
+)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class AuditLog:
+    """One SQLite file; thread-safe (one connection guarded by a lock, WAL mode)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def record_feedback(self, service_id: str, items: Iterable[FeedbackItem],
+                        issuer: str | None) -> tuple[int, int]:
+        """Append feedback; returns ``(stored, duplicates)``."""
+        rows = []
+        for item in items:
+            reason = item.overrideReason.reason if item.overrideReason else None
+            rows.append((
+                _now(),
+                service_id,
+                item.card,
+                item.outcome,
+                item.outcomeTimestamp,
+                json.dumps([s.id for s in item.acceptedSuggestions]),
+                reason.system if reason else None,
+                reason.code if reason else None,
+                reason.display if reason else None,
+                item.overrideReason.userComment if item.overrideReason else None,
+                issuer,
+            ))
+        stored = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO feedback (received_at, service_id, card_uuid,"
+                        " outcome, outcome_timestamp, accepted_suggestions, override_system,"
+                        " override_code, override_display, user_comment, issuer)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        row,
+                    )
+                    stored += cur.rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return stored, len(rows) - stored
+
+    def record_cards(self, service_id: str, hook_instance: str,
+                     cards: Iterable[tuple[str, str, str, list[str]]]) -> None:
+        """Remember issued cards: ``(uuid, kind, indicator, suggestion uuids)``."""
+        rows = [
+            (uuid, _now(), service_id, hook_instance, kind, indicator, json.dumps(sugg))
+            for uuid, kind, indicator, sugg in cards
+        ]
+        if not rows:
+            return
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO cards (card_uuid, issued_at, service_id, hook_instance,"
+                " kind, indicator, suggestions) VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Feedback joined with the card it is about, oldest first."""
+        query = (
+            "SELECT f.id, f.received_at, f.service_id, f.card_uuid, f.outcome,"
+            " f.outcome_timestamp, f.accepted_suggestions, f.override_system,"
+            " f.override_code, f.override_display, f.user_comment, f.issuer,"
+            " c.kind, c.indicator, c.hook_instance"
+            " FROM feedback f LEFT JOIN cards c ON c.card_uuid = f.card_uuid ORDER BY f.id"
+        )
+        with self._lock:
+            fetched = self._db.execute(query).fetchall()
+        for row in fetched:
+            out = dict(zip(EXPORT_COLUMNS, row, strict=True))
+            out["accepted_suggestions"] = json.loads(out["accepted_suggestions"])
+            yield out
+
+
+def export(log: AuditLog, fmt: str, stream: io.TextIOBase | Any) -> int:
+    """Write the feedback log as ``csv`` or ``json``; returns the number of rows."""
+    rows = list(log.rows())
+    if fmt == "json":
+        json.dump(rows, stream, indent=2)
+        stream.write("\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "accepted_suggestions": ";".join(row["accepted_suggestions"])})
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+    return len(rows)

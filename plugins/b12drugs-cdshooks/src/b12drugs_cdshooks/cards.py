@@ -1,0 +1,262 @@
+"""Cards as the CDS Hooks specification defines them, built from screening results.
+
+Rules kept here:
+
+* ``summary`` is one sentence under 140 characters; ``indicator`` is the alert's
+  severity (``info``/``warning``/``critical``); ``detail`` is GitHub-flavoured
+  markdown with the drugs, the mechanism, the evidence, the patient's risk factors and
+  what to monitor; ``source`` has a label (and a URL and a topic when known).
+* Optional fields are omitted when they have no value, never sent as null or empty.
+* Every card has a ``uuid`` (feedback needs it); suggestions have uuids too, and
+  ``selectionBehavior`` is present exactly when suggestions are.
+* Text that came from the request (drug names typed by a prescriber, ids) is escaped
+  before it goes into markdown, so a request cannot inject links or HTML into a card.
+* "No silent negatives": drugs that could not be checked get an ``info`` card saying
+  so, and missing prefetch data is stated on a card rather than ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from b12drugs.assess import label as risk_label
+from b12drugs.config import Config
+from b12drugs.knowledge import KnowledgeBase
+from b12drugs.models import LOINC_SYSTEM, SEVERITIES, Alert, LabResult, PatientContext
+
+from .discovery import B12_LOINC, B12_LOINC_DISPLAY, MMA_LOINC
+from .prefetch import DESCRIPTIONS, PatientData
+from .screening import Screening
+from .settings import CDSHooksSettings
+
+MAX_SUMMARY = 139
+TOPIC_SYSTEM = "urn:b12drugs:class"
+
+#: Override reasons offered on alert cards (code, display).
+OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
+    ("b12-monitored", "Vitamin B12 status is already being monitored"),
+    ("on-b12-therapy", "Patient already receives vitamin B12 replacement"),
+    ("short-course", "Short course; deficiency is unlikely"),
+    ("benefit-outweighs-risk", "Benefit outweighs the risk; will monitor"),
+    ("not-applicable", "Not applicable to this patient"),
+)
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def md(text: str, limit: int = 200) -> str:
+    """Escape request-derived text for markdown (one line, bounded length)."""
+    flat = " ".join(str(text).split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def summary(text: str) -> str:
+    """One line under 140 characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_SUMMARY else flat[: MAX_SUMMARY - 1].rstrip() + "…"
+
+
+@dataclass
+class BuiltCard:
+    """A card plus what the service needs to know about it (dedupe, audit)."""
+
+    card: dict[str, Any]
+    kind: str
+    orders: tuple[str, ...]
+
+    @property
+    def uuid(self) -> str:
+        return str(self.card["uuid"])
+
+    def suggestion_ids(self) -> list[str]:
+        return [s["uuid"] for s in self.card.get("suggestions", ())]
+
+
+def _recent_b12(patient: PatientContext | None, today: date, days: int) -> LabResult | None:
+    if patient is None:
+        return None
+    recent = [
+        lab for lab in patient.labs
+        if lab.kind == "b12" and lab.date is not None and lab.date >= today - timedelta(days=days)
+    ]
+    return max(recent, key=lambda lab: lab.date or today) if recent else None
+
+
+class CardBuilder:
+    """Builds the cards of one call; stateless apart from configuration."""
+
+    def __init__(self, settings: CDSHooksSettings, kb: KnowledgeBase, config: Config):
+        self._s = settings
+        self._kb = kb
+        self._config = config
+
+    def _source(self, class_id: str | None) -> dict[str, Any]:
+        source: dict[str, Any] = {"label": self._s.source_label}
+        if self._s.source_url:
+            source["url"] = self._s.source_url
+        if class_id:
+            cls = self._kb.classes.get(class_id)
+            topic = {"system": TOPIC_SYSTEM, "code": class_id}
+            if cls is not None and cls.label:
+                topic["display"] = cls.label
+            source["topic"] = topic
+        return source
+
+    def _lab_suggestion(self, patient_id: str, encounter: str | None, code: str,
+                        display: str | None, text: str, reason: str,
+                        recommended: bool) -> dict[str, Any]:
+        coding: dict[str, Any] = {"system": LOINC_SYSTEM, "code": code}
+        if display:
+            coding["display"] = display
+        resource: dict[str, Any] = {
+            "resourceType": "ServiceRequest",
+            "status": "draft",
+            "intent": "order",
+            "category": [{"text": "Laboratory"}],
+            "code": {"coding": [coding], "text": text},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "reasonCode": [{"text": reason}],
+        }
+        if encounter:
+            resource["encounter"] = {"reference": f"Encounter/{encounter}"}
+        return {
+            "label": f"Order {text}",
+            "uuid": str(uuid.uuid4()),
+            "isRecommended": recommended,
+            "actions": [
+                {
+                    "type": "create",
+                    "description": f"Create a draft order for {text} (LOINC {code})",
+                    "resource": resource,
+                }
+            ],
+        }
+
+    def alert_card(self, alert: Alert, screening: Screening, patient_id: str,
+                   encounter: str | None) -> BuiltCard:
+        labels = screening.labels
+        cls = self._kb.classes.get(alert.class_id)
+        today = self._config.as_of()
+        orders = [labels.get(o, o) for o in alert.orders]
+        in_scope = [labels.get(o, o) for o in alert.orders if o in screening.scope]
+        lines = [f"**Drugs:** {', '.join(md(d) for d in alert.drugs)}"]
+        lines.append("**Orders:** " + "; ".join(md(o) for o in (in_scope or orders)))
+        others = [md(o) for o in orders if o not in in_scope]
+        if in_scope and others:
+            lines.append("**Together with:** " + "; ".join(others))
+        if cls is not None and cls.mechanism:
+            lines.append(f"**Why:** {md(cls.mechanism, 1000)}")
+        lines.append(f"**Evidence:** {md(alert.evidence)}")
+        factors = [f for f in alert.risk_factors if f != "on_b12_therapy"]
+        if factors:
+            lines.append("**Patient risk factors:** "
+                         + "; ".join(md(risk_label(f, self._config)) for f in factors))
+        if "on_b12_therapy" in alert.risk_factors:
+            lines.append("**Already on B12 therapy:** severity lowered one step; keep monitoring.")
+        lines.append(f"**Monitor:** {md(alert.recommendation, 1000)}")
+        recent = _recent_b12(screening.patient, today, self._s.recent_lab_days)
+        if recent is not None:
+            value = f"{recent.value:g} {recent.unit or ''}".strip() if recent.value is not None \
+                else "result"
+            flag = f" ({recent.interpretation})" if recent.interpretation else ""
+            lines.append(f"**Last serum B12:** {md(value)} on {recent.date}{flag}")
+        if alert.references:
+            lines.append("**References:** " + "; ".join(md(r, 300) for r in alert.references))
+        card: dict[str, Any] = {
+            "uuid": str(uuid.uuid4()),
+            "summary": summary(alert.summary),
+            "indicator": alert.severity,
+            "detail": "\n\n".join(lines),
+            "source": self._source(alert.class_id if cls is not None else None),
+        }
+        suggestions = []
+        recommended = SEVERITIES.index(alert.severity) >= 1
+        drugs = ", ".join(alert.drugs)[:200]
+        if recent is None:
+            suggestions.append(self._lab_suggestion(
+                patient_id, encounter, B12_LOINC, B12_LOINC_DISPLAY,
+                "serum vitamin B12 (cobalamin)",
+                f"Monitoring vitamin B12 during {drugs}", recommended))
+        if alert.class_id == "nitrous_oxide":
+            # Functional deficiency: serum B12 can look normal; MMA shows it.
+            suggestions.append(self._lab_suggestion(
+                patient_id, encounter, MMA_LOINC, None, "methylmalonic acid (MMA)",
+                f"Functional B12 deficiency check during {drugs}", recommended))
+        if suggestions:
+            card["suggestions"] = suggestions
+            card["selectionBehavior"] = "any" if len(suggestions) > 1 else "at-most-one"
+        card["overrideReasons"] = [
+            {"system": self._s.override_reason_system, "code": code, "display": display}
+            for code, display in OVERRIDE_REASONS
+        ]
+        return BuiltCard(card, alert.class_id, tuple(sorted(alert.orders)))
+
+    def unchecked_card(self, screening: Screening) -> BuiltCard | None:
+        names = screening.unresolved + screening.rejected
+        if not names and not screening.unavailable:
+            return None
+        lines = []
+        if screening.unresolved:
+            lines.append("**Not recognised, so not checked:** "
+                         + "; ".join(md(n) for n in screening.unresolved))
+        if screening.rejected:
+            lines.append("**Could not be read:** " + "; ".join(md(n) for n in screening.rejected))
+        if screening.other_unresolved:
+            lines.append(f"{screening.other_unresolved} other medication(s) of this patient "
+                         "could not be checked either.")
+        if screening.unavailable:
+            lines.append("**Drug knowledge source unavailable:** "
+                         + "; ".join(md(u) for u in screening.unavailable))
+        lines.append("No alert for these drugs does **not** mean they are safe: check them by "
+                     "hand for effects on vitamin B12.")
+        n = len(names)
+        text = (f"{n} medication order{'s' if n != 1 else ''} could not be checked for "
+                "vitamin B12-lowering effects" if n else
+                "Vitamin B12 screening ran without a drug knowledge source; results may miss drugs")
+        card = {
+            "uuid": str(uuid.uuid4()),
+            "summary": summary(text),
+            "indicator": "info",
+            "detail": "\n\n".join(lines),
+            "source": self._source(None),
+        }
+        return BuiltCard(card, "unchecked", tuple(sorted(names)))
+
+    def incomplete_card(self, data: PatientData, screening: Screening) -> BuiltCard | None:
+        unreadable = screening.context_unreadable
+        if not (data.missing or unreadable) or not self._s.warn_missing_prefetch:
+            return None
+        what = [DESCRIPTIONS[k] for k in data.missing]
+        lines = [f"- {md(DESCRIPTIONS[k])}: {md(why)}" for k, why in data.missing.items()]
+        if unreadable:
+            what.append(f"{unreadable} unreadable condition/lab record(s)")
+            lines.append(f"- {unreadable} condition or laboratory record(s) could not be read")
+        lines.append("")
+        lines.append("Alerts may be missing or less severe than the patient's full record "
+                     "would warrant (risk factors, other B12-lowering drugs, B12 results).")
+        card = {
+            "uuid": str(uuid.uuid4()),
+            "summary": summary("Vitamin B12 screening was done without " + ", ".join(what)),
+            "indicator": "info",
+            "detail": "**Screened without:**\n\n" + "\n".join(lines),
+            "source": self._source(None),
+        }
+        return BuiltCard(card, "incomplete", tuple(sorted(what)))
+
+    def build(self, screening: Screening, data: PatientData, patient_id: str,
+              encounter: str | None) -> list[BuiltCard]:
+        """All cards of one call, most urgent first; empty when there is nothing to say."""
+        if not screening.scope:
+            return []
+        alerts = sorted(screening.alerts, key=lambda a: -SEVERITIES.index(a.severity))
+        cards = [self.alert_card(a, screening, patient_id, encounter) for a in alerts]
+        for extra in (self.unchecked_card(screening), self.incomplete_card(data, screening)):
+            if extra is not None:
+                cards.append(extra)
+        return cards

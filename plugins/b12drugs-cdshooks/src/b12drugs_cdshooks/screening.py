@@ -1,0 +1,189 @@
+"""Turn one hook call into a screening run and keep only what concerns the hook.
+
+The FHIR resources are converted by the FHIR adapter (``b12drugs_fhir.convert``), so
+the CDS service and file-based FHIR screening read MedicationRequests identically.
+Every medication of the call goes into one :class:`b12drugs.engine.Screener` run:
+the draft orders and the patient's current medications, because the policy weighs
+them together (several B12-lowering classes at once, B12 therapy, folate).  Which
+alerts are returned depends on the hook:
+
+* ``order-select``: alerts that involve at least one *selected* order;
+* ``order-sign``: alerts that involve at least one draft order;
+* ``patient-view``: every alert on the active medication list.
+
+Order ids are the FHIR references (``MedicationRequest/103``) so that they match
+``context.selections``; a draft without an id gets ``MedicationRequest/#<index>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from b12drugs.engine import Screener
+from b12drugs.models import Alert, Notice, Order, PatientContext, Rejection
+from b12drugs.records import Record
+
+from .hookrequest import Context, OrderSelectContext, OrderSignContext
+from .outcome import Problem
+from .prefetch import PatientData
+
+
+def _convert() -> Any:
+    """The FHIR adapter's conversion module (imported lazily: optional at import time)."""
+    from b12drugs_fhir import convert
+
+    return convert
+
+
+@dataclass
+class Screening:
+    """What one call's screening found, restricted to the hook's scope."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)  # labels of in-scope orders
+    rejected: list[str] = field(default_factory=list)  # in-scope orders not readable
+    other_unresolved: int = 0  # other medications not checked (unresolved or unreadable)
+    unavailable: list[str] = field(default_factory=list)  # knowledge sources down
+    patient: PatientContext | None = None
+    scope: frozenset[str] = frozenset()
+    labels: dict[str, str] = field(default_factory=dict)  # order ref -> display text
+    context_unreadable: int = 0  # conditions / observations that could not be read
+    orders_read: int = 0
+    medication_orders_in_scope: int = 0
+
+
+def _ref(resource: dict[str, Any], index: int) -> str:
+    rid = resource.get("id")
+    if isinstance(rid, str) and rid:
+        return f"MedicationRequest/{rid}"
+    return f"MedicationRequest/#{index}"
+
+
+def _label(order: Order) -> str:
+    texts = order.texts()
+    if texts:
+        return texts[0]
+    codes = [f"{c.system.rsplit('/', 1)[-1]} {c.code}" for c in order.codings]
+    return ", ".join(codes) or order.id
+
+
+def _medication_index(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    meds: dict[str, dict[str, Any]] = {}
+    for entry in bundle.get("entry") or []:
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(res, dict) and res.get("resourceType") == "Medication":
+            rid = res.get("id")
+            if isinstance(rid, str):
+                meds[f"Medication/{rid}"] = res
+            full = entry.get("fullUrl")
+            if isinstance(full, str):
+                meds[full] = res
+    return meds
+
+
+class CallScreener:
+    """Screens one call; ``make_screener`` builds a fresh engine run per call."""
+
+    def __init__(self, make_screener: Callable[[], Screener], max_orders: int):
+        self._make = make_screener
+        self._max_orders = max_orders
+
+    def _orders(
+        self,
+        resources: list[tuple[str, str, dict[str, Any]]],
+        medications: dict[str, dict[str, Any]],
+        patient_id: str,
+        labels: dict[str, str],
+    ) -> Iterator[Record]:
+        convert = _convert()
+        for ref, pointer, res in resources:
+            source = pointer.split("/")[1] if pointer.startswith("/") else pointer
+            got = convert.order_from_resource(
+                res, medications=medications, source=source, pointer=pointer
+            )
+            if isinstance(got, Order):
+                order = got.model_copy(update={"id": ref, "patient_id": patient_id})
+                labels[ref] = _label(order)
+                yield order
+            elif isinstance(got, Rejection):
+                labels[ref] = f"{ref} ({got.reason})"
+                yield got.model_copy(update={"record_id": ref})
+
+    def screen(self, hook: str, context: Context, data: PatientData) -> Screening:
+        convert = _convert()
+        patient_id = context.patientId
+        drafts: list[tuple[str, str, dict[str, Any]]] = []
+        meds = dict(data.medications)
+        if isinstance(context, (OrderSelectContext, OrderSignContext)):
+            bundle = context.draftOrders
+            entries = bundle.get("entry") or []
+            if len(entries) > self._max_orders:
+                raise Problem(413, f"draftOrders has more than {self._max_orders} entries",
+                              code="too-costly", where="/context/draftOrders/entry")
+            meds.update(_medication_index(bundle))
+            for i, entry in enumerate(entries):
+                res = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(res, dict) and res.get("resourceType") == "MedicationRequest":
+                    drafts.append((_ref(res, i), f"/context/draftOrders/entry/{i}/resource", res))
+        draft_refs = {ref for ref, _, _ in drafts}
+        current: list[tuple[str, str, dict[str, Any]]] = []
+        for i, res in enumerate(data.medication_requests):
+            ref = _ref(res, i)
+            if ref not in draft_refs:
+                current.append((ref, f"/prefetch/medications/entry/{i}/resource", res))
+        if len(current) > self._max_orders:
+            raise Problem(413, f"more than {self._max_orders} current medications",
+                          code="too-costly", where="/prefetch/medications")
+
+        if hook == "order-select":
+            assert isinstance(context, OrderSelectContext)
+            scope = frozenset(s for s in context.selections if s in draft_refs)
+        elif hook == "order-sign":
+            scope = frozenset(draft_refs)
+        else:
+            scope = frozenset(ref for ref, _, _ in current)
+
+        patient_resource = data.patient or {"resourceType": "Patient", "id": patient_id}
+        unreadable: list[Rejection] = []
+        patient = convert.patient_context(
+            patient_resource, data.conditions, data.observations, patient_id=patient_id,
+            rejections=unreadable,
+        )
+        labels: dict[str, str] = {}
+        run = self._make()
+        run.feed([patient], "prefetch")
+        run.feed(self._orders(drafts, meds, patient_id, labels), "draftOrders")
+        run.feed(self._orders(current, meds, patient_id, labels), "prefetch")
+        report = run.finish()
+
+        result = Screening(patient=patient, scope=scope, labels=labels,
+                           orders_read=report.counts.read,
+                           context_unreadable=len(unreadable),
+                           medication_orders_in_scope=len(scope))
+        result.alerts = [a for a in report.alerts if scope.intersection(a.orders)]
+        seen_unavailable: set[str] = set()
+        for n in report.notices:
+            self._notice(n, scope, labels, result, seen_unavailable)
+        return result
+
+    @staticmethod
+    def _notice(n: Notice, scope: frozenset[str], labels: dict[str, str], result: Screening,
+                seen_unavailable: set[str]) -> None:
+        in_scope = n.order_id in scope
+        if n.kind == "unresolved":
+            if in_scope:
+                result.unresolved.append(labels.get(n.order_id or "", n.order_id or "?"))
+            else:
+                result.other_unresolved += 1
+        elif n.kind == "rejected":
+            if in_scope:
+                result.rejected.append(labels.get(n.order_id or "", n.order_id or "?"))
+            else:
+                result.other_unresolved += 1
+        elif n.kind == "source_unavailable":
+            what = n.source or "a drug knowledge source"
+            if what not in seen_unavailable:
+                seen_unavailable.add(what)
+                result.unavailable.append(what)
