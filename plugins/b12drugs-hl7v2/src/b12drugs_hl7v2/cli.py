@@ -1,0 +1,133 @@
+"""``b12drugs hl7 listen`` (MLLP listener) and ``b12drugs hl7 send`` (test client).
+
+Exit codes follow the core CLI: 2 for usage/configuration errors, 3 for input errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from b12drugs.errors import B12DrugsError, ConfigError
+
+from .framing import RawMessage, iter_messages
+from .listener import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, Listener, serve
+
+EXIT_USAGE, EXIT_INPUT = 2, 3
+
+
+@click.group("hl7")
+def hl7_group() -> None:
+    """HL7 v2: MLLP listener and a small test client."""
+
+
+@hl7_group.command("listen")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), required=True, help="TCP port (0: any).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config.")
+@click.option(
+    "--sink-path",
+    type=click.Path(dir_okay=False),
+    help="Append alerts to this JSON Lines file (the jsonl-file sink).",
+)
+@click.option(
+    "--max-message-bytes",
+    type=click.IntRange(1024),
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    show_default=True,
+    help="Larger messages are answered AR and discarded.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_IDLE_TIMEOUT,
+    show_default=True,
+    help="Close a connection after this many silent seconds.",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Log each message (control id, ACK, timing).")
+def listen(
+    host: str,
+    port: int,
+    config_path: str | None,
+    sink_path: str | None,
+    max_message_bytes: int,
+    idle_timeout: float,
+    workers: int,
+    verbose: bool,
+) -> None:
+    """Screen HL7 v2 orders pushed over MLLP; answer ACKs; deliver alerts to sinks.
+
+    Without --sink-path and without [[sinks]] in the config, alerts are appended to
+    ./b12drugs-alerts.jsonl.  Stop with Ctrl-C or SIGTERM.
+    """
+    from b12drugs.config import load_config
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    def ready(listener: Listener) -> None:
+        names = ", ".join(name for name, _ in listener.sinks)
+        click.echo(f"listening on {listener.host}:{listener.port} (MLLP); sinks: {names}", err=True)
+
+    try:
+        config = load_config(config_path)
+        listener = asyncio.run(
+            serve(
+                host,
+                port,
+                config=config,
+                sink_path=sink_path,
+                max_message_bytes=max_message_bytes,
+                idle_timeout=idle_timeout,
+                workers=workers,
+                ready=ready,
+            )
+        )
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except B12DrugsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    s = listener.stats
+    click.echo(
+        f"stopped: {s.messages} message(s) (AA {s.acks['AA']}, AE {s.acks['AE']}, "
+        f"AR {s.acks['AR']}), {s.alerts} alert(s)",
+        err=True,
+    )
+
+
+@hl7_group.command("send")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), required=True)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+def send(files: tuple[str, ...], host: str, port: int, timeout: float) -> None:
+    """Send every message of FILES to an MLLP listener and print each ACK."""
+    from .client import MLLPClient
+
+    try:
+        with MLLPClient(host, port, timeout=timeout) as client:
+            for name in files:
+                with Path(name).open("rb") as fh:
+                    for item in iter_messages(fh):
+                        if not isinstance(item, RawMessage):
+                            continue
+                        ack = client.send(b"\r".join(item.segments) + b"\r")
+                        click.echo(
+                            f"{name} message {item.number}: {ack.code} {ack.control_id} {ack.text}"
+                        )
+                        click.echo(ack.raw.decode("utf-8", "replace").replace("\r", "\n"))
+    except OSError as exc:
+        click.echo(f"error: {host}:{port}: {exc}", err=True)
+        sys.exit(EXIT_INPUT)

@@ -1,0 +1,73 @@
+"""MLLP framing over asyncio streams, with a bound on the message size.
+
+A frame is ``0x0b <message> 0x1c 0x0d``.  Bytes between frames are ignored (counted
+only).  A frame larger than ``max_bytes`` is not buffered: its first
+:data:`~b12drugs_hl7v2.framing.HEAD_KEEP` bytes are kept (to read MSH and answer AR)
+and the rest is discarded up to the end block, so the connection stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .framing import END_BLOCK, HEAD_KEEP, START_BLOCK
+
+FRAME_END = END_BLOCK + b"\r"
+
+
+@dataclass
+class Frame:
+    data: bytes
+    size: int
+    oversize: bool = False
+
+
+def frame(message: bytes) -> bytes:
+    """Wrap one message in an MLLP frame."""
+    return START_BLOCK + message + FRAME_END
+
+
+async def read_frames(
+    reader: asyncio.StreamReader,
+    *,
+    max_bytes: int,
+    idle_timeout: float | None,
+    chunk_size: int = 64 * 1024,
+) -> AsyncIterator[Frame]:
+    """Yield each frame received on ``reader`` until EOF or ``idle_timeout`` seconds of
+    silence (raises :class:`TimeoutError` then)."""
+    inside = False
+    parts: list[bytes] = []
+    size = 0
+    oversize = False
+    while True:
+        chunk = await asyncio.wait_for(reader.read(chunk_size), idle_timeout)
+        if not chunk:
+            return
+        pos = 0
+        n = len(chunk)
+        while pos < n:
+            if not inside:
+                start = chunk.find(START_BLOCK, pos)
+                if start < 0:
+                    break
+                inside, parts, size, oversize = True, [], 0, False
+                pos = start + 1
+                continue
+            end = chunk.find(END_BLOCK, pos)
+            piece = chunk[pos:] if end < 0 else chunk[pos:end]
+            size += len(piece)
+            if not oversize:
+                if size > max_bytes:
+                    oversize = True
+                    head = b"".join(parts) + piece
+                    parts = [head[:HEAD_KEEP]]
+                else:
+                    parts.append(piece)
+            if end < 0:
+                break
+            yield Frame(b"".join(parts), size, oversize)
+            inside, parts = False, []
+            pos = end + 1
