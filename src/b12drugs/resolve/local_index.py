@@ -50,7 +50,7 @@ from .source import AtcClass, Concept, History, NdcInfo
 
 SCHEMA_VERSION = "1"
 SOURCE_NAME = "local-index"
-BATCH = 20_000
+BATCH = 5_000
 
 #: Field counts of each file (the trailing pipe makes ``split("|")`` give one more).
 FIELDS = {"RXNCONSO": 18, "RXNREL": 16, "RXNSAT": 13, "RXNCUI": 5, "RXNCUICHANGES": 7}
