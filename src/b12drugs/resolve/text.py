@@ -29,7 +29,9 @@ MAX_INPUT = 2000
 
 # --------------------------------------------------------------------------- folding
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Invisible format characters (zero-width space/joiners, bidi marks, BOM, soft hyphen).
+_INVISIBLE = re.compile(r"[\xad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
 _SPACES = re.compile(r"\s+")
 
@@ -40,7 +42,7 @@ def fold(text: str) -> str:
     Idempotent: ``fold(fold(x)) == fold(x)``.  British ``sulph-`` is spelled ``sulf-``.
     """
     s = unicodedata.normalize("NFKC", text[:MAX_INPUT]).casefold()
-    s = _CONTROL.sub(" ", s)
+    s = _INVISIBLE.sub("", _CONTROL.sub(" ", s))
     s = _DASHES.sub("-", s)
     s = s.replace("sulph", "sulf")
     # NFKC and case-folding can expand a character (e.g. ligatures); fold again after
