@@ -44,7 +44,7 @@ def sniff(head: bytes, filename: str) -> float:
     if root.group(1) == "Message":
         if namespaced:
             return 1.0
-        return 0.9 if re.search(r"<(?:[\w.\-]+:)?(?:Body|Header)[\s>]", rest) else 0.6
+        return 0.9 if re.search(r"<(?:[\w.\-]+:)?(?:Body|Header)[\s/>]", rest) else 0.6
     # A container: the first child element must be a Message.
     after = rest[rest.find(">", root.end()) + 1:]
     after = after[_FILLER.match(after).end():]  # type: ignore[union-attr]
