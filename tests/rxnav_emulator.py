@@ -28,6 +28,7 @@ invalid JSON, connection resets.  Every request is recorded with its arrival tim
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import difflib
 import json
@@ -357,10 +358,8 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is not None:
             self.send_header("Connection", "close")
         self.end_headers()
-        try:
+        with contextlib.suppress(OSError):
             self.wfile.write(body if cut is None else body[:cut])
-        except OSError:
-            pass
         if cut is not None:
             self.close_connection = True
 
@@ -375,7 +374,7 @@ class RxNavEmulator:
         self.data = data or EmulatorData.load()
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.emulator = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="rxnav-emulator", daemon=True)
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []

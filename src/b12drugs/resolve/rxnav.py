@@ -447,7 +447,7 @@ class RxNavClient:
 
     def _cached_only(self, url: str) -> requests.Response | None:
         resp = self.session.get(url, timeout=self.config.timeout, only_if_cached=True)  # type: ignore[call-arg]
-        if resp.status_code == 504 and not getattr(resp, "from_cache", False):
+        if resp.status_code != 200:  # only 200s are cached: this is requests-cache's 504
             return None
         return resp
 
@@ -498,7 +498,7 @@ class RxNavClient:
             raise RxNavResponseError(f"RxNav answered HTTP {resp.status_code}", path)
         self.breaker.failure()
         assert error is not None
-        raise SourceUnavailable(str(error)) from error
+        raise error
 
     def _sleep_before_retry(self, attempt: int, error: SourceUnavailable | None) -> None:
         base = self.config.backoff * (2 ** (attempt - 1))
