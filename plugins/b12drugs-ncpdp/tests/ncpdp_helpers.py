@@ -52,7 +52,8 @@ def medication_2017071(
             f"{_e('Description', d)}</{'Primary' if i == 0 else 'Secondary'}>"
             for i, (c, q, d) in enumerate(diagnoses)
         )
-        diag = f"<Diagnosis><ClinicalInformationQualifier>1</ClinicalInformationQualifier>{parts}</Diagnosis>"
+        diag = ("<Diagnosis><ClinicalInformationQualifier>1</ClinicalInformationQualifier>"
+                f"{parts}</Diagnosis>")
     return (
         f"<{element}>{_e('DrugDescription', description)}"
         + (f"<DrugCoded>{coded}</DrugCoded>" if coded else "")

@@ -8,11 +8,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from b12drugs_ncpdp import parse, sniff
+from b12drugs_ncpdp.codes import other_system
 
 from b12drugs.errors import InputError
 from b12drugs.models import (
-    NDC_SYSTEM,
-    RXNORM_SYSTEM,
     SNOMED_SYSTEM,
     Order,
     PatientContext,
@@ -20,11 +20,9 @@ from b12drugs.models import (
     Rejection,
     Skip,
 )
-from b12drugs_ncpdp import parse, sniff
-from b12drugs_ncpdp.codes import other_system
 
 sys.path.insert(0, str(Path(__file__).parent))  # ncpdp_helpers, whatever the rootdir
-import ncpdp_helpers as h  # noqa: E402
+import ncpdp_helpers as h
 
 DATA = Path(__file__).parent / "data"
 

@@ -12,15 +12,15 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from b12drugs_ncpdp import NcpdpReader, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from b12drugs.errors import InputError
 from b12drugs.models import Order, PatientContext, PatientEnd, Rejection, Skip
-from b12drugs_ncpdp import NcpdpReader, parse
 
 sys.path.insert(0, str(Path(__file__).parent))
-import ncpdp_helpers as h  # noqa: E402
+import ncpdp_helpers as h
 
 RECORDS = (Order, PatientContext, PatientEnd, Rejection, Skip)
 
@@ -56,7 +56,7 @@ def canary() -> Iterator[tuple[str, list[str]]]:
     hits: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             hits.append(self.path)
             self.send_response(200)
             self.end_headers()
@@ -66,7 +66,7 @@ def canary() -> Iterator[tuple[str, list[str]]]:
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/secret", hits
     server.shutdown()
@@ -99,18 +99,19 @@ def test_attack_inside_a_batch_rejects_only_that_message(
     recs = records(data)
     (rej,) = [r for r in recs if isinstance(r, Rejection)]
     assert "DTD" in rej.reason and rej.location.pointer == "message 2 /Message"
-    doctype_line = 1 + [n for n, t in enumerate(data.split("\n")) if t.startswith("<!DOCTYPE")][0]
+    doctype_line = 1 + next(n for n, t in enumerate(data.split("\n")) if t.startswith("<!DOCTYPE"))
     assert rej.location.line == doctype_line
     assert [o.id for o in recs if isinstance(o, Order)] == ["A", "C"]
     assert "lol" not in str(recs) and hits == []
 
 
 def test_undeclared_entity_reference_is_a_rejection_in_a_batch() -> None:
-    data = h.container([h.message_2017071("A"), h.message_2017071("B", description="x LOL y").replace("LOL", "&lol9;"),
-                        h.message_2017071("C")])
+    bad = h.message_2017071("B", description="x LOL y").replace("LOL", "&lol9;")
+    data = h.container([h.message_2017071("A"), bad, h.message_2017071("C")])
     recs = records(data)
     (rej,) = [r for r in recs if isinstance(r, Rejection)]
-    assert rej.location.pointer == "message 2 /Message/Body/NewRx/MedicationPrescribed/DrugDescription"
+    assert rej.location.pointer == (
+        "message 2 /Message/Body/NewRx/MedicationPrescribed/DrugDescription")
     assert "undefined entity" in rej.reason
     assert [o.id for o in recs if isinstance(o, Order)] == ["A", "C"]
 

@@ -77,7 +77,7 @@ class ProblemItem:
     xpath: str | None = None
 
 
-Item = Union[MessageItem, OtherItem, ProblemItem]
+Item = Union[MessageItem, OtherItem, ProblemItem]  # noqa: UP007 (runtime alias, py3.10)
 
 
 class _Oversize(Exception):
@@ -297,7 +297,8 @@ class MessageStream:
             err_at = start + max(0, int(parser.parser.ErrorByteIndex))
             if target.doc_done and isinstance(exc, ParseError):
                 # Something follows a complete document: the next one starts there.
-                if err_at > self.buf_abs and self.buf[err_at - self.buf_abs - 1 : err_at - self.buf_abs] == b"<":
+                k = err_at - self.buf_abs
+                if k > 0 and self.buf[k - 1 : k] == b"<":
                     err_at -= 1
                 self.pos = max(err_at, start + 1)
                 return
@@ -331,7 +332,8 @@ class MessageStream:
         else:
             reason = f"XML cannot be read: {exc}"
         if target.in_message:
-            return ProblemItem(reason, target.msg_line, index=target.msg_index, xpath=target.xpath())
+            return ProblemItem(reason, target.msg_line, index=target.msg_index,
+                               xpath=target.xpath())
         return ProblemItem(reason, self._line_at(err_at))
 
     def _resync(self, exc: BaseException, target: _Target, search_from: int) -> None:
