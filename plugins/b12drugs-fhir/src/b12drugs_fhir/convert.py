@@ -744,6 +744,7 @@ def _bundle(bundle: Mapping[str, Any], where: _Where, depth: int) -> Iterator[Re
         return
     medications: dict[str, Mapping[str, Any]] = {}
     patients_by_url: dict[str, str] = {}
+    all_patients: list[str] = []
     resources: list[tuple[Mapping[str, Any], str, str, str | None]] = []  # res, type, ptr, url
     problems: list[Record] = []
     for i, entry in enumerate(entries):
@@ -778,9 +779,10 @@ def _bundle(bundle: Mapping[str, Any], where: _Where, depth: int) -> Iterator[Re
             pid = rid or (reference_id(full_url, "Patient") if full_url else None)
             if pid and full_url:
                 patients_by_url[full_url] = pid
+            if pid and pid not in all_patients:
+                all_patients.append(pid)
         resources.append((resource, rtype, rptr, full_url))
 
-    patient_ids = list(dict.fromkeys(patients_by_url.values()))
     groups: dict[str | None, _Group] = {}
 
     def group(pid: str | None) -> _Group:
@@ -804,7 +806,7 @@ def _bundle(bundle: Mapping[str, Any], where: _Where, depth: int) -> Iterator[Re
             continue
         if rtype not in MEDICATION_TYPES and rtype not in ("Condition", "Observation"):
             continue
-        pid = _patient_of(resource, rptr, patients_by_url, patient_ids)
+        pid = _patient_of(resource, rptr, patients_by_url, all_patients)
         g = group(pid)
         if rtype in MEDICATION_TYPES:
             g.orders.append((resource, rptr))

@@ -108,8 +108,8 @@ def detected_issue(alert: Alert, report: Report) -> dict[str, Any]:
 
 def _outcome_issue(notice: Notice) -> dict[str, Any]:
     severity, code = _NOTICE_ISSUE.get(notice.kind, ("information", "informational"))
-    where = [x for x in (notice.source, notice.location) if x]
-    text = notice.message + (f" [{' '.join(where)}]" if where else "")
+    where = notice.location or notice.source  # a location already names its file
+    text = notice.message + (f" [{where}]" if where else "")
     issue: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": text}
     if notice.order_id:
         issue["details"] = {"text": f"{notice.kind}: order {notice.order_id}"}

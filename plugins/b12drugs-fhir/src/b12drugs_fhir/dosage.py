@@ -167,7 +167,12 @@ def _one(d: Mapping[str, Any], ptr: str) -> tuple[DoseFacts, float | None]:
         facts.dose = text[:256]
     daily = mg * per_day if mg is not None and per_day is not None else None
     if daily is None and get_bool(d, "asNeededBoolean", ptr) is not False:
-        for ratio, rptr in objects(d, "maxDosePerPeriod", ptr)[:1]:
+        # R4: one Ratio; R5: an array of Ratios (the first is used).
+        raw = d.get("maxDosePerPeriod")
+        ratios = objects(d, "maxDosePerPeriod", ptr)[:1] if isinstance(raw, list) else (
+            [(r, f"{ptr}/maxDosePerPeriod")] if (r := get_obj(d, "maxDosePerPeriod", ptr)) else []
+        )
+        for ratio, rptr in ratios:
             num = get_obj(ratio, "numerator", rptr)
             den = get_obj(ratio, "denominator", rptr)
             if num is None or den is None:

@@ -1,0 +1,309 @@
+"""Conversion of single resources: medications, statuses, doses, patient context."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Order, Rejection, Skip
+
+from b12drugs_fhir.convert import (
+    condition_from_resource,
+    lab_from_observation,
+    order_from_resource,
+    patient_context,
+    record_from_resource,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fhir_helpers as h  # noqa: E402
+
+
+def order(resource: dict, **kw: object) -> Order:
+    got = order_from_resource(resource, **kw)  # type: ignore[arg-type]
+    assert isinstance(got, Order), got
+    return got
+
+
+def rejection(resource: dict, **kw: object) -> Rejection:
+    got = order_from_resource(resource, **kw)  # type: ignore[arg-type]
+    assert isinstance(got, Rejection), got
+    return got
+
+
+# -- medications ---------------------------------------------------------------------------
+def test_codeable_concept_gives_rxnorm_coding_text_and_fhir_id() -> None:
+    o = order(h.med_request("abc", authoredOn="2019-04-02T10:00:00+02:00"))
+    assert o.id == "MedicationRequest/abc"
+    assert o.patient_id == "p1"
+    assert o.rxnorm_codes() == ("860975",)
+    assert o.text == h.METFORMIN_ER[1]
+    assert o.start_date == date(2019, 4, 2)
+    assert o.status == "active"
+
+
+def test_contained_medication_is_used() -> None:
+    res = h.med_request(code=None, medicationReference={"reference": "#m1"}, contained=[
+        {"resourceType": "Medication", "id": "m1", "code": {"coding": [
+            {"system": RXNORM_SYSTEM, "code": h.B12_INJECTION[0], "display": h.B12_INJECTION[1]}
+        ]}}])
+    o = order(res)
+    assert o.rxnorm_codes() == (h.B12_INJECTION[0],)
+    assert o.texts() == (h.B12_INJECTION[1],)
+
+
+@pytest.mark.parametrize("key", ["Medication/m9", "urn:uuid:0b8f2a6e-1111-4c2b-9d9e-abcdefabcdef"])
+def test_bundled_medication_by_id_or_full_url(key: str) -> None:
+    med = {"resourceType": "Medication", "id": "m9",
+           "code": {"text": "methotrexate 2.5 mg tablet"}}
+    o = order(h.med_request(code=None, medicationReference={"reference": key}),
+              medications={key: med})
+    assert o.text == "methotrexate 2.5 mg tablet"
+    assert o.codings == ()
+
+
+def test_medication_without_code_uses_its_ingredients() -> None:
+    med = {"resourceType": "Medication", "id": "m2", "ingredient": [
+        {"itemCodeableConcept": {"text": "colchicine"}},
+        {"itemCodeableConcept": {"text": "probenecid"}}]}
+    o = order(h.med_request(code=None, medicationReference={"reference": "Medication/m2"}),
+              medications={"Medication/m2": med})
+    assert o.texts() == ("colchicine",) or set(o.texts()) >= {"colchicine"}
+
+
+def test_missing_medication_with_display_is_screened_by_name() -> None:
+    o = order(h.med_request(code=None, medicationReference={
+        "reference": "Medication/gone", "display": "metformin 500 mg tablet"}))
+    assert o.codings == ()
+    assert o.text == "metformin 500 mg tablet"
+
+
+def test_missing_medication_without_display_says_so() -> None:
+    o = order(h.med_request(code=None, medicationReference={"reference": "Medication/gone"}))
+    assert o.codings == ()
+    assert o.text == "Medication reference 'Medication/gone' could not be found in the input"
+
+
+def test_no_medication_at_all_is_rejected_at_the_resource() -> None:
+    r = rejection(h.med_request(code=None), source="f.json", pointer="/entry/2/resource")
+    assert r.location.pointer == "/entry/2/resource"
+    assert "medicationCodeableConcept" in r.reason
+
+
+def test_ndc_is_normalised_and_other_codings_kept() -> None:
+    res = h.med_request(code=None, medicationCodeableConcept={"coding": [
+        {"system": NDC_SYSTEM, "code": "0093-7214-01"},
+        {"system": "http://www.whocc.no/atc", "code": "A10BA02", "display": "metformin"}]})
+    o = order(res)
+    assert o.ndc_codes() == ("00093721401",)
+    assert any(c.system == "http://www.whocc.no/atc" for c in o.codings)
+
+
+def test_bad_ndc_is_dropped_but_text_kept() -> None:
+    res = h.med_request(code=None, medicationCodeableConcept={"text": "metformin 500 mg", "coding": [
+        {"system": NDC_SYSTEM, "code": "12-34", "display": "Metformin 500 MG"}]})
+    o = order(res)
+    assert o.ndc_codes() == ()
+    assert o.texts() == ("metformin 500 mg",)
+    only_display = h.med_request(code=None, medicationCodeableConcept={"coding": [
+        {"system": NDC_SYSTEM, "code": "12-34", "display": "Metformin 500 MG"}]})
+    assert order(only_display).texts() == ("Metformin 500 MG",)
+
+
+def test_bad_code_alone_names_itself_for_the_unresolved_notice() -> None:
+    res = h.med_request(code=None, medicationCodeableConcept={"coding": [
+        {"system": NDC_SYSTEM, "code": "nonsense"}, {"system": RXNORM_SYSTEM, "code": "86O975"}]})
+    o = order(res)
+    assert o.codings == ()
+    assert o.text == "invalid NDC 'nonsense'; invalid RxNorm code '86O975'"
+
+
+# -- statuses ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("rtype", "status", "mapped"), [
+    ("MedicationRequest", "on-hold", "on-hold"),
+    ("MedicationRequest", "draft", "draft"),
+    ("MedicationRequest", "stopped", "stopped"),
+    ("MedicationDispense", "completed", "dispensed"),
+    ("MedicationDispense", "in-progress", "active"),
+    ("MedicationDispense", "declined", "declined"),
+    ("MedicationStatement", "intended", "intended"),
+    ("MedicationStatement", "not-taken", "not-taken"),
+])
+def test_status_mapping(rtype: str, status: str, mapped: str) -> None:
+    res = h.med_request(status=status)
+    res["resourceType"] = rtype
+    o = order(res)
+    assert o.status == mapped
+    assert o.id.startswith(f"{rtype}/")
+
+
+def test_unknown_status_is_a_skip_with_reason() -> None:
+    got = record_from_resource(h.med_request(status="unknown"), source="f", pointer="/entry/0")
+    assert isinstance(got, Skip)
+    assert "unknown" in got.reason
+    assert got.location.pointer == "/entry/0"
+
+
+def test_invented_status_is_a_skip() -> None:
+    got = record_from_resource(h.med_request(status="paused"))
+    assert isinstance(got, Skip) and "paused" in got.reason
+
+
+def test_do_not_perform_is_not_a_prescription() -> None:
+    assert order(h.med_request(doNotPerform=True)).status == "not-taken"
+
+
+# -- dose ----------------------------------------------------------------------------------
+def _dosage(value: float, unit: str, **timing: object) -> dict:
+    return {"timing": {"repeat": timing}, "route": {"coding": [{"display": "Oral"}]},
+            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit}}]}
+
+
+def test_daily_dose_from_dose_times_frequency() -> None:
+    o = order(h.med_request(dosageInstruction=[_dosage(500, "mg", frequency=2, period=1,
+                                                         periodUnit="d")]))
+    assert o.daily_dose_mg == 1000
+    assert o.dose == "500 mg"
+    assert o.frequency == "2 per 1 d"
+    assert o.route == "Oral"
+
+
+def test_daily_dose_in_grams_weekly() -> None:
+    o = order(h.med_request(dosageInstruction=[_dosage(7, "g", frequency=1, period=1,
+                                                         periodUnit="wk")]))
+    assert o.daily_dose_mg == pytest.approx(1000)
+
+
+def test_concurrent_doses_add_and_tapers_take_the_largest() -> None:
+    morning = _dosage(1000, "mg", frequency=1, period=1, periodUnit="d")
+    evening = _dosage(500, "mg", frequency=1, period=1, periodUnit="d")
+    assert order(h.med_request(dosageInstruction=[morning, evening])).daily_dose_mg == 1500
+    step1 = {**_dosage(2, "g", frequency=1, period=1, periodUnit="d"), "sequence": 1}
+    step2 = {**_dosage(500, "mg", frequency=1, period=1, periodUnit="d"), "sequence": 2}
+    assert order(h.med_request(dosageInstruction=[step1, step2])).daily_dose_mg == 2000
+
+
+def test_timing_code_and_tablets() -> None:
+    bid = {"timing": {"code": {"coding": [{"code": "BID"}]}},
+           "doseAndRate": [{"doseQuantity": {"value": 250, "unit": "mg"}}]}
+    assert order(h.med_request(dosageInstruction=[bid])).daily_dose_mg == 500
+    tabs = _dosage(2, "tablet", frequency=1, period=1, periodUnit="d")
+    assert order(h.med_request(dosageInstruction=[tabs])).daily_dose_mg is None
+
+
+def test_as_needed_uses_max_dose_per_period() -> None:
+    prn = {"asNeededBoolean": True, "maxDosePerPeriod": {
+        "numerator": {"value": 3, "unit": "g"}, "denominator": {"value": 1, "unit": "d"}}}
+    assert order(h.med_request(dosageInstruction=[prn])).daily_dose_mg == 3000
+
+
+def test_days_supply_from_request_and_dispense() -> None:
+    req = h.med_request(dispenseRequest={"expectedSupplyDuration": {"value": 3, "code": "mo"}})
+    assert order(req).days_supply == 90
+    disp = h.med_request(daysSupply={"value": 28, "unit": "days"},
+                         whenHandedOver="2020-01-05T09:00:00Z", status="completed")
+    disp["resourceType"] = "MedicationDispense"
+    o = order(disp)
+    assert (o.days_supply, o.start_date, o.status) == (28, date(2020, 1, 5), "dispensed")
+
+
+def test_statement_effective_period_start() -> None:
+    st = h.med_request(effectivePeriod={"start": "2018-06"})
+    st["resourceType"] = "MedicationStatement"
+    st["dosage"] = [_dosage(1, "g", frequency=1, period=1, periodUnit="d")]
+    o = order(st)
+    assert o.start_date == date(2018, 6, 1)
+    assert o.daily_dose_mg == 1000
+
+
+# -- bad data ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("patch", "pointer"), [
+    ({"status": 7}, "/entry/1/resource/status"),
+    ({"authoredOn": "yesterday"}, "/entry/1/resource/authoredOn"),
+    ({"authoredOn": "2019-02-30"}, "/entry/1/resource/authoredOn"),
+    ({"medicationCodeableConcept": {"coding": {"code": "1"}}},
+     "/entry/1/resource/medicationCodeableConcept/coding"),
+    ({"medicationCodeableConcept": {"coding": [{"code": 860975, "system": RXNORM_SYSTEM}]}},
+     "/entry/1/resource/medicationCodeableConcept/coding/0/code"),
+    ({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": "500"}}]}]},
+     "/entry/1/resource/dosageInstruction/0/doseAndRate/0/doseQuantity/value"),
+    ({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": -5}}]}]},
+     "/entry/1/resource/dosageInstruction/0/doseAndRate/0/doseQuantity/value"),
+    ({"dispenseRequest": {"expectedSupplyDuration": {"value": 1e9, "unit": "d"}}},
+     "/entry/1/resource/dispenseRequest/expectedSupplyDuration/value"),
+    ({"subject": "Patient/p1"}, "/entry/1/resource/subject"),
+])
+def test_wrong_types_are_rejected_at_their_json_pointer(patch: dict, pointer: str) -> None:
+    r = rejection({**h.med_request(), **patch}, source="in.json", pointer="/entry/1/resource")
+    assert r.location.pointer == pointer, r.reason
+    assert r.location.file == "in.json"
+    assert r.record_id == "rx1"
+
+
+def test_huge_text_is_rejected_not_crashing() -> None:
+    huge = {"text": "x" * 100_000}
+    r = rejection(h.med_request(code=None, medicationCodeableConcept=huge))
+    assert r.location.pointer == "/medicationCodeableConcept/text"
+    assert "exceeds" in r.reason
+    long_id = order(h.med_request("a" * 300))  # not a FHIR id: located id instead
+    assert long_id.id.startswith("MedicationRequest@")
+
+
+def test_huge_pointer_and_source_stay_within_limits() -> None:
+    r = rejection(h.med_request(code=None), source="d/" * 400, pointer="/entry" * 100)
+    assert len(r.location.file or "") <= 256 and len(r.location.pointer or "") <= 256
+
+
+# -- patient context -----------------------------------------------------------------------
+def test_conditions_active_resolved_refuted() -> None:
+    active = condition_from_resource(h.condition("Neuropathy due to type 2 diabetes mellitus",
+                                                 "368581000119106"))
+    assert active is not None and active.active and active.code == "368581000119106"
+    resolved = condition_from_resource(h.condition("Anemia", "271737000", status="resolved"))
+    assert resolved is not None and not resolved.active
+    no_status = h.condition("Pernicious anemia")
+    del no_status["clinicalStatus"]
+    c = condition_from_resource(no_status)
+    assert c is not None and c.active and c.text == "Pernicious anemia"
+    refuted = {**h.condition("Anemia"), "verificationStatus": {"coding": [{"code": "refuted"}]}}
+    assert condition_from_resource(refuted) is None
+
+
+def _obs(code: str | None, text: str, value: float, unit: str, **extra: object) -> dict:
+    cc: dict = {"text": text}
+    if code:
+        cc["coding"] = [{"system": "http://loinc.org", "code": code}]
+    return {"resourceType": "Observation", "status": "final", "code": cc,
+            "valueQuantity": {"value": value, "unit": unit},
+            "effectiveDateTime": "2024-05-01", **extra}
+
+
+def test_labs_by_loinc_text_interpretation_and_range() -> None:
+    b12 = lab_from_observation(_obs("2132-9", "B12", 150, "pg/mL",
+                                    interpretation=[{"coding": [{"code": "L"}]}]))
+    assert b12 is not None and (b12.kind, b12.interpretation, b12.code) == ("b12", "low", "2132-9")
+    by_text = lab_from_observation(_obs(None, "Serum cobalamin", 1000, "pg/mL",
+                                        referenceRange=[{"low": {"value": 200},
+                                                         "high": {"value": 900}}]))
+    assert by_text is not None and by_text.interpretation == "high"
+    mma = lab_from_observation(_obs("13964-2", "MMA", 0.2, "umol/L"))
+    assert mma is not None and mma.kind == "mma" and mma.date == date(2024, 5, 1)
+    assert lab_from_observation(_obs("8302-2", "Body Height", 170, "cm")) is None
+    cancelled = _obs("2132-9", "B12", 150, "pg/mL", status="cancelled")
+    assert lab_from_observation(cancelled) is None
+
+
+def test_patient_context_public_api() -> None:
+    bad = {"resourceType": "Condition", "code": {"coding": "x"}}
+    rejections: list[Rejection] = []
+    ctx = patient_context(h.patient(), [h.condition("Crohn disease"), bad],
+                          [_obs("2132-9", "B12", 150, "pg/mL")], rejections=rejections)
+    assert (ctx.id, ctx.birth_date, ctx.sex) == ("p1", date(1950, 2, 1), "female")
+    assert [c.text for c in ctx.conditions] == ["Crohn disease"]
+    assert ctx.labs[0].kind == "b12"
+    assert [r.location.pointer for r in rejections] == ["/conditions/1/code/coding"]
+    assert patient_context(None, patient_id="x").id == "x"
+    with pytest.raises(ValueError, match="patient id"):
+        patient_context(None)
