@@ -346,3 +346,33 @@ def test_resolver_resolves_codes_ndcs_and_names(index_file: Path) -> None:
     assert out[unknown].resolved is False  # left for the next resolver
     assert out[unknown_code].resolved is False
     assert "unknown to the local RxNorm index" in out[unknown_code].notices[0].message
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def test_engine_screens_product_codes_through_the_index(index_file: Path) -> None:
+    """Codes the knowledge base cannot know (a pack RxCUI, an NDC) alert through the
+    index; without the index the same orders are unresolved notices, not silence."""
+    from b12drugs.engine import screen
+    from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Coding, Order
+    from b12drugs.plugins import PluginManager
+
+    orders = [
+        Order(id="rx1", patient_id="p1",
+              codings=(Coding(system=RXNORM_SYSTEM, code="9999900004"),)),
+        Order(id="rx2", patient_id="p1",
+              codings=(Coding(system=NDC_SYSTEM, code="99999-0004-01"),)),
+    ]
+    pm = PluginManager(strict=True, entry_points=False)
+    with_index = Config.model_validate({"rxnorm_index": {"path": str(index_file)}})
+    report = screen(orders, config=with_index, manager=pm)
+    assert sorted(a.class_id for a in report.alerts) == ["cytostatics", "metformin"]
+    assert not [n for n in report.notices if n.kind == "unresolved"]
+
+    no_index = Config.model_validate(
+        {"rxnorm_index": {"path": str(index_file.parent / "none.sqlite")}})
+    report = screen(orders, config=no_index, manager=PluginManager(strict=True,
+                                                                    entry_points=False))
+    assert report.alerts == ()
+    assert {n.order_id for n in report.notices if n.kind == "unresolved"} == {"rx1", "rx2"}

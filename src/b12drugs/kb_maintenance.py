@@ -215,6 +215,7 @@ class Proposal:
     concept: Concept
     atc: tuple[str, ...]
     provenance: str
+    source: str = ""
 
 
 @dataclass
@@ -254,6 +255,8 @@ def _proposal_row(header: Sequence[str], p: Proposal) -> dict[str, str]:
     note_col = next((c for c in ("notes", "note") if c in header), None)
     if note_col:
         values[note_col] = p.provenance
+    for col in ("rxcui_source", "atc_source"):  # provenance columns of the shipped file
+        values[col] = p.source
     return {c: values.get(c, "") for c in header}
 
 
@@ -310,6 +313,7 @@ def refresh(
                     cid, prefix, concept, codes,
                     f"proposed from ATC {prefix} members, {label}; reviewer: set evidence "
                     "and reference",
+                    label,
                 ))
                 known_rx.add(concept.rxcui)
                 known_names.add(normalize_name(concept.name))
