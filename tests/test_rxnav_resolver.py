@@ -81,6 +81,7 @@ def test_retired_rxcui_resolves_through_history_ingredients(
 
 def test_active_ndc_in_any_layout(make: ClientFactory, em: emu.RxNavEmulator) -> None:
     ndc, rxcui = em.data.product_ndcs[0]
+    assert ndc == "99999000101"
     ingredient = em.data.related[rxcui][0]
     res = resolve1(make(), ndcs=("99999-001-01",))
     assert res.resolved and _ingredients(res) == [(ingredient.name, ingredient.rxcui)]
