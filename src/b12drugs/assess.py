@@ -56,6 +56,45 @@ LOW_B12_PG_ML = 200.0
 _PMOL_PER_PG = 148.0 / 200.0
 
 
+#: Short forms for the one-line alert summary (cards allow < 140 characters).
+SHORT_LABELS: dict[str, str] = {
+    "older_age": "age {age_limit}+",
+    "long_term_use": "long-term use",
+    "multiple_b12_lowering_drugs": "2+ B12-lowering drugs",
+    "gastric_surgery": "gastric surgery",
+    "malabsorption": "malabsorption",
+    "peripheral_neuropathy": "neuropathy",
+    "neurological": "neurological signs",
+    "alcohol_use_disorder": "alcohol use",
+    "vegetarian_diet": "vegetarian/vegan",
+    "elevated_mma": "raised MMA",
+    "b12_deficiency": "known B12 deficiency",
+    "pernicious_anemia": "pernicious anaemia",
+    "megaloblastic_anemia": "megaloblastic anaemia",
+    "low_serum_b12": "low serum B12",
+}
+
+#: Order in which risk factors are named: the most telling first.
+PRIORITY = (
+    "low_serum_b12", "b12_deficiency", "pernicious_anemia", "megaloblastic_anemia",
+    "peripheral_neuropathy", "neurological", "anemia", "elevated_mma", "gastric_surgery",
+    "atrophic_gastritis", "malabsorption", "alcohol_use_disorder", "vegetarian_diet",
+    "pregnancy", "older_age", "long_term_use", "multiple_b12_lowering_drugs",
+)
+
+
+def ordered(risk_factors: set[str] | list[str]) -> list[str]:
+    """Risk factors, most telling first (unknown plugin ids last, alphabetically)."""
+    rank = {r: i for i, r in enumerate(PRIORITY)}
+    return sorted(risk_factors, key=lambda r: (rank.get(r, len(rank)), r))
+
+
+def short_label(risk_factor: str, config: Config | None = None) -> str:
+    limit = config.policy.age_limit if config else 65
+    text = SHORT_LABELS.get(risk_factor) or label(risk_factor, config)
+    return text.format(age_limit=limit)
+
+
 def label(risk_factor: str, config: Config | None = None) -> str:
     limit = config.policy.age_limit if config else 65
     return RISK_LABELS.get(risk_factor, risk_factor.replace("_", " ")).format(age_limit=limit)

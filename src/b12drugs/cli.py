@@ -258,7 +258,7 @@ def classes(fmt: str) -> None:
     with _errors():
         hooks = get_plugin_manager().hooks
         kb = load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"class_id": c.class_id, "label": c.label, "role": c.role,
          "default_severity": c.default_severity, "evidence": c.evidence,
          "members": len(kb.members(c.class_id))}

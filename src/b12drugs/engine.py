@@ -13,13 +13,15 @@ patients without any B12-relevant order are never stored.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import io
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .__about__ import __version__
 from .classify import classify
@@ -34,7 +36,6 @@ from .models import (
     Counts,
     DrugQuery,
     Notice,
-    NoticeKind,
     Order,
     PatientContext,
     PatientEnd,
@@ -44,7 +45,15 @@ from .models import (
     Skip,
 )
 from .plugins import PluginManager, get_plugin_manager
-from .records import InputFormat, OrderFindings, PatientCase, Record, ResolveFn, Rule
+from .records import (
+    InputFormat,
+    OrderFindings,
+    PatientCase,
+    Record,
+    ResolveFn,
+    Resolver,
+    Rule,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +101,7 @@ class Screener:
         self.as_of = self.config.as_of()
         self.resolvers: list[tuple[str, ResolveFn]] = []
         for r in hooks.resolvers():
-            fn = hooks.call_isolated(r.provider, f"resolver {r.name}", lambda r=r: _build(r, self))
+            fn = hooks.call_isolated(r.provider, f"resolver {r.name}", functools.partial(_build, r, self))
             if fn is not None:
                 self.resolvers.append((r.name, fn))
         disabled_rules = set(self.config.policy.disabled_rules)
@@ -140,7 +149,7 @@ class Screener:
         """Resolve the distinct drugs of ``orders`` not seen before in this run."""
         pending: dict[DrugQuery, list[object]] = {}
         for order in orders:
-            key = (order.codings, order.text)
+            key: object = (order.codings, order.text)
             if key in self._outcomes:
                 continue
             q = DrugQuery.from_order(order)
@@ -155,7 +164,8 @@ class Screener:
         for name, fn in self.resolvers:
             if not todo:
                 break
-            got = self.hooks.call_isolated(name, f"resolver {name}", lambda fn=fn: fn(todo))
+            got = self.hooks.call_isolated(name, f"resolver {name}",
+                                          functools.partial(fn, todo))
             got = got or {}
             rest = []
             for q in todo:
@@ -268,7 +278,7 @@ class Screener:
         for rule in self.rules:
             got = self.hooks.call_isolated(
                 rule.provider, f"rule {rule.name}",
-                lambda rule=rule: list(rule.evaluate(case, self.kb, self.config)),
+                functools.partial(_evaluate, rule, case, self.kb, self.config),
             )
             for alert in got or ():
                 if SEVERITIES.index(alert.severity) >= self._min_severity:
@@ -311,15 +321,19 @@ class Screener:
                                   f"(installed: {', '.join(sorted(sinks)) or 'none'})")
             options = cfg.model_dump(exclude={"name"})
             deliver = self.hooks.call_isolated(sink.provider, f"sink {sink.name}",
-                                               lambda s=sink, o=options: s.factory(o))
+                                               functools.partial(sink.factory, options))
             if deliver is not None:
                 self.hooks.call_isolated(sink.provider, f"sink {sink.name}",
-                                         lambda d=deliver: d(report))
+                                         functools.partial(deliver, report))
 
 
-def _build(resolver: object, screener: Screener) -> ResolveFn | None:
+def _evaluate(rule: Rule, case: PatientCase, kb: KnowledgeBase, config: Config) -> list[Alert]:
+    return list(rule.evaluate(case, kb, config))
+
+
+def _build(resolver: Resolver, screener: Screener) -> ResolveFn | None:
     """Call a resolver factory with ``(config, knowledge)`` or just ``(config)``."""
-    factory = resolver.factory  # type: ignore[attr-defined]
+    factory = resolver.factory
     try:
         n = len(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
@@ -467,7 +481,7 @@ def screen_inputs(
                 dir_fmt = next((f for f in formats if f.sniff_dir and f.sniff_dir(path) >= 0.5),
                                None)
             if dir_fmt is not None and dir_fmt.parse_dir is not None:
-                _feed_guarded(s, dir_fmt, lambda f=dir_fmt, p=path: f.parse_dir(p, str(p)),
+                _feed_guarded(s, dir_fmt, functools.partial(dir_fmt.parse_dir, path, str(path)),
                               str(path))
                 continue
             files = list(iter_input_files(path))
@@ -511,9 +525,7 @@ def _screen_stream(
     formats: Sequence[InputFormat],
     progress: ProgressFn | None,
 ) -> None:
-    import io
-
-    buffered = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type]
+    buffered: Any = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[type-var]
     head = buffered.peek(SNIFF_BYTES)[:SNIFF_BYTES]  # type: ignore[attr-defined]
     if not head.strip():
         _file_rejected(s, source, "empty input")
@@ -527,7 +539,7 @@ def _screen_stream(
     stream: IO[bytes] = buffered
     if progress is not None:
         stream = _CountingReader(buffered, progress)  # type: ignore[assignment]
-    _feed_guarded(s, fmt, lambda: fmt.parse(stream, source), source)
+    _feed_guarded(s, fmt, functools.partial(fmt.parse, stream, source), source)
 
 
 def _feed_guarded(

@@ -47,8 +47,8 @@ CONTEXT_ROLES: tuple[str, ...] = ("b12_therapy", "folate")
 Evidence = Literal["strong", "moderate", "low", "disputed", "n/a"]
 
 
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (value or "").split(";") if p.strip())
+def _split(value: str | None, sep: str = ";") -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split(sep) if p.strip())
 
 
 class ClassDef(BaseModel):
@@ -69,10 +69,16 @@ class ClassDef(BaseModel):
     min_daily_dose_mg: float | None = None
     references: tuple[str, ...] = ()
 
-    @field_validator("atc_prefixes", "atc_exclude", "references", mode="before")
+    @field_validator("atc_prefixes", "atc_exclude", mode="before")
     @classmethod
     def _lists(cls, v: object) -> object:
         return _split(v) if isinstance(v, str) else v
+
+    @field_validator("references", mode="before")
+    @classmethod
+    def _citations(cls, v: object) -> object:
+        # Citations contain ";" themselves ("2016;101:1754"): they are separated by "; ".
+        return _split(v, "; ") if isinstance(v, str) else v
 
 
 class KBEntry(BaseModel):
@@ -221,7 +227,9 @@ def _shipped() -> tuple[tuple[ClassDef, ...], tuple[KBEntry, ...], str]:
     return tuple(classes), tuple(entries), _digest(files)
 
 
-def load_knowledge(extra: Iterable[tuple[Iterable[ClassDef], Iterable[KBEntry]]] = ()) -> KnowledgeBase:
+def load_knowledge(
+    extra: Iterable[tuple[Iterable[ClassDef], Iterable[KBEntry]]] = (),
+) -> KnowledgeBase:
     """The shipped knowledge base merged with plugin contributions.
 
     :param extra: ``(classes, entries)`` pairs from ``b12drugs_knowledge`` plugins.

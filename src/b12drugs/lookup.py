@@ -5,6 +5,7 @@ Used by pharmacists and integrators to answer "why did (or didn't) this alert?".
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -39,7 +40,8 @@ def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     chosen = None
     for name, fn in screener.resolvers:
-        got = screener.hooks.call_isolated(name, f"resolver {name}", lambda fn=fn: fn([query]))
+        got = screener.hooks.call_isolated(name, f"resolver {name}",
+                                           functools.partial(fn, [query]))
         res = (got or {}).get(query)
         if res is None:
             steps.append({"resolver": name, "outcome": "no answer (passed on)"})

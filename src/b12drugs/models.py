@@ -11,8 +11,8 @@ shape is versioned with :data:`SCHEMA_VERSION` and its JSON schema is snapshot-t
 
 from __future__ import annotations
 
-import re
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -209,7 +209,9 @@ class PatientContext(Model):
 
     def merged(self, other: PatientContext) -> PatientContext:
         """Combine two partial views of the same patient (later values fill gaps)."""
-        conditions = self.conditions + tuple(c for c in other.conditions if c not in self.conditions)
+        conditions = self.conditions + tuple(
+            c for c in other.conditions if c not in self.conditions
+        )
         labs = self.labs + tuple(lab for lab in other.labs if lab not in self.labs)
         return self.model_copy(
             update={
@@ -299,7 +301,9 @@ class DrugQuery(Model):
         return ", ".join(parts) or "no code or text"
 
 
-NoticeKind = Literal["unresolved", "skipped", "rejected", "source_unavailable", "approximate", "info"]
+NoticeKind = Literal[
+    "unresolved", "skipped", "rejected", "source_unavailable", "approximate", "info"
+]
 
 
 class Notice(Model):

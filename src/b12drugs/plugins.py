@@ -23,13 +23,14 @@ code gets typed results and never handles untyped hook calls.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.metadata as md
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, TypeVar
 
@@ -157,7 +158,7 @@ class Hooks:
         if hook_name in self._cache:
             return self._cache[hook_name]
         out: list[T] = []
-        seen: dict[str, T] = {}
+        seen: dict[str, str] = {}  # record key -> providing plugin
         for plugin_name, fn in self._impls(hook_name):
             try:
                 got = list(fn() or ())
@@ -170,7 +171,8 @@ class Hooks:
                 self.problem(plugin_name, hook_name, exc)
                 continue
             for rec in got:
-                rec = replace(rec, provider=plugin_name)  # type: ignore[type-var]
+                if dataclasses.is_dataclass(rec):
+                    rec = dataclasses.replace(rec, provider=plugin_name)  # type: ignore[type-var]
                 if key is not None:
                     k = key(rec)
                     if k in seen:
@@ -178,12 +180,12 @@ class Hooks:
                         self.problem(
                             plugin_name,
                             hook_name,
-                            f"{cls.__name__} {k!r} is provided by both "
-                            f"{first.provider!r} ({self._dist(first.provider)}) and "  # type: ignore[attr-defined]
-                            f"{plugin_name!r} ({self._dist(plugin_name)}); keeping the first",
+                            f"{cls.__name__} {k!r} is provided by both {first!r} "
+                            f"({self._dist(first)}) and {plugin_name!r} "
+                            f"({self._dist(plugin_name)}); keeping the first",
                         )
                         continue
-                    seen[k] = rec
+                    seen[k] = plugin_name
                 out.append(rec)
         self._cache[hook_name] = out
         return out
@@ -257,7 +259,8 @@ class PluginManager:
         self._allow = _env_list("B12DRUGS_LOAD_PLUGINS")
         version = md.version("b12drugs") if _has_dist("b12drugs") else "0"
         for name, module in BUILTINS:
-            self._load(name, "b12drugs", version, lambda m=module: importlib.import_module(m), True)
+            loader = functools.partial(importlib.import_module, module)
+            self._load(name, "b12drugs", version, loader, True)
         if entry_points:
             for ep in md.entry_points(group=ENTRY_POINT_GROUP):
                 dist = ep.dist.name if ep.dist else "?"
@@ -294,9 +297,7 @@ class PluginManager:
         try:
             plugin = loader()
             self.register(plugin, name, dist=dist, version=version, builtin=builtin)
-        except PluginError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # isolation: any failure marks this plugin only
             self.infos[name] = PluginInfo(
                 name, dist, version, "failed", error=f"{type(exc).__name__}: {exc}", builtin=builtin
             )

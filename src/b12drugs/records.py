@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any
 
 from .models import (
     Alert,
@@ -29,10 +29,10 @@ from .models import (
 
 if TYPE_CHECKING:
     from .config import Config
-    from .knowledge import ClassDef, KnowledgeBase, KBEntry
+    from .knowledge import ClassDef, KBEntry, KnowledgeBase
 
 #: What an input parser yields.
-Record = Union[Order, PatientContext, Rejection, Skip, PatientEnd]
+Record = Order | PatientContext | Rejection | Skip | PatientEnd
 
 #: ``parse(stream, source_name)``: read a binary stream, yield records.  Must not raise
 #: for bad content: yield :class:`~b12drugs.models.Rejection` and go on.  May raise
@@ -87,8 +87,8 @@ class OutputFormat:
 class Resolver:
     """A step of the resolution chain.
 
-    ``factory(config)`` builds the resolve function for one run (or returns ``None``
-    when the resolver is disabled by that config).  The core walks resolvers in
+    ``factory(config[, knowledge])`` builds the resolve function for one run (or
+    returns ``None`` when the resolver is disabled by that config).  The core walks resolvers in
     ascending ``order`` and stops, per query, at the first resolved answer.  Builtins
     use: knowledge base 100, local RxNorm index 200, RxNav 300.  ``close`` releases
     sessions and files at the end of a run.
@@ -96,7 +96,8 @@ class Resolver:
 
     name: str
     order: int
-    factory: Callable[[Config], ResolveFn | None]
+    #: ``factory(config)`` or ``factory(config, knowledge)`` (the merged knowledge base).
+    factory: Callable[..., ResolveFn | None]
     description: str = ""
     provider: str = ""
 

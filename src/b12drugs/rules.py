@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import date
 
-from .assess import KNOWN_DEFICIENCY, label
+from .assess import KNOWN_DEFICIENCY, label, ordered, short_label
 from .config import Config
 from .knowledge import ClassDef, KnowledgeBase
 from .models import SEVERITIES, Alert, Order, Severity
@@ -111,7 +111,7 @@ def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
             severity = shift(severity, 1)
         if on_b12:
             severity = shift(severity, -1)
-        yield _alert(case, cls, findings, sorted(factors), severity, on_b12, config)
+        yield _alert(case, cls, findings, ordered(factors), severity, on_b12, config)
 
 
 def _alert(
@@ -126,11 +126,12 @@ def _alert(
     drugs = _drugs(findings, cls.class_id)
     labels = [label(f, config) for f in factors]
     drug_list = ", ".join(drugs)
-    summary = f"{drug_list}: may lower vitamin B12 ({cls.label.lower()})"
     if set(factors) & KNOWN_DEFICIENCY:
         summary = f"{drug_list} with known B12 deficiency: review and monitor B12"
-    elif labels:
-        summary += f"; risk: {', '.join(labels)}"
+    else:
+        summary = f"{drug_list} can lower vitamin B12; consider a B12 level"
+    if factors:
+        summary += f" ({', '.join(short_label(f, config) for f in factors)})"
     lines = [
         f"**Drugs:** {drug_list} (orders: {', '.join(_order_ids(findings))})",
         f"**Why:** {cls.mechanism}",
@@ -180,8 +181,8 @@ def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
         patient_id=case.patient_id,
         class_id=FOLATE_MASKING,
         severity="critical",
-        summary=_summary(f"{', '.join(drugs)} with known B12 deficiency and no B12 therapy: "
-                         "folate can mask it"),
+        summary=_summary(f"{', '.join(drugs).capitalize()} with known B12 deficiency and no "
+                         "B12 therapy: folate can mask it"),
         detail="\n".join(
             [
                 f"**Drugs:** {', '.join(drugs)} (orders: {', '.join(_order_ids(folate))})",

@@ -160,6 +160,8 @@ def parse(stream: IO[bytes], source: str) -> Iterator[Record]:
     i_birth, i_sex, i_diet, i_cond = get["birth_date"], get["sex"], get["diet"], get["conditions"]
     has_context = any(i is not None for i in (i_birth, i_sex, i_diet, i_cond))
     last_context: tuple[str, ...] | None = None
+    # The reader counts physical lines after the header; a quoted field may span lines,
+    # so a row runs from the line after the previous row to the reader's current line.
     prev_line = 1
     while True:
         try:
@@ -167,11 +169,11 @@ def parse(stream: IO[bytes], source: str) -> Iterator[Record]:
         except StopIteration:
             return
         except csv.Error as exc:
-            line = reader.line_num
+            line = reader.line_num + 1
+            yield _reject(source, prev_line + 1, f"unreadable CSV row: {exc}")
             prev_line = line
-            yield _reject(source, line, f"unreadable CSV row: {exc}")
             continue
-        start, line = prev_line + 1, reader.line_num
+        start, line = prev_line + 1, reader.line_num + 1
         prev_line = line
         if not row or (len(row) == 1 and not row[0].strip()):
             continue

@@ -1,0 +1,152 @@
+"""The builtin CSV and JSON(L) readers: columns, bad rows, robustness."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from b12drugs.builtin import csv_input, jsonl_input
+from b12drugs.errors import InputError
+from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Order, PatientContext, Rejection
+from b12drugs.testing import InputFormatContract
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def parse(text: str | bytes) -> list[object]:
+    data = text.encode() if isinstance(text, str) else text
+    return list(csv_input.parse(io.BytesIO(data), "f.csv"))
+
+
+class TestCsvContract(InputFormatContract):
+    format_name = "csv"
+    sample_path = EXAMPLES / "dispensing.csv"
+
+
+class TestJsonlContract(InputFormatContract):
+    format_name = "jsonl"
+    sample_path = EXAMPLES / "orders.jsonl"
+
+
+def test_documented_columns_are_read() -> None:
+    records = parse(
+        "patient_id,rx_id,drug_name,rxcui,ndc,status,start_date,days_supply,birth_date,conditions\n"
+        "P1,R1,Metformin 500 mg,6809,0781-1506-10,Active,2024-01-02,90,1950-03-04,"
+        "Anemia;snomed:271737000\n"
+    )
+    ctx, order = records
+    assert isinstance(ctx, PatientContext) and isinstance(order, Order)
+    assert str(ctx.birth_date) == "1950-03-04"
+    assert [(c.system, c.code, c.text) for c in ctx.conditions] == [
+        (None, None, "Anemia"), ("snomed", "271737000", None)]
+    assert order.codings[0].system == RXNORM_SYSTEM and order.codings[0].code == "6809"
+    assert order.codings[1].system == NDC_SYSTEM and order.codings[1].code == "00781150610"
+    assert (order.id, order.patient_id, order.status, order.days_supply) == ("R1", "P1",
+                                                                             "active", 90)
+    assert order.source is not None and order.source.line == 2
+
+
+@pytest.mark.parametrize("delim", [",", ";", "\t", "|"])
+def test_delimiters_and_aliases(delim: str) -> None:
+    text = delim.join(["MRN", "Order_ID", "Medication"]) + "\n" + delim.join(
+        ["m1", "o1", "omeprazole 20 mg"]) + "\n"
+    [order] = parse(text)
+    assert isinstance(order, Order)
+    assert (order.patient_id, order.id, order.text) == ("m1", "o1", "omeprazole 20 mg")
+
+
+def test_bad_rows_are_rejected_with_line_and_reason_and_the_rest_read() -> None:
+    text = (
+        "patient_id,rx_id,drug_name,ndc,start_date,days_supply\n"
+        "P1,R1,metformin,,2024-01-01,30\n"
+        "P1,R2,omeprazole,,yesterday,30\n"
+        "P1,R3,famotidine,,2024-01-01,thirty\n"
+        "P1,R4,colchicine\n"
+        "P1,R5,neomycin,12-34,2024-01-01,30\n"
+        "P1,R6,lansoprazole,,2024-01-01,30\n"
+    )
+    records = parse(text)
+    rejected = {r.location.line: r.reason for r in records if isinstance(r, Rejection)}
+    assert set(rejected) == {3, 4, 5, 6}
+    assert "start_date" in rejected[3] and "ISO date" in rejected[3]
+    assert "days_supply" in rejected[4]
+    assert "3 fields" in rejected[5]
+    assert "ndc" in rejected[6]
+    assert [r.id for r in records if isinstance(r, Order)] == ["R1", "R6"]
+
+
+def test_non_utf8_bytes_reject_one_row() -> None:
+    data = b"rx_id,drug_name\nR1,metformin\nR2,caf\xe9 tablet\nR3,omeprazole\n"
+    records = parse(data)
+    assert [r.id for r in records if isinstance(r, Order)] == ["R1", "R3"]
+    [rej] = [r for r in records if isinstance(r, Rejection)]
+    assert rej.location.line == 3 and "UTF-8" in rej.reason
+
+
+def test_huge_field_is_rejected_not_fatal() -> None:
+    text = "rx_id,drug_name\nR1," + "x" * 300_000 + "\nR2,metformin\n"
+    records = parse(text)
+    assert [r.id for r in records if isinstance(r, Order)] == ["R2"]
+    assert any(isinstance(r, Rejection) for r in records)
+
+
+def test_quoted_multiline_fields_keep_line_numbers() -> None:
+    text = 'rx_id,drug_name\nR1,"metformin\n500 mg"\nR2,"bad\n'
+    records = parse(text)
+    assert isinstance(records[0], Order) and records[0].source.line == 2  # type: ignore[union-attr]
+
+
+def test_empty_and_headerless_files_are_input_errors() -> None:
+    with pytest.raises(InputError, match="empty"):
+        parse(b"")
+    with pytest.raises(InputError, match="no drug column"):
+        parse("name,age\nx,1\n")
+
+
+def test_missing_rx_id_uses_file_and_line() -> None:
+    [order] = parse("drug_name\nmetformin\n")
+    assert isinstance(order, Order) and order.id == "f.csv:2"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_csv_reader_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    try:
+        records = parse(b"rx_id,drug_name,start_date,ndc\n" + data)
+    except InputError:
+        return
+    assert all(isinstance(r, (Order, PatientContext, Rejection)) for r in records)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300))
+def test_jsonl_reader_never_raises(text: str) -> None:
+    records = list(jsonl_input.parse_jsonl(io.BytesIO(text.encode("utf-8", "replace")), "x"))
+    assert all(isinstance(r, (Order, PatientContext, Rejection)) for r in records)
+
+
+def test_jsonl_records_and_errors() -> None:
+    data = (
+        b'{"record": "patient", "id": "p1", "age": 70}\n'
+        b'{"record": "order", "id": "r1", "patient_id": "p1", "text": "metformin"}\n'
+        b'{"id": "r2", "text": "x", "colour": "red"}\n'
+        b"not json\n"
+        b'{"record": "thing"}\n'
+    )
+    records = list(jsonl_input.parse_jsonl(io.BytesIO(data), "x.jsonl"))
+    assert isinstance(records[0], PatientContext) and isinstance(records[1], Order)
+    reasons = {r.location.line: r.reason for r in records if isinstance(r, Rejection)}
+    assert "colour" in reasons[3] and "invalid JSON" in reasons[4] and "thing" in reasons[5]
+
+
+def test_json_document_with_pointers() -> None:
+    data = b'{"patient": {"id": "p"}, "orders": [{"id": "1", "text": "metformin"}, 5]}'
+    records = list(jsonl_input.parse_json(io.BytesIO(data), "x.json"))
+    assert isinstance(records[0], PatientContext) and isinstance(records[1], Order)
+    assert isinstance(records[2], Rejection) and records[2].location.pointer == "/orders/1"
+    with pytest.raises(InputError):
+        list(jsonl_input.parse_json(io.BytesIO(b"[1,2"), "x.json"))

@@ -1,0 +1,207 @@
+"""The engine's books and the resolver chain, with real and plugin-provided resolvers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from b12drugs import hookimpl
+from b12drugs.engine import Screener, screen
+from b12drugs.models import (
+    DrugQuery,
+    IngredientMatch,
+    Notice,
+    Order,
+    PatientContext,
+    PatientEnd,
+    Rejection,
+    Resolution,
+    Skip,
+    SourceLocation,
+)
+from b12drugs.plugins import PluginManager
+from b12drugs.records import ResolveFn, Resolver
+
+
+def test_every_record_is_accounted_for() -> None:
+    loc = SourceLocation(file="f.csv", line=9)
+    records = [
+        Order(id="1", patient_id="p", text="metformin 500 mg", status="active"),
+        Order(id="2", patient_id="p", text="lisinopril 10 mg", status="active"),
+        Order(id="3", patient_id="p", text="omeprazole", status="cancelled"),
+        Order(id="4", patient_id="p", text="qqqzzz unknownium", status="active"),
+        Rejection(location=loc, reason="bad date"),
+        Skip(location=loc, reason="not a medication record"),
+    ]
+    report = screen(records)
+    c = report.counts
+    assert (c.read, c.screened, c.skipped, c.rejected) == (6, 3, 2, 1)
+    kinds = {(n.kind, n.order_id) for n in report.notices}
+    assert ("unresolved", "4") in kinds and ("skipped", "3") in kinds
+    assert any(n.kind == "rejected" and n.location == "f.csv:9" for n in report.notices)
+    assert [a.class_id for a in report.alerts] == ["metformin"]
+
+
+def test_unresolved_is_never_silent() -> None:
+    report = screen([Order(id="x", text="Zorvanex 25 mg")])
+    assert report.alerts == ()
+    [notice] = [n for n in report.notices if n.kind == "unresolved"]
+    assert "NOT checked" in notice.message and notice.order_id == "x"
+    report = screen([Order(id="y")])  # neither code nor text
+    assert any(n.kind == "unresolved" and n.order_id == "y" for n in report.notices)
+
+
+def test_notices_are_capped_but_counted() -> None:
+    s = Screener(notice_limit=5)
+    s.feed([Order(id=str(i), text=f"zzunknown{i}") for i in range(12)], "t")
+    report = s.finish()
+    unresolved = [n for n in report.notices if n.kind == "unresolved"]
+    assert len(unresolved) == 6  # 5 listed + 1 summary
+    assert "7 more unresolved notices" in unresolved[-1].message
+    assert report.counts.screened == 12
+
+
+def test_resolution_is_done_once_per_distinct_drug(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    class Counting:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            def factory(config: object) -> ResolveFn:
+                def resolve(qs: Sequence[DrugQuery]) -> dict[DrugQuery, Resolution]:
+                    calls.append(len(qs))
+                    return {}
+                return resolve
+            return [Resolver("counting", 10, factory)]
+
+    register_plugin(Counting(), "counting")
+    orders = [Order(id=str(i), text=["metformin", "omeprazole", "zz"][i % 3]) for i in range(3000)]
+    s = Screener(manager=plugin_manager)
+    s.feed(orders, "t")
+    s.finish()
+    assert sum(calls) == 3  # three distinct drugs, asked once each
+
+
+def test_chain_order_and_first_resolved_wins(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def make(name: str, answer: bool) -> Callable[[object], ResolveFn]:
+        def factory(config: object) -> ResolveFn:
+            def resolve(qs: Sequence[DrugQuery]) -> dict[DrugQuery, Resolution]:
+                seen.append(name)
+                if not answer:
+                    return {q: Resolution(resolved=False, resolver=name, notices=(
+                        Notice(kind="source_unavailable", message=f"{name} down"),)) for q in qs}
+                return {q: Resolution(resolved=True, resolver=name, ingredients=(
+                    IngredientMatch(name="metformin", method="exact_name", confidence=1.0,
+                                    source=name),)) for q in qs}
+            return resolve
+        return factory
+
+    class Vendor:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            return [Resolver("down", 5, make("down", False)),
+                    Resolver("formulary", 50, make("formulary", True))]
+
+    register_plugin(Vendor(), "vendor")
+    report = screen([Order(id="1", patient_id="p", text="house code 77")], manager=plugin_manager)
+    assert seen == ["down", "formulary"]  # knowledge base (100) never asked
+    assert [a.class_id for a in report.alerts] == ["metformin"]
+    # resolved later in the chain: the earlier source_unavailable notice is moot
+    assert not any(n.kind == "source_unavailable" for n in report.notices)
+
+
+def test_source_unavailable_travels_with_unresolved(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
+    class Down:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            def factory(config: object):  # type: ignore[no-untyped-def]
+                return lambda qs: {q: Resolution(resolved=False, resolver="down", notices=(
+                    Notice(kind="source_unavailable", message="RxNav could not be reached"),))
+                    for q in qs}
+            return [Resolver("down", 400, factory)]
+
+    register_plugin(Down(), "down")
+    report = screen([Order(id="9", text="zzunknownzz")], manager=plugin_manager)
+    kinds = sorted(n.kind for n in report.notices)
+    assert kinds == ["source_unavailable", "unresolved"]
+    assert all(n.order_id == "9" for n in report.notices)
+
+
+def test_a_failing_resolver_does_not_stop_screening(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
+    plugin_manager.hooks.strict = False
+
+    class Bad:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            def factory(config: object):  # type: ignore[no-untyped-def]
+                def resolve(qs):  # type: ignore[no-untyped-def]
+                    raise RuntimeError("vendor db down")
+                return resolve
+            return [Resolver("bad", 1, factory)]
+
+    register_plugin(Bad(), "bad")
+    report = screen([Order(id="1", patient_id="p", text="metformin")], manager=plugin_manager)
+    assert [a.class_id for a in report.alerts] == ["metformin"]
+    assert any("vendor db down" in p.error for p in plugin_manager.hooks.problems)
+
+
+def test_patient_end_finalises_early_and_frees_memory() -> None:
+    s = Screener()
+    s.feed([PatientContext(id="a", age=80), Order(id="1", patient_id="a", text="metformin"),
+            PatientEnd(patient_id="a")], "t")
+    assert len(s.alerts) == 1 and s.alerts[0].severity == "warning"
+    assert "a" not in s._patients and "a" not in s._contexts
+    report = s.finish()
+    assert len(report.alerts) == 1
+
+
+def test_patients_without_findings_are_not_kept() -> None:
+    s = Screener()
+    s.feed([Order(id=str(i), patient_id=f"p{i}", text="lisinopril 10 mg") for i in range(500)], "t")
+    assert s._patients == {}
+
+
+def test_orders_without_patient_are_screened_alone() -> None:
+    report = screen([Order(id="1", text="metformin"), Order(id="2", text="omeprazole")])
+    assert {a.severity for a in report.alerts} == {"info"}  # no cross-escalation
+    assert all(a.patient_id is None for a in report.alerts)
+
+
+def test_parser_yielding_garbage_is_a_plugin_error() -> None:
+    from b12drugs.errors import PluginError
+
+    s = Screener()
+    with pytest.raises(PluginError, match="yielded dict"):
+        s.feed([{"id": "1"}], "t")  # type: ignore[list-item]
+
+
+def test_screen_attributes_orders_to_the_given_patient() -> None:
+    report = screen([Order(id="1", text="metformin")], patient=PatientContext(id="p1", age=70))
+    assert report.alerts[0].patient_id == "p1" and report.alerts[0].severity == "warning"
+
+
+def test_sinks_receive_the_report(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from b12drugs.config import Config, SinkConfig
+
+    path = tmp_path / "alerts.jsonl"
+    config = Config(sinks=(SinkConfig(name="jsonl-file", path=str(path)),))
+    screen([Order(id="1", patient_id="p", text="metformin")], config=config)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows[0]["class_id"] == "metformin" and rows[0]["schema_version"]
+
+
+def test_unknown_sink_is_an_error() -> None:
+    from b12drugs.config import Config, SinkConfig
+    from b12drugs.errors import PluginError
+
+    with pytest.raises(PluginError, match="not installed"):
+        screen([], config=Config(sinks=(SinkConfig(name="nope"),)))
+
+
+def test_isolated_manager_fixture_is_strict(plugin_manager: PluginManager) -> None:
+    assert plugin_manager.strict and "csv" in plugin_manager.infos

@@ -1,0 +1,43 @@
+"""The JSON report is a contract: its schema is snapshot-tested.
+
+A change to the report's shape must be deliberate: bump ``SCHEMA_VERSION`` when it is
+not backwards compatible, then refresh the snapshot with
+``B12DRUGS_UPDATE_SNAPSHOTS=1 pytest tests/test_report_schema.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from b12drugs.models import SCHEMA_VERSION, Report
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "report_schema.json"
+
+
+def current_schema() -> dict[str, object]:
+    return {"schema_version": SCHEMA_VERSION, "schema": Report.model_json_schema()}
+
+
+def test_report_schema_matches_snapshot() -> None:
+    schema = current_schema()
+    if os.environ.get("B12DRUGS_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    expected = json.loads(SNAPSHOT.read_text())
+    assert schema == expected, (
+        "the report schema changed: bump SCHEMA_VERSION if incompatible, then refresh the "
+        "snapshot (see module docstring)"
+    )
+
+
+def test_report_contract_fields() -> None:
+    props = Report.model_json_schema()["properties"]
+    assert {"schema_version", "alerts", "notices", "counts"} <= set(props)
+    alert = Report.model_json_schema()["$defs"]["Alert"]["properties"]
+    for field in ("patient_id", "class_id", "severity", "summary", "detail", "orders", "drugs",
+                  "risk_factors", "recommendation", "evidence", "references", "rule"):
+        assert field in alert, field
+    notice = Report.model_json_schema()["$defs"]["Notice"]["properties"]
+    kinds = set(notice["kind"]["enum"])
+    assert {"unresolved", "skipped", "rejected", "source_unavailable"} <= kinds
