@@ -40,6 +40,7 @@ from .audit import AuditLog
 from .auth import Authenticator, Caller
 from .cards import BuiltCard, CardBuilder
 from .dedupe import DedupeCache
+from .engine_reuse import reusing_manager
 from .discovery import BY_ID, MEDICATIONS, Service, discovery_document
 from .hookrequest import Context, HookRequest, parse_feedback, parse_request
 from .jsonbody import parse_json_object, read_body
@@ -96,9 +97,11 @@ class CDSHooksService:
         hooks = self.manager.hooks
         self.kb = load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
         self.fetcher = Fetcher(settings)
+        engine_manager = reusing_manager(self.manager, config, self.kb)
         self.screener = CallScreener(
-            lambda: Screener(config, self.manager, knowledge=self.kb), settings.limits.max_orders
+            lambda: Screener(config, engine_manager, knowledge=self.kb), settings.limits.max_orders
         )
+        Screener(config, engine_manager, knowledge=self.kb)  # build the resolvers now
         self.cards = CardBuilder(settings, self.kb, config)
         self.dedupe = (
             DedupeCache(settings.dedupe_ttl_seconds, settings.dedupe_max_entries)

@@ -45,15 +45,18 @@ OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("not-applicable", "Not applicable to this patient"),
 )
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~&])")
+
+
+def plain(text: str, limit: int = 1000) -> str:
+    """Our own reviewed text (knowledge base, policy labels): one line, bounded."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def md(text: str, limit: int = 200) -> str:
     """Escape request-derived text for markdown (one line, bounded length)."""
-    flat = " ".join(str(text).split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return _MD_SPECIAL.sub(r"\\\1", flat)
+    return _MD_SPECIAL.sub(r"\\\1", plain(text, limit))
 
 
 def summary(text: str) -> str:
@@ -145,21 +148,21 @@ class CardBuilder:
         today = self._config.as_of()
         orders = [labels.get(o, o) for o in alert.orders]
         in_scope = [labels.get(o, o) for o in alert.orders if o in screening.scope]
-        lines = [f"**Drugs:** {', '.join(md(d) for d in alert.drugs)}"]
+        lines = [f"**Drugs:** {', '.join(plain(d) for d in alert.drugs)}"]
         lines.append("**Orders:** " + "; ".join(md(o) for o in (in_scope or orders)))
         others = [md(o) for o in orders if o not in in_scope]
         if in_scope and others:
             lines.append("**Together with:** " + "; ".join(others))
         if cls is not None and cls.mechanism:
-            lines.append(f"**Why:** {md(cls.mechanism, 1000)}")
-        lines.append(f"**Evidence:** {md(alert.evidence)}")
+            lines.append(f"**Why:** {plain(cls.mechanism)}")
+        lines.append(f"**Evidence:** {plain(alert.evidence)}")
         factors = [f for f in alert.risk_factors if f != "on_b12_therapy"]
         if factors:
             lines.append("**Patient risk factors:** "
-                         + "; ".join(md(risk_label(f, self._config)) for f in factors))
+                         + "; ".join(plain(risk_label(f, self._config)) for f in factors))
         if "on_b12_therapy" in alert.risk_factors:
             lines.append("**Already on B12 therapy:** severity lowered one step; keep monitoring.")
-        lines.append(f"**Monitor:** {md(alert.recommendation, 1000)}")
+        lines.append(f"**Monitor:** {plain(alert.recommendation)}")
         recent = _recent_b12(screening.patient, today, self._s.recent_lab_days)
         if recent is not None:
             value = f"{recent.value:g} {recent.unit or ''}".strip() if recent.value is not None \
@@ -167,7 +170,7 @@ class CardBuilder:
             flag = f" ({recent.interpretation})" if recent.interpretation else ""
             lines.append(f"**Last serum B12:** {md(value)} on {recent.date}{flag}")
         if alert.references:
-            lines.append("**References:** " + "; ".join(md(r, 300) for r in alert.references))
+            lines.append("**References:** " + "; ".join(plain(r, 300) for r in alert.references))
         card: dict[str, Any] = {
             "uuid": str(uuid.uuid4()),
             "summary": summary(alert.summary),

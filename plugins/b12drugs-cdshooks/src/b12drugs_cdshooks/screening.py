@@ -69,6 +69,21 @@ def _label(order: Order) -> str:
     return ", ".join(codes) or order.id
 
 
+def _resource_name(resource: dict[str, Any]) -> str | None:
+    """The drug's name as written in a resource we could not convert (for the card)."""
+    concept = resource.get("medicationCodeableConcept")
+    if isinstance(concept, dict):
+        if isinstance(concept.get("text"), str):
+            return str(concept["text"])
+        for coding in concept.get("coding") or []:
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+                return str(coding["display"])
+    ref = resource.get("medicationReference")
+    if isinstance(ref, dict) and isinstance(ref.get("display"), str):
+        return str(ref["display"])
+    return None
+
+
 def _medication_index(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
     meds: dict[str, dict[str, Any]] = {}
     for entry in bundle.get("entry") or []:
@@ -108,7 +123,8 @@ class CallScreener:
                 labels[ref] = _label(order)
                 yield order
             elif isinstance(got, Rejection):
-                labels[ref] = f"{ref} ({got.reason})"
+                where = f" at {got.location.pointer}" if got.location.pointer else ""
+                labels[ref] = f"{_resource_name(res) or ref} ({got.reason}{where})"
                 yield got.model_copy(update={"record_id": ref})
 
     def screen(self, hook: str, context: Context, data: PatientData) -> Screening:

@@ -1,0 +1,408 @@
+"""The three hook services over real HTTP: cards, scope, dedupe, prefetch and fetching."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from cds_support import (
+    FhirEmulator,
+    Service,
+    bundle,
+    draft,
+    full_prefetch,
+    hook_request,
+    load,
+    synthea,
+)
+
+SELECT = "/cds-services/b12drugs-order-select"
+SIGN = "/cds-services/b12drugs-order-sign"
+VIEW = "/cds-services/b12drugs-patient-view"
+
+
+def _metformin_session(encounter: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Danae (Synthea): metformin drafted anew, her other medications prefetched."""
+    data = synthea()
+    meds = data["medicationRequests"]
+    metformin = next(m for m in meds if "Metformin" in m["medicationCodeableConcept"]["text"])
+    others = [m for m in meds if m is not metformin]
+    context: dict[str, Any] = {
+        "userId": "Practitioner/dr-1",
+        "patientId": "danae",
+        "draftOrders": bundle([draft(metformin, "rx-metformin")]),
+    }
+    if encounter:
+        context["encounterId"] = encounter
+    return context, full_prefetch(data, meds=others)
+
+
+def _assert_spec_card(card: dict[str, Any]) -> None:
+    """Shape rules of the specification for every card we send."""
+    assert set(card) >= {"uuid", "summary", "indicator", "source"}
+    uuid.UUID(card["uuid"])
+    assert len(card["summary"]) < 140
+    assert card["indicator"] in ("info", "warning", "critical")
+    assert card["source"]["label"]
+
+    def no_empty(value: Any, where: str) -> None:
+        assert value is not None and value != "" and value != [] and value != {}, where
+        if isinstance(value, dict):
+            for k, v in value.items():
+                no_empty(v, f"{where}/{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                no_empty(v, f"{where}/{i}")
+
+    no_empty(card, "card")
+    if "suggestions" in card:
+        assert card["selectionBehavior"] in ("at-most-one", "any")
+        for s in card["suggestions"]:
+            uuid.UUID(s["uuid"])
+            assert s["label"] and s["actions"]
+    else:
+        assert "selectionBehavior" not in card
+    for reason in card.get("overrideReasons", []):
+        assert reason["display"] and reason["code"] and reason["system"]
+
+
+def test_discovery_lists_three_services_with_prefetch(service: Service) -> None:
+    resp = service.get("/cds-services")
+    assert resp.status_code == 200
+    services = {s["hook"]: s for s in resp.json()["services"]}
+    assert set(services) == {"order-select", "order-sign", "patient-view"}
+    for s in services.values():
+        assert s["id"] and s["description"] and s["title"]
+        prefetch = s["prefetch"]
+        assert prefetch["patient"] == "Patient/{{context.patientId}}"
+        assert "MedicationRequest?patient={{context.patientId}}&status=active" in prefetch[
+            "medications"]
+        assert "clinical-status=active" in prefetch["conditions"]
+        assert "http://loinc.org|2132-9" in prefetch["labs"]
+
+
+def test_order_sign_synthea_metformin_gives_warning_with_lab_suggestion(service: Service) -> None:
+    context, prefetch = _metformin_session()
+    resp = service.post(SIGN, hook_request("order-sign", context, prefetch))
+    assert resp.status_code == 200, resp.text
+    cards = resp.json()["cards"]
+    assert len(cards) == 1
+    card = cards[0]
+    _assert_spec_card(card)
+    # anaemia and diabetic neuropathy are in her prefetched conditions: one step up
+    assert card["indicator"] == "warning"
+    assert "metformin" in card["summary"].lower()
+    detail = card["detail"]
+    for heading in ("**Drugs:**", "**Why:**", "**Evidence:**", "**Patient risk factors:**",
+                    "**Monitor:**"):
+        assert heading in detail
+    assert "neuropathy" in detail
+    assert card["source"]["url"] == "https://example.org/b12drugs"
+    assert card["source"]["topic"]["code"] == "metformin"
+    (suggestion,) = card["suggestions"]
+    assert card["selectionBehavior"] == "at-most-one"
+    assert suggestion["isRecommended"] is True
+    (action,) = suggestion["actions"]
+    assert action["type"] == "create"
+    resource = action["resource"]
+    assert resource["resourceType"] == "ServiceRequest"
+    assert resource["subject"] == {"reference": "Patient/danae"}
+    assert resource["code"]["coding"] == [{
+        "system": "http://loinc.org", "code": "2132-9",
+        "display": "Cobalamin (Vitamin B12) [Mass/volume] in Serum or Plasma"}]
+    assert len(card["overrideReasons"]) >= 3
+
+
+def test_recent_b12_result_replaces_the_lab_suggestion(service: Service) -> None:
+    from datetime import date
+
+    context, prefetch = _metformin_session()
+    obs = {
+        "resourceType": "Observation", "id": "b12-1", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}]},
+        "effectiveDateTime": date.today().isoformat(),
+        "valueQuantity": {"value": 410, "unit": "pg/mL"},
+    }
+    prefetch["labs"] = bundle([obs])
+    card = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"][0]
+    assert "suggestions" not in card and "selectionBehavior" not in card
+    assert "**Last serum B12:** 410 pg/mL" in card["detail"]
+
+
+def test_order_select_only_reports_selected_orders(service: Service) -> None:
+    data = synthea()
+    colch = synthea("synthea_colchicine.json")
+    metformin = next(m for m in data["medicationRequests"]
+                     if "Metformin" in m["medicationCodeableConcept"]["text"])
+    colchicine = next(m for m in colch["medicationRequests"]
+                      if "Colchicine" in m["medicationCodeableConcept"]["text"])
+    context = {
+        "userId": "Practitioner/dr-1", "patientId": "danae",
+        "selections": ["MedicationRequest/rx-colchicine"],
+        "draftOrders": bundle([draft(metformin, "rx-metformin"),
+                               draft(colchicine, "rx-colchicine")]),
+    }
+    prefetch = full_prefetch(data, meds=[])
+    cards = service.post(SELECT, hook_request("order-select", context, prefetch)).json()["cards"]
+    assert [c["source"]["topic"]["code"] for c in cards] == ["colchicine"]
+    # the other draft is weighed in: two B12-lowering drugs at once
+    assert "several B12-lowering drugs" in cards[0]["detail"]
+    # selecting the metformin instead reports the metformin
+    context["selections"] = ["MedicationRequest/rx-metformin"]
+    cards = service.post(SELECT, hook_request("order-select", context, prefetch)).json()["cards"]
+    assert [c["source"]["topic"]["code"] for c in cards] == ["metformin"]
+
+
+def test_order_sign_reports_all_drafts_but_not_old_medications(service: Service) -> None:
+    data = synthea()
+    colch = synthea("synthea_colchicine.json")
+    colchicine = next(m for m in colch["medicationRequests"]
+                      if "Colchicine" in m["medicationCodeableConcept"]["text"])
+    # Danae's own active metformin is a current medication, the colchicine is new
+    context = {"userId": "Practitioner/dr-1", "patientId": "danae",
+               "draftOrders": bundle([draft(colchicine, "rx-colchicine")])}
+    cards = service.post(SIGN, hook_request("order-sign", context, full_prefetch(data))).json()[
+        "cards"]
+    assert [c["source"]["topic"]["code"] for c in cards] == ["colchicine"]
+    assert "Together with" not in cards[0]["detail"]
+
+
+def _assert_amoxicillin_only(cards: list[dict[str, Any]]) -> None:
+    """Amoxicillin/clavulanate lowers no B12: no alert.  If the offline knowledge base
+    does not know it, the one card says it was not checked (never silence)."""
+    assert len(cards) <= 1
+    for card in cards:
+        _assert_spec_card(card)
+        assert card["indicator"] == "info"
+        assert "could not be checked" in card["summary"]
+        assert "Amoxicillin" in card["detail"]
+        assert "Pureed" not in card["detail"]  # the NutritionOrder is not a medication
+
+
+def test_spec_order_select_example(service: Service) -> None:
+    context = load("spec_order_select_r4.json")["context"]
+    context["encounterId"] = f"enc-{uuid.uuid4().hex[:12]}"
+    resp = service.post(SELECT, hook_request("order-select", context, {
+        "patient": None, "medications": None, "conditions": None, "labs": None}))
+    assert resp.status_code == 200, resp.text
+    _assert_amoxicillin_only(resp.json()["cards"])
+
+
+def test_spec_order_sign_example(service: Service) -> None:
+    context = load("spec_order_sign_r4.json")["context"]
+    context["encounterId"] = f"enc-{uuid.uuid4().hex[:12]}"
+    resp = service.post(SIGN, hook_request("order-sign", context, {
+        "patient": None, "medications": None, "conditions": None, "labs": None}))
+    assert resp.status_code == 200, resp.text
+    _assert_amoxicillin_only(resp.json()["cards"])
+
+
+def test_order_select_of_a_non_medication_order_says_nothing(service: Service) -> None:
+    context = load("spec_order_select_r4.json")["context"]
+    context["selections"] = ["NutritionOrder/pureeddiet-simple"]
+    resp = service.post(SELECT, hook_request("order-select", context, {
+        "patient": None, "medications": None, "conditions": None, "labs": None}))
+    assert resp.status_code == 200
+    assert resp.json() == {"cards": []}
+
+
+def test_spec_patient_view_example_without_our_prefetch_is_412(service: Service) -> None:
+    # The spec's own example: a FHIR server we do not trust, prefetch keys we did not ask for.
+    body = load("spec_patient_view.json")["request"]
+    resp = service.post(VIEW, body)
+    assert resp.status_code == 412
+    outcome = resp.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "medication" in outcome["issue"][0]["diagnostics"]
+    assert "allowlist" in outcome["issue"][0]["diagnostics"]
+
+
+def test_patient_view_reviews_active_medication_list(service: Service) -> None:
+    data = synthea()
+    context = {"userId": "Practitioner/dr-1", "patientId": "danae"}
+    cards = service.post(VIEW, hook_request("patient-view", context, full_prefetch(data))).json()[
+        "cards"]
+    assert [c["source"]["topic"]["code"] for c in cards] == ["metformin"]
+    _assert_spec_card(cards[0])
+
+
+def test_patient_view_without_medications_nothing_to_say(service: Service) -> None:
+    data = synthea()
+    prefetch = full_prefetch(data, meds=[])
+    prefetch["medications"] = None  # the client has no data: "checked, nothing found"
+    context = {"userId": "Practitioner/dr-1", "patientId": "danae"}
+    resp = service.post(VIEW, hook_request("patient-view", context, prefetch))
+    assert resp.status_code == 200
+    assert resp.json() == {"cards": []}
+
+
+def test_unresolved_draft_gets_info_card(service: Service) -> None:
+    unknown = {
+        "resourceType": "MedicationRequest", "id": "rx-unknown", "status": "draft",
+        "intent": "order", "subject": {"reference": "Patient/danae"},
+        "medicationCodeableConcept": {"text": "Zyxolimab [compounded] 5 mg *test*"},
+    }
+    context = {"userId": "Practitioner/dr-1", "patientId": "danae",
+               "draftOrders": bundle([unknown])}
+    cards = service.post(SIGN, hook_request("order-sign", context, full_prefetch(synthea(), meds=[]))
+                         ).json()["cards"]
+    assert len(cards) == 1
+    card = cards[0]
+    _assert_spec_card(card)
+    assert card["indicator"] == "info"
+    assert "could not be checked" in card["summary"]
+    # the prescriber's text is shown, escaped so it cannot inject markdown
+    assert r"Zyxolimab \[compounded\] 5 mg \*test\*" in card["detail"]
+    assert "not** mean they are safe" in card["detail"]
+
+
+def test_dedupe_between_order_select_and_order_sign(service: Service) -> None:
+    encounter = f"enc-{uuid.uuid4().hex[:12]}"
+    context, prefetch = _metformin_session(encounter)
+    select_ctx = dict(context, selections=["MedicationRequest/rx-metformin"])
+    first = service.post(SELECT, hook_request("order-select", select_ctx, prefetch)).json()["cards"]
+    assert len(first) == 1
+    again = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"]
+    assert again == []
+    # another encounter is another ordering session
+    other = dict(context, encounterId=f"enc-{uuid.uuid4().hex[:12]}")
+    assert len(service.post(SIGN, hook_request("order-sign", other, prefetch)).json()["cards"]) == 1
+    # without an encounter nothing is suppressed
+    no_enc = {k: v for k, v in context.items() if k != "encounterId"}
+    for _ in range(2):
+        cards = service.post(SIGN, hook_request("order-sign", no_enc, prefetch)).json()["cards"]
+        assert len(cards) == 1
+
+
+def test_dedupe_cache_holds_no_patient_id(service: Service) -> None:
+    state = service.app.state.cdshooks
+    assert state.dedupe is not None and len(state.dedupe) > 0
+    for key in state.dedupe._seen:
+        assert b"danae" not in key and len(key) == 20
+
+
+# -- missing prefetch -------------------------------------------------------------------
+
+
+def test_missing_prefetch_without_fhir_access_is_stated_on_a_card(service: Service) -> None:
+    context, _ = _metformin_session()
+    cards = service.post(SIGN, hook_request("order-sign", context)).json()["cards"]
+    kinds = [c["summary"] for c in cards]
+    assert len(cards) == 2, kinds
+    alert, incomplete = cards
+    # without conditions the neuropathy is unknown: info, not warning
+    assert alert["indicator"] == "info"
+    assert incomplete["indicator"] == "info"
+    assert "without" in incomplete["summary"]
+    assert "current medications" in incomplete["summary"]
+    assert "no FHIR server access" in incomplete["detail"]
+
+
+def test_partial_prefetch_names_only_what_is_missing(service: Service) -> None:
+    context, prefetch = _metformin_session()
+    del prefetch["labs"]
+    cards = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"]
+    incomplete = cards[-1]
+    assert "B12 / methylmalonic acid" in incomplete["summary"]
+    assert "current medications" not in incomplete["summary"]
+
+
+def _fhir_auth(token: str = "opaque-fhir-token-123") -> dict[str, Any]:
+    return {"access_token": token, "token_type": "Bearer", "expires_in": 300,
+            "scope": "patient/*.read", "subject": "b12drugs"}
+
+
+def test_fetch_on_demand_from_allowlisted_server(service: Service, fhir: FhirEmulator) -> None:
+    data = synthea()
+    colch = synthea("synthea_colchicine.json")
+    colchicine = next(m for m in colch["medicationRequests"]
+                      if "Colchicine" in m["medicationCodeableConcept"]["text"])
+    context = {"userId": "Practitioner/dr-1", "patientId": "danae",
+               "draftOrders": bundle([draft(colchicine, "rx-colchicine")])}
+    # only the patient was prefetched; medications, conditions and labs are fetched
+    body = hook_request("order-sign", context, {"patient": data["patient"]},
+                        fhirServer=fhir.url, fhirAuthorization=_fhir_auth())
+    cards = service.post(SIGN, body).json()["cards"]
+    paths = sorted(p.split("?")[0] for p, _ in fhir.requests)
+    assert paths == ["/fhir/Condition", "/fhir/MedicationRequest", "/fhir/Observation"]
+    assert all(auth == "Bearer opaque-fhir-token-123" for _, auth in fhir.requests)
+    assert all("patient=danae" in p for p, _ in fhir.requests)
+    # the fetched metformin counts as a second B12-lowering drug; no "incomplete" card
+    assert len(cards) == 1
+    assert "several B12-lowering drugs" in cards[0]["detail"]
+    assert "neuropathy" in cards[0]["detail"]
+
+
+def test_patient_view_fetches_medications(service: Service, fhir: FhirEmulator) -> None:
+    body = hook_request("patient-view", {"userId": "Practitioner/dr-1", "patientId": "danae"},
+                        fhirServer=fhir.url + "/", fhirAuthorization=_fhir_auth())
+    resp = service.post(VIEW, body)
+    assert resp.status_code == 200, resp.text
+    assert [c["source"]["topic"]["code"] for c in resp.json()["cards"]] == ["metformin"]
+    assert len(fhir.requests) == 4
+
+
+def test_server_not_on_allowlist_gets_no_request_and_no_token(service: Service,
+                                                              fhir: FhirEmulator) -> None:
+    other = fhir.url.replace("/fhir", "/other-fhir")
+    context, _ = _metformin_session()
+    body = hook_request("order-sign", context, fhirServer=other, fhirAuthorization=_fhir_auth())
+    cards = service.post(SIGN, body).json()["cards"]
+    assert fhir.requests == []
+    assert "not on the allowlist" in cards[-1]["detail"]
+    # and patient-view cannot screen anything: 412
+    view = hook_request("patient-view", {"userId": "Practitioner/x", "patientId": "danae"},
+                        fhirServer=other, fhirAuthorization=_fhir_auth())
+    assert service.post(VIEW, view).status_code == 412
+
+
+@pytest.mark.parametrize("fault,reason", [
+    ("slow", "did not answer in time"),
+    ("huge", "exceeded"),
+    ("500", "HTTP 500"),
+    ("redirect", "HTTP 302"),
+])
+def test_fetch_faults_are_bounded_and_reported(service: Service, fhir: FhirEmulator,
+                                               fault: str, reason: str) -> None:
+    fhir.fault = fault
+    context, _ = _metformin_session()
+    body = hook_request("order-sign", context, fhirServer=fhir.url, fhirAuthorization=_fhir_auth())
+    resp = service.post(SIGN, body)
+    assert resp.status_code == 200
+    cards = resp.json()["cards"]
+    assert cards[0]["source"]["topic"]["code"] == "metformin"  # the drafts are still screened
+    assert reason in cards[-1]["detail"]
+    if fault == "redirect":
+        assert all("steal" not in p for p, _ in fhir.requests)
+
+
+def test_invalid_patient_id_cannot_inject_into_fhir_queries(service: Service,
+                                                            fhir: FhirEmulator) -> None:
+    body = hook_request("patient-view",
+                        {"userId": "Practitioner/x", "patientId": "danae&_include=*"},
+                        fhirServer=fhir.url, fhirAuthorization=_fhir_auth())
+    resp = service.post(VIEW, body)
+    assert resp.status_code == 400
+    assert resp.json()["issue"][0]["expression"] == ["/context/patientId"]
+    assert fhir.requests == []
+
+
+def test_wrong_hook_for_service_is_400(service: Service) -> None:
+    context, prefetch = _metformin_session()
+    resp = service.post(SELECT, hook_request("order-sign", context, prefetch))
+    assert resp.status_code == 400
+    assert resp.json()["issue"][0]["expression"] == ["/hook"]
+
+
+def test_cards_are_recorded_in_audit_log_without_patient_data(service: Service) -> None:
+    import sqlite3
+
+    context, prefetch = _metformin_session()
+    card = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"][0]
+    with sqlite3.connect(service.audit_db) as db:
+        row = db.execute("SELECT service_id, kind, indicator FROM cards WHERE card_uuid = ?",
+                         (card["uuid"],)).fetchone()
+        dump = "\n".join(db.iterdump())
+    assert row == ("b12drugs-order-sign", "metformin", "warning")
+    assert "danae" not in dump and "Metformin" not in dump
