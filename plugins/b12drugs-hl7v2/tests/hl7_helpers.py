@@ -50,8 +50,8 @@ def ends(records: list[Any]) -> list[PatientEnd]:
     return [r for r in records if isinstance(r, PatientEnd)]
 
 
-def config(**policy: Any) -> Config:
-    return Config(policy=PolicyConfig(as_of=AS_OF, **policy))
+def config(as_of: date = AS_OF, **policy: Any) -> Config:
+    return Config(policy=PolicyConfig(as_of=as_of, **policy))
 
 
 def message(

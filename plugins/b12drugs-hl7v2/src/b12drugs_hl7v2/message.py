@@ -35,7 +35,6 @@ import codecs
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import hl7
 from pydantic import ValidationError
 
 from b12drugs.models import (
@@ -350,18 +349,11 @@ def _read(
                 )
             )
         names.append(name)
-    text = "\r".join(_decode(s, charset) for s in raw.segments)
-    try:
-        tree = hl7.parse(text)
-    except Exception as exc:  # hl7 raises ParseException / IndexError on broken headers
-        raise _Reject(
-            Problem("MSH", 1, 0, f"not parseable ({type(exc).__name__})", "102", "reject")
-        ) from None
     counters: dict[str, int] = {}
     segs: list[Seg] = []
-    for node, name, line in zip(tree, names, raw.lines, strict=True):
+    for segment, name, line in zip(raw.segments, names, raw.lines, strict=True):
         counters[name] = counters.get(name, 0) + 1
-        segs.append(Seg(node, name, counters[name], line, enc, charset))
+        segs.append(Seg(_decode(segment, charset), name, counters[name], line, enc, charset))
     _Builder(source, header, result, segs).build()
 
 
