@@ -6,6 +6,8 @@ a row without RxCUI, and L01 members the knowledge base lacks."""
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -276,3 +278,40 @@ def test_cli_cache_stats_and_clear(tmp_path: Path) -> None:
     bad.write_text("[rxnav\n", encoding="utf-8")
     result = runner.invoke(rxnorm, ["cache", "stats", "--config", str(bad)])
     assert result.exit_code == 2 and "not valid TOML" in result.output
+
+
+# --------------------------------------------------------------------------- RxNav source
+
+
+@pytest.fixture
+def rxnav_config(tmp_path: Path) -> Iterator[Path]:
+    """A config file pointing at the RxNav emulator (a real HTTP server on 127.0.0.1)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from rxnav_emulator import RxNavEmulator
+
+    with RxNavEmulator() as emulator:
+        config = tmp_path / "rxnav.toml"
+        config.write_text(
+            f'[rxnav]\nbase_url = "{emulator.base_url}"\n'
+            f'cache_path = "{(tmp_path / "cache.sqlite").as_posix()}"\n'
+            "timeout = 2.0\nbackoff = 0.01\nrate_limit = 1000.0\n",
+            encoding="utf-8",
+        )
+        yield config
+
+
+def test_cli_verify_and_lookup_against_rxnav(kb_dir: Path, rxnav_config: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(kb, ["verify", "--source", "rxnav", "--kb", str(kb_dir),
+                                "--config", str(rxnav_config)])
+    assert result.exit_code == 1, result.output
+    assert "# kb verify against rxnav" in result.output
+    out = result.output.splitlines()
+    assert any(line.startswith("  OK") and "metformin (6809)" in line for line in out)
+    assert any(line.startswith("! NAME MISMATCH") and "omeprazol (7646)" in line
+               for line in out)
+    result = runner.invoke(rxnorm, ["lookup", "860975", "--rxnav", "--kb", str(kb_dir),
+                                    "--config", str(rxnav_config)])
+    assert result.exit_code == 0, result.output
+    assert "via rxnav" in result.output and "ingredient 6809 IN metformin" in result.output
+    assert "classes: metformin (alert)" in result.output
