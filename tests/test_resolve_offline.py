@@ -220,6 +220,22 @@ def test_false_friends_resolve_to_the_right_other_drug(
     assert [m.name for m in res.ingredients] == [name]
 
 
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("albuterol inh", ["albuterol"]),  # "inh" (isoniazid) only as the whole text
+        ("INH 300 mg", ["isoniazid"]),
+        ("VP-16 100 mg IV", ["etoposide"]),
+        ("ethinyl estradiol / norethindrone", ["ethinyl estradiol", "norethindrone"]),
+    ],
+)
+def test_short_codes_match_only_a_whole_piece(
+    resolver: OfflineResolver, text: str, names: list[str]
+) -> None:
+    res = one(resolver, text)
+    assert res is not None and [m.name for m in res.ingredients] == names
+
+
 def test_known_other_drug_is_checked_nothing_found(
     resolver: OfflineResolver, kb: KnowledgeBase
 ) -> None:

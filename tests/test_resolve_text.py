@@ -63,7 +63,10 @@ NORMALIZE_CASES = [
     ("potassium chloride ER 20 mEq", "potassium chloride"),
     ("magnesium sulfate 50%", "magnesium sulfate"),
     # names with digits and hyphens survive
-    ("interferon alfa-2b 3 million units", "interferon alfa 2b"),
+    ("interferon alfa-2b 3 million units", "interferon alfa2b"),
+    ("VP-16 100 mg", "vp16"),
+    ("CPT-11", "cpt11"),
+    ("metformin ER-500", "metformin"),
     ("vitamin D3 1000 IU", "vitamin d3"),
     ("co-trimoxazole 960 mg", "co trimoxazole"),
     # abbreviations
@@ -80,6 +83,8 @@ NORMALIZE_CASES = [
     ("para-aminosalicylic acid", "aminosalicylic acid"),
     ("ASA 81 mg EC", "aspirin"),
     ("B12 1000 mcg", "cyanocobalamin"),
+    ("Methyl-B12 1 mg", "methylcobalamin"),
+    ("methyl B12", "methylcobalamin"),
     ("Vitamin B 12 5 MG/ML Injectable Solution", "cyanocobalamin"),
     ("vit. C 500mg", "ascorbic acid"),
     # 5-ASA is mesalamine, never aspirin and never aminosalicylic acid (PAS)

@@ -52,6 +52,9 @@ MIN_SIMILARITY = 0.85
 MAX_FUZZY_CONFIDENCE = 0.95
 #: Longest word window looked up inside one component.
 MAX_WINDOW = 5
+#: Keys shorter than this ("vp", "inh", "ee") match a whole piece only, never one word
+#: among others ("albuterol inh" is not isoniazid).
+MIN_WINDOW_KEY = 4
 
 _NDC_LIKE = re.compile(r"^\d{4,5}-\d{3,4}-\d{1,2}$|^\d{11}$")
 _RXCUI_LIKE = re.compile(r"^\d{1,10}$")
@@ -395,7 +398,7 @@ class OfflineResolver:
                     continue
                 key = " ".join(tokens[start : start + size])
                 hit = self.vocab.get(key)
-                if hit is not None:
+                if hit is not None and (len(key) >= MIN_WINDOW_KEY or size == n):
                     res.matches.append((key, hit, CONFIDENCE[hit.method], ""))
                     for i in range(start, start + size):
                         used[i] = True
@@ -450,7 +453,7 @@ class OfflineResolver:
         return res
 
     def _resolve_folded(self, folded: str, trace: Trace | None = None) -> TextOutcome:
-        parsed: ParsedText = parse(folded)
+        parsed: ParsedText = parse(folded, folded=True)
         if trace is not None:
             _step(
                 trace,

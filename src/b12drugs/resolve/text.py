@@ -76,6 +76,7 @@ ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     (r"mtx", "methotrexate"),
     (r"hctz", "hydrochlorothiazide"),
     (r"n2o", "nitrous oxide"),
+    (r"methyl[\s-]?b-?12", "methylcobalamin"),
     (r"vit(?:amin|\.)?\s*b[\s-]?12", "cyanocobalamin"),
     (r"b-?12", "cyanocobalamin"),
     (r"vit(?:amin|\.)?\s*b[\s-]?9", "folic acid"),
@@ -129,6 +130,8 @@ _MAKER_PREFIX = re.compile(
 #: "metformin500mg": a name glued to its strength.
 _GLUED = re.compile(r"(?<=[a-z]{3})(?=\d+(?:[.,]\d+)?\s*(?:mg|mcg|g|ml|%|iu|units?|meq)(?!\w))")
 _WITH = re.compile(r"(?<!\w)w/(?=\s|\w)")
+#: Short codes with a number ("VP-16", "CPT-11", "IL-2", "alfa-2b") are one word.
+_CODE_NUMBER = re.compile(r"(?<![\w-])([a-z]{1,5})-(\d{1,4}[a-z]?)(?![\w-])")
 _STRONG_SPLIT = re.compile(r"\s*(?:/|\+|&|;|\band\b|\bwith\b)\s*")
 _WEAK_SPLIT = re.compile(r"\s*,\s*")
 _TOKEN = re.compile(r"\w+")
@@ -269,8 +272,13 @@ def _piece(fragment: str) -> Piece | None:
     return Piece(text, " ".join(base_words) if base_words else text)
 
 
+def _join_code(m: re.Match[str]) -> str:
+    return m.group(0) if m.group(1) in STOP_WORDS else m.group(1) + m.group(2)
+
+
 def _strip(fragment: str) -> str:
     fragment = _CODES.sub(" ", fragment)
+    fragment = _CODE_NUMBER.sub(_join_code, fragment)
     fragment = _MAKER_PREFIX.sub(" ", fragment)
     fragment = _GLUED.sub(" ", fragment)
     fragment = _STRENGTH.sub(" ", fragment)
@@ -286,9 +294,13 @@ def _components(main: str) -> tuple[Component, ...]:
     return tuple(out)
 
 
-def parse(text: str) -> ParsedText:
-    """Fold, expand abbreviations, cut out bracketed hints, strip and split ``text``."""
-    folded = fold(text)
+def parse(text: str, *, folded: bool = False) -> ParsedText:
+    """Fold, expand abbreviations, cut out bracketed hints, strip and split ``text``.
+
+    :param folded: ``text`` is already the output of :func:`fold` (skip folding again).
+    """
+    if not folded:
+        text = fold(text)
     hints: list[str] = []
 
     def _hint(m: re.Match[str]) -> str:
@@ -296,7 +308,7 @@ def parse(text: str) -> ParsedText:
         hints.append(inner)
         return " "
 
-    main = folded
+    main = text
     for _ in range(3):  # nested brackets: innermost first, a few levels are plenty
         new = _BRACKETS.sub(_hint, main)
         if new == main:
@@ -312,7 +324,7 @@ def parse(text: str) -> ParsedText:
                 if p.base not in hint_texts:
                     hint_texts.append(p.base)
     expansions = tuple(dict.fromkeys(" ".join(_words(a)) for a in applied))
-    return ParsedText(folded, _components(main), tuple(hint_texts), expansions)
+    return ParsedText(text, _components(main), tuple(hint_texts), expansions)
 
 
 def name_key(name: str) -> str:
