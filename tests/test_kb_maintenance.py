@@ -315,3 +315,16 @@ def test_cli_verify_and_lookup_against_rxnav(kb_dir: Path, rxnav_config: Path) -
     assert result.exit_code == 0, result.output
     assert "via rxnav" in result.output and "ingredient 6809 IN metformin" in result.output
     assert "classes: metformin (alert)" in result.output
+
+
+def test_groups_are_attached_to_the_main_command(tmp_path: Path, kb_dir: Path,
+                                                  index_file: Path) -> None:
+    from b12drugs.cli import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["rxnorm", "lookup", "860975", "--index", str(index_file),
+                                 "--kb", str(kb_dir)], env={"B12DRUGS_LOAD_PLUGINS": ""})
+    assert result.exit_code == 0, result.output
+    assert "ingredient 6809 IN metformin" in result.output
+    result = runner.invoke(cli, ["kb", "--help"], env={"B12DRUGS_LOAD_PLUGINS": ""})
+    assert result.exit_code == 0 and "verify" in result.output and "refresh" in result.output

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import tracemalloc
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from b12drugs.resolve.local_index import (
     normalize_name,
     tmp_path_for,
 )
-from b12drugs.resolve.source import ConceptSource
+from b12drugs.resolve.source import Concept, ConceptSource
 
 RELEASE = Path(__file__).parent / "data" / "rrf" / "RxNorm_test_01062025"
 
@@ -40,13 +41,13 @@ def index_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def index(index_file: Path) -> LocalIndex:
+def index(index_file: Path) -> Iterator[LocalIndex]:
     ix = LocalIndex(index_file)
     yield ix
     ix.close()
 
 
-def names(concepts: list) -> list[str]:
+def names(concepts: list[Concept]) -> list[str]:
     return [c.name for c in concepts]
 
 

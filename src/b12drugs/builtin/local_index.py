@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ def import_cmd(path: str, index: str | None, config_path: str | None, release: s
         )
     except InputError as exc:
         raise InputFailure(str(exc)) from None
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         raise InputFailure(f"import failed, the previous index is unchanged: {exc}") from None
     click.echo(report.render())
 
