@@ -69,6 +69,9 @@ MAX_RETRY_AFTER = 30.0
 #: Upper bound on one backoff sleep (seconds).
 MAX_BACKOFF = 10.0
 
+#: Answers kept in memory per client (decoded JSON), on top of the disk cache.
+MEMO_SIZE = 20_000
+
 #: Largest answer we read (bytes); RxNav answers are a few KB, class members < 1 MB.
 MAX_BODY = 8 * 1024 * 1024
 
@@ -344,6 +347,9 @@ class RxNavClient:
         self.breaker = CircuitBreaker(self.config.failure_threshold, self.config.reset_after)
         self.max_retry_after = max_retry_after
         self._flight = SingleFlight()
+        # Parsed answers of this client's lifetime (one run): many products share an
+        # ingredient, whose ATC answer is then read once, not once per product.
+        self._memo: dict[str, Any] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._version: str | None = None
@@ -420,6 +426,7 @@ class RxNavClient:
         return {"path": str(self.cache_path) if self.cache_path else None, "responses": count}
 
     def clear_cache(self) -> None:
+        self._memo.clear()
         cache = getattr(self.session, "cache", None)
         if cache is not None:
             cache.clear()
@@ -443,7 +450,14 @@ class RxNavClient:
         usable answer could be had.
         """
         url = self._url(path, params, raw_query)
-        return self._flight.do(url, lambda: self._fetch(url, path))
+        hit = self._memo.get(url)
+        if hit is not None:
+            return hit
+        data = self._flight.do(url, lambda: self._fetch(url, path))
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()  # crude bound; the disk cache still holds everything
+        self._memo[url] = data
+        return data
 
     def _cached_only(self, url: str) -> requests.Response | None:
         resp = self.session.get(url, timeout=self.config.timeout, only_if_cached=True)  # type: ignore[call-arg]
