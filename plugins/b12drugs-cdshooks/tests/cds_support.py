@@ -26,10 +26,10 @@ import jwt
 import pytest
 import requests
 import uvicorn
+from b12drugs_cdshooks import create_app
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from b12drugs.config import Config
-from b12drugs_cdshooks import create_app
 
 DATA = Path(__file__).parent / "data"
 ISSUER = "https://ehr.example.org"
@@ -133,7 +133,7 @@ def make_token(keys: Keys) -> TokenFactory:
 
 
 class _Quiet(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cds_support import (  # noqa: E402,F401
+from cds_support import (  # noqa: F401
     _reset_fhir,
     fhir,
     insecure_service,

@@ -245,8 +245,8 @@ def test_unresolved_draft_gets_info_card(service: Service) -> None:
     }
     context = {"userId": "Practitioner/dr-1", "patientId": "danae",
                "draftOrders": bundle([unknown])}
-    cards = service.post(SIGN, hook_request("order-sign", context, full_prefetch(synthea(), meds=[]))
-                         ).json()["cards"]
+    body = hook_request("order-sign", context, full_prefetch(synthea(), meds=[]))
+    cards = service.post(SIGN, body).json()["cards"]
     assert len(cards) == 1
     card = cards[0]
     _assert_spec_card(card)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -40,8 +41,8 @@ from .audit import AuditLog
 from .auth import Authenticator, Caller
 from .cards import BuiltCard, CardBuilder
 from .dedupe import DedupeCache
-from .engine_reuse import reusing_manager
 from .discovery import BY_ID, MEDICATIONS, Service, discovery_document
+from .engine_reuse import reusing_manager
 from .hookrequest import Context, HookRequest, parse_feedback, parse_request
 from .jsonbody import parse_json_object, read_body
 from .openapi import openapi_document
@@ -243,7 +244,11 @@ def create_app(
         hreq, context = parse_request(data, service.hook)
         request.state.log["hookInstance"] = _safe(hreq.hookInstance)
         request.state.log["issuer_ok"] = int(caller.authenticated)
-        result = await run_in_threadpool(state.process, service, hreq, context)
+        # abandon_on_cancel: the time limit answers the client even while a fetch
+        # thread is still waiting (it ends by itself within the fetch timeout).
+        result = await anyio.to_thread.run_sync(
+            state.process, service, hreq, context, abandon_on_cancel=True
+        )
         request.state.log.update(result.stats)
         return JSONResponse({"cards": result.cards})
 

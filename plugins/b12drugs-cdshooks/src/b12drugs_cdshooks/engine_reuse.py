@@ -22,7 +22,7 @@ from typing import Any
 from b12drugs.config import Config
 from b12drugs.knowledge import KnowledgeBase
 from b12drugs.plugins import PluginManager
-from b12drugs.records import Resolver, ResolveFn
+from b12drugs.records import ResolveFn, Resolver
 
 
 def _call_factory(resolver: Resolver, config: Config, kb: KnowledgeBase) -> ResolveFn | None:
