@@ -10,10 +10,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from b12drugs_fhir import reader
+
 from b12drugs.config import Config, PolicyConfig
 from b12drugs.records import Record
-
-from b12drugs_fhir import reader
 
 DATA = Path(__file__).parent / "data"
 SYNTHEA = DATA / "synthea"

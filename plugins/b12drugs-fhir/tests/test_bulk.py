@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from b12drugs.models import Order, PatientContext, PatientEnd, Rejection, Skip
-
 from b12drugs_fhir import bulk
 
+from b12drugs.models import Order, PatientContext, PatientEnd, Rejection, Skip
+
 sys.path.insert(0, str(Path(__file__).parent))
-import fhir_helpers as h  # noqa: E402
+import fhir_helpers as h
 
 
 def _write(path: Path, docs: list[object], *, gz: bool = False) -> None:
@@ -91,7 +91,7 @@ def test_export_is_screened_patient_by_patient(tmp_path: Path) -> None:
     p1 = h.of_type(records, PatientContext)[0]
     assert p1.birth_date is not None and p1.conditions[0].code == "368581000119106"
     assert [lab.kind for lab in p1.labs] == ["b12"]  # body height not kept
-    r2 = [o for o in h.of_type(records, Order) if o.id.endswith("r2")][0]
+    r2 = next(o for o in h.of_type(records, Order) if o.id.endswith("r2"))
     assert r2.rxnorm_codes() == (h.METHOTREXATE[0],)
     assert r2.source.file == "export/MedicationRequest.000.ndjson" and r2.source.line == 2
 

@@ -7,8 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Order, Rejection, Skip
-
 from b12drugs_fhir.convert import (
     condition_from_resource,
     lab_from_observation,
@@ -17,8 +15,10 @@ from b12drugs_fhir.convert import (
     record_from_resource,
 )
 
+from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Order, Rejection, Skip
+
 sys.path.insert(0, str(Path(__file__).parent))
-import fhir_helpers as h  # noqa: E402
+import fhir_helpers as h
 
 
 def order(resource: dict, **kw: object) -> Order:
@@ -102,8 +102,9 @@ def test_ndc_is_normalised_and_other_codings_kept() -> None:
 
 
 def test_bad_ndc_is_dropped_but_text_kept() -> None:
-    res = h.med_request(code=None, medicationCodeableConcept={"text": "metformin 500 mg", "coding": [
-        {"system": NDC_SYSTEM, "code": "12-34", "display": "Metformin 500 MG"}]})
+    bad = {"system": NDC_SYSTEM, "code": "12-34", "display": "Metformin 500 MG"}
+    res = h.med_request(code=None, medicationCodeableConcept={"text": "metformin 500 mg",
+                                                              "coding": [bad]})
     o = order(res)
     assert o.ndc_codes() == ()
     assert o.texts() == ("metformin 500 mg",)

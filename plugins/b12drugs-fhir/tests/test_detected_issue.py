@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from b12drugs.models import Alert, Counts, Notice, Report
+from b12drugs_fhir.detected_issue import detected_issues
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.detectedissue import DetectedIssue
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from b12drugs_fhir.detected_issue import detected_issues
+from b12drugs.models import Alert, Counts, Notice, Report
 
 
 def _report(*alerts: Alert, notices: tuple[Notice, ...] = ()) -> Report:

@@ -7,16 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from b12drugs.cli import cli
-from b12drugs.engine import screen_inputs
-from b12drugs.plugins import PluginManager
-from b12drugs.testing import InputFormatContract, OutputFormatContract
 from click.testing import CliRunner
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.detectedissue import DetectedIssue
 
+from b12drugs.cli import cli
+from b12drugs.engine import screen_inputs
+from b12drugs.plugins import PluginManager
+from b12drugs.testing import InputFormatContract, OutputFormatContract
+
 sys.path.insert(0, str(Path(__file__).parent))
-import fhir_helpers as h  # noqa: E402
+import fhir_helpers as h
 
 
 class TestFhirInputContract(InputFormatContract):

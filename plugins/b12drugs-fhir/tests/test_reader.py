@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from b12drugs.errors import InputError
-from b12drugs.models import Order, PatientContext, PatientEnd, Rejection, Skip
-
 from b12drugs_fhir import reader
 from b12drugs_fhir.convert import records_from_bundle
 
+from b12drugs.errors import InputError
+from b12drugs.models import Order, PatientContext, PatientEnd, Rejection, Skip
+
 sys.path.insert(0, str(Path(__file__).parent))
-import fhir_helpers as h  # noqa: E402
+import fhir_helpers as h
 
 
 def test_sniff() -> None:
@@ -66,7 +66,7 @@ def test_multi_patient_bundle_with_urn_subjects_and_orphans() -> None:
     assert by_patient == {"MedicationRequest/r1": "A", "MedicationRequest/r2": "B",
                           "MedicationRequest/r3": None}
     assert [e.patient_id for e in h.of_type(records, PatientEnd)] == ["A", "B"]
-    ctx_b = [c for c in h.of_type(records, PatientContext) if c.id == "B"][0]
+    ctx_b = next(c for c in h.of_type(records, PatientContext) if c.id == "B")
     assert ctx_b.conditions[0].text == "Crohn disease"
     # PatientEnd of B comes after B's order, the orphan after every PatientEnd
     order_ids = [getattr(r, "id", None) or type(r).__name__ for r in records]
