@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from .fields import Encoding, unescape
 from .framing import END_BLOCK, START_BLOCK
 from .mllp import frame
 
@@ -30,12 +31,16 @@ class Ack:
         text = raw.decode("utf-8", "replace")
         segments = [s for s in text.replace("\n", "\r").split("\r") if s]
         code = control = msg = ""
+        enc = Encoding()
         for seg in segments:
+            if seg.startswith("MSH") and len(seg) >= 8:
+                e = seg[4:8]
+                enc = Encoding(seg[3], e[0], e[1], e[2], e[3])
             if seg.startswith("MSA") and len(seg) > 3:
-                parts = seg.split(seg[3])
+                parts = seg.split(enc.field)
                 code = parts[1] if len(parts) > 1 else ""
-                control = parts[2] if len(parts) > 2 else ""
-                msg = parts[3] if len(parts) > 3 else ""
+                control = unescape(parts[2], enc) if len(parts) > 2 else ""
+                msg = unescape(parts[3], enc) if len(parts) > 3 else ""
         return cls(code, control, msg, raw)
 
 

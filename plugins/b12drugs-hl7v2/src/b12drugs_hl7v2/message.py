@@ -174,6 +174,8 @@ def _pointer(header: Header, seg: str | None, index: int = 0, fld: int = 0) -> s
     out = header.label
     if seg:
         out += f", {seg}" + (f"[{index}]" if index else "") + (f"-{fld}" if fld else "")
+    elif index:
+        out += f", segment {index}"
     return out[:256]
 
 
@@ -336,11 +338,10 @@ def _read(
     for k, (segment, line) in enumerate(zip(raw.segments, raw.lines, strict=True)):
         name = segment[:3].decode("latin-1")
         if not valid_segment_id(name):
-            shown = name if name.isprintable() else repr(name)
             raise _Reject(
                 Problem(
-                    shown[:10],
-                    0,
+                    "",
+                    k + 1,
                     0,
                     f"line {line} (segment {k + 1}) does not start with a segment id",
                     "100",
