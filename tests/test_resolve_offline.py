@@ -246,6 +246,33 @@ def test_known_other_drug_is_checked_nothing_found(
     assert res.resolver == "knowledge-base" and res.data_version == kb.version
 
 
+def test_every_knowledge_base_name_resolves_to_its_ingredient(
+    resolver: OfflineResolver, kb: KnowledgeBase
+) -> None:
+    """Names, synonyms and brands survive normalisation: the KB is reachable by text."""
+    failures = []
+    for e in kb.entries:
+        for name in (e.ingredient, *e.synonyms, *e.brands):
+            res = one(resolver, name)
+            if res is None or e.ingredient not in {m.name for m in res.ingredients}:
+                failures.append((name, e.ingredient))
+    assert failures == []
+
+
+def test_other_drug_names_never_bring_a_b12_class(
+    resolver: OfflineResolver, kb: KnowledgeBase
+) -> None:
+    """The generic names and synonyms of other_drugs.csv resolve to unclassed drugs only."""
+    leaks = []
+    for e in kb.entries:
+        if e.class_id is None:
+            for name in (e.ingredient, *e.synonyms):
+                got = classes_of(kb, one(resolver, name))
+                if got:
+                    leaks.append((name, got))
+    assert leaks == []
+
+
 # ----------------------------------------------------------------------- codes, misses, partials
 
 

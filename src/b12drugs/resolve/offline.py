@@ -433,7 +433,7 @@ class OfflineResolver:
                     break
         return res
 
-    def _piece(self, piece: Piece, trace: Trace | None) -> _PieceResult:
+    def _piece(self, piece: Piece, trace: Trace | None, *, fuzzy: bool = True) -> _PieceResult:
         for key, what in ((piece.text, "with salt"), (piece.base, "without salt")):
             if what == "without salt" and key == piece.text:
                 continue
@@ -444,7 +444,7 @@ class OfflineResolver:
         res = self._windows(tokens, trace) if len(tokens) > 1 else _PieceResult()
         if not res.matches and piece.base != piece.text:
             res = self._windows(piece.text.split(), trace)
-        if res.matches:
+        if res.matches or not fuzzy:
             return res
         fz = self._fuzzy(piece.base, trace)
         if fz.matches:
@@ -467,12 +467,23 @@ class OfflineResolver:
         unused: list[str] = []
         whole_hit = None
         if len(parsed.components) > 1:
-            whole_hit = self._lookup(parsed.whole, trace, "whole text")
+            # "Lo/Ovral": a name with a separator in it (keys drop punctuation)
+            whole = " ".join(c.text.replace(",", "") for c in parsed.components)
+            whole_hit = self._lookup(whole, trace, "whole text")
         if whole_hit is not None:
-            found.append((parsed.whole, whole_hit, CONFIDENCE[whole_hit.method], ""))
+            found.append((whole, whole_hit, CONFIDENCE[whole_hit.method], ""))
         else:
             for comp in parsed.components:
-                results = [self._piece(p, trace) for p in comp.pieces]
+                pieces = comp.pieces
+                if len(pieces) > 1:
+                    # "estrogens, conjugated": a comma inside one name
+                    pieces = (Piece(comp.text.replace(",", ""), comp.base.replace(",", "")),)
+                    first = self._piece(pieces[0], trace, fuzzy=False)
+                    results = [first] if first.matches else None
+                else:
+                    results = None
+                if results is None:
+                    results = [self._piece(p, trace) for p in comp.pieces]
                 if not any(r.matches for r in results):
                     unknown.append(comp.text)
                 for r in results:

@@ -255,12 +255,16 @@ class Candidate:
 
 
 def _words(fragment: str) -> list[str]:
-    """Tokens of a fragment without stop words and bare numbers (hyphens split words)."""
-    return [
-        t
-        for t in _TOKEN.findall(fragment.replace("_", " "))
-        if t not in STOP_WORDS and not t.isdigit()
-    ]
+    """Tokens of a fragment without stop words and bare numbers (hyphens split words).
+
+    When only a single letter would be left ("K-Tab", "Gas-X"), the stop words stay:
+    the name is the whole brand.
+    """
+    tokens = [t for t in _TOKEN.findall(fragment.replace("_", " ")) if not t.isdigit()]
+    words = [t for t in tokens if t not in STOP_WORDS]
+    if len(words) == 1 and len(words[0]) == 1 and len(tokens) > 1:
+        return tokens
+    return words
 
 
 def _piece(fragment: str) -> Piece | None:
