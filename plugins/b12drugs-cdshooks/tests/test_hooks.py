@@ -406,3 +406,18 @@ def test_cards_are_recorded_in_audit_log_without_patient_data(service: Service) 
         dump = "\n".join(db.iterdump())
     assert row == ("b12drugs-order-sign", "metformin", "warning")
     assert "danae" not in dump and "Metformin" not in dump
+
+
+def test_logs_carry_counts_but_no_patient_data(service: Service,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    context, prefetch = _metformin_session()
+    body = hook_request("order-sign", context, prefetch)
+    with caplog.at_level("INFO", logger="b12drugs.cdshooks"):
+        assert service.post(SIGN, body).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "b12drugs.cdshooks"]
+    line = next(m for m in lines if body["hookInstance"] in m)
+    for field in ("service=b12drugs-order-sign", "status=200", "ms=", "orders=", "alerts=1",
+                  "cards=1"):
+        assert field in line
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "danae" not in text and "etformin" not in text

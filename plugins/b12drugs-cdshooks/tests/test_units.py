@@ -1,0 +1,137 @@
+"""Pieces that need no server: robustness of the request readers, dedupe, escaping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from b12drugs_cdshooks.cards import md, summary
+from b12drugs_cdshooks.dedupe import DedupeCache
+from b12drugs_cdshooks.hookrequest import parse_feedback, parse_request
+from b12drugs_cdshooks.jsonbody import depth_exceeds, parse_json_object
+from b12drugs_cdshooks.outcome import Problem
+from cds_support import bound_socket
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_parse_json_object_only_raises_problems(raw: bytes) -> None:
+    try:
+        assert isinstance(parse_json_object(raw, 32), dict)
+    except Problem as p:
+        assert 400 <= p.status < 500
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["hook", "hookInstance", "context", "prefetch",
+                                        "fhirServer", "fhirAuthorization", "x"]),
+                       json_values, max_size=6),
+       st.sampled_from(["order-select", "order-sign", "patient-view"]))
+def test_parse_request_only_raises_problems(data: dict[str, Any], hook: str) -> None:
+    try:
+        parse_request(data, hook)
+    except Problem as p:
+        assert p.status == 400
+
+
+@settings(max_examples=100, deadline=None)
+@given(json_values)
+def test_parse_feedback_only_raises_problems(data: Any) -> None:
+    try:
+        parse_feedback({"feedback": data})
+    except Problem as p:
+        assert p.status == 400
+
+
+def test_depth_limit() -> None:
+    value: Any = 1
+    for _ in range(10):
+        value = [value]
+    assert not depth_exceeds(value, 10)
+    assert depth_exceeds([value], 10)
+
+
+@given(st.text(max_size=400))
+def test_escaped_text_cannot_open_links_or_html(text: str) -> None:
+    out = md(text)
+    assert "\n" not in out
+    for ch in "[]()<>`*_|!":
+        assert out.count(ch) == out.count("\\" + ch)
+
+
+@given(st.text(max_size=400))
+def test_summary_is_under_140(text: str) -> None:
+    assert len(summary(text)) < 140
+
+
+def test_dedupe_cache_ttl_and_bound() -> None:
+    cache = DedupeCache(ttl_seconds=10, max_entries=100)
+    key = cache.key(patient="p", encounter="e", user="u", kind="k", orders=["b", "a"])
+    assert key == cache.key(patient="p", encounter="e", user="u", kind="k", orders=["a", "b"])
+    assert not cache.seen_before(key, now=0)
+    assert cache.seen_before(key, now=5)
+    assert not cache.seen_before(key, now=20)  # expired: shown again
+    for i in range(300):
+        cache.seen_before(cache.key(patient=str(i), encounter="", user="", kind="", orders=()))
+    assert len(cache) == 100
+    other = DedupeCache(ttl_seconds=10, max_entries=100)
+    assert other.key(patient="p", encounter="e", user="u", kind="k", orders=[]) != cache.key(
+        patient="p", encounter="e", user="u", kind="k", orders=[])  # per-process secret
+
+
+def test_b12drugs_serve_runs_uvicorn(tmp_path: Path) -> None:
+    """The real command line: ``b12drugs serve --insecure-no-auth`` answers discovery."""
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    config = tmp_path / "b12drugs.toml"
+    config.write_text(f'[plugin.cdshooks]\naudit_db = "{tmp_path / "audit.db"}"\n')
+    exe = Path(sys.executable).parent / "b12drugs"
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--config", str(config),
+         "--insecure-no-auth"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = requests.get(f"http://127.0.0.1:{port}/cds-services", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert resp.status_code == 200
+        assert len(resp.json()["services"]) == 3
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=10)[0].decode()
+    assert "WITHOUT authentication" in out
+
+
+def test_b12drugs_serve_refuses_to_start_without_issuers(tmp_path: Path) -> None:
+    config = tmp_path / "b12drugs.toml"
+    config.write_text(json.dumps({}).replace("{}", ""))
+    exe = Path(sys.executable).parent / "b12drugs"
+    proc = subprocess.run([str(exe), "serve", "--config", str(config)], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "no trusted issuers" in proc.stderr
+    assert "Traceback" not in proc.stderr
