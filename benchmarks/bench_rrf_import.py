@@ -25,8 +25,6 @@ from b12drugs.resolve.local_index import LocalIndex, import_release
 
 SABS = ("MMSL", "VANDF", "MTHSPL", "GS", "DRUGBANK", "NDDF")
 TTYS = ("IN", "SCDC", "SCD", "SBD", "SY", "TMSY")
-RELAS = ("has_ingredient", "ingredient_of", "consists_of", "constitutes", "tradename_of",
-         "has_tradename", "has_dose_form", "dose_form_of")
 
 
 def generate(folder: Path, conso: int, rel: int, sat: int) -> None:
@@ -47,10 +45,25 @@ def generate(folder: Path, conso: int, rel: int, sat: int) -> None:
             fh.write(f"{rxcui}|ENG||||||{i}|{i}|{rxcui}||{sab}|{tty}|{code}|"
                      f"benchmark drug {i % 9973} {i % 97} MG Oral Tablet||N|4096|\n")
     with (rrf / "RXNREL.RRF").open("w", encoding="utf-8") as fh:
+        # concept k has TTY TTYS[k % 6]: k % 6 == 0 is an IN, SCD (2) consists_of its
+        # SCDC (1), other products point at their IN; every row comes with its inverse
+        # and with dose-form rows, which the import skips as a real release's.
         for i in range(rel):
-            a, b = base + (i % n_concepts), base + ((i * 7 + 3) % n_concepts)
-            rela = RELAS[i % len(RELAS)]
-            fh.write(f"{a}||CUI|RO|{b}||CUI|{rela}|{i}||RXNORM|RXNORM|||N||\n")
+            k = (i // 4) % n_concepts
+            kind, level = i % 4, k % 6
+            src = base + k
+            if kind == 0 and level == 2:
+                rela, dst = "consists_of", src - 1
+            elif kind == 0:
+                rela, dst = "has_ingredient", src - level
+            elif kind == 1:
+                rela, src, dst = "ingredient_of", base + k - level, src
+            elif kind == 2:
+                rela, dst = "has_dose_form", base + (k * 7) % n_concepts
+            else:
+                rela, src, dst = "dose_form_of", base + (k * 7) % n_concepts, src
+            # RXNREL: RELA is what RXCUI2 is to RXCUI1
+            fh.write(f"{dst}||CUI|RO|{src}||CUI|{rela}|{i}||RXNORM|RXNORM|||N||\n")
     with (rrf / "RXNSAT.RRF").open("w", encoding="utf-8") as fh:
         for i in range(sat):
             rxcui = base + (i % n_concepts)
@@ -98,7 +111,8 @@ def main() -> None:
         t1 = time.perf_counter()
         n = 2000
         for i in range(n):
-            ix.ingredients(str(9_000_000_000 + i))
+            found = ix.ingredients(str(9_000_000_000 + 6 * i + 2))  # an SCD
+            assert found and found[0].tty == "IN", found
         lookup_us = (time.perf_counter() - t1) / n * 1e6
     print(f"median: {statistics.median(rates):,.0f} rows/s "
           f"({statistics.median(secs):.2f} s per import of {report.lines:,} lines, "

@@ -78,6 +78,7 @@ DOWNWARD_RELAS = frozenset(
     }
 )
 MAX_WALK_DEPTH = 6
+MAX_WALK_NODES = 2_000
 
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{2})(\d{2})(\d{4})(?!\d)")
 _TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
@@ -583,26 +584,40 @@ class LocalIndex:
         return self._walk(key)
 
     def _walk(self, key: int) -> list[Concept]:
-        rows = self._q(
-            """
-            WITH RECURSIVE walk(rxcui, depth) AS (
-              SELECT ?, 0
-              UNION
-              SELECT r.dst, w.depth + 1 FROM walk w
-                JOIN rel r ON r.src = w.rxcui
-                LEFT JOIN concepts c ON c.rxcui = w.rxcui
-              WHERE w.depth < ? AND (c.tty IS NULL OR c.tty != 'IN')
-            )
-            SELECT DISTINCT c.rxcui, c.name, c.tty, c.suppress FROM walk w
-              JOIN concepts c ON c.rxcui = w.rxcui
-            WHERE c.tty IN ('IN', 'MIN', 'PIN')
-            ORDER BY c.name
-            """,
-            (key, MAX_WALK_DEPTH),
-        )
-        found = [Concept(str(r[0]), str(r[1]), str(r[2]), active=r[3] == "N") for r in rows]
-        ins = [c for c in found if c.tty == "IN"]
-        return ins or found
+        """Breadth-first walk over the downward relationships, each concept visited
+        once (a visited set keeps odd or cyclic graphs cheap), stopping at INs."""
+        seen = {key}
+        frontier = [key]
+        found: dict[int, Concept] = {}
+        for _depth in range(MAX_WALK_DEPTH + 1):
+            if not frontier:
+                break
+            ttys: dict[int, str] = {}
+            for chunk in _chunks(frontier):
+                marks = ",".join("?" * len(chunk))
+                for rx, name, tty, supp in self._q(
+                    f"SELECT rxcui, name, tty, suppress FROM concepts WHERE rxcui IN ({marks})",
+                    chunk,
+                ):
+                    ttys[int(str(rx))] = str(tty)
+                    if tty in INGREDIENT_TTYS:
+                        found[int(str(rx))] = Concept(str(rx), str(name), str(tty),
+                                                      active=supp == "N")
+            expand = [k for k in frontier if ttys.get(k) != "IN"]
+            nxt: list[int] = []
+            for chunk in _chunks(expand):
+                marks = ",".join("?" * len(chunk))
+                for (dst,) in self._q(
+                    f"SELECT DISTINCT dst FROM rel WHERE src IN ({marks})", chunk
+                ):
+                    d = int(str(dst))
+                    if d not in seen and len(seen) < MAX_WALK_NODES:
+                        seen.add(d)
+                        nxt.append(d)
+            frontier = nxt
+        concepts = sorted(found.values(), key=lambda c: (c.name, c.rxcui))
+        ins = [c for c in concepts if c.tty == "IN"]
+        return ins or concepts
 
     def rxcuis_by_name(self, name: str) -> list[str]:
         text = name.strip()
@@ -714,6 +729,11 @@ class LocalIndex:
         return sorted(
             {c.class_id for c in self.atc_classes(rxcui) if c.class_id.startswith(prefix.upper())}
         )
+
+
+def _chunks(keys: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+    for i in range(0, len(keys), size):
+        yield list(keys[i : i + size])
 
 
 def _ndc_key(value: str) -> str:
