@@ -71,7 +71,8 @@ NORMALIZE_CASES = [
     ("co-trimoxazole 960 mg", "co trimoxazole"),
     # abbreviations
     ("MTX", "methotrexate"),
-    ("MTX 2.5 mg weekly", "methotrexate weekly"),
+    ("MTX 2.5 mg weekly", "methotrexate"),
+    ("metformin 500mg tab, take 1 tab by mouth twice daily", "metformin"),
     ("5-FU 500 mg/m2", "fluorouracil"),
     ("5FU", "fluorouracil"),
     ("6-MP 50mg", "mercaptopurine"),
@@ -111,6 +112,7 @@ COMPONENT_CASES = [
     ("sitagliptin + metformin ER", ["sitagliptin", "metformin"]),
     ("amoxicillin & clavulanate", ["amoxicillin", "clavulanate"]),
     ("metformin w/ glyburide", ["metformin", "glyburide"]),
+    ("metformin 500 mg po bid with meals", ["metformin"]),
     ("Amoxicillin 250 MG / Clavulanate 125 MG Oral Tablet", ["amoxicillin", "clavulanate"]),
     ("Acetaminophen 21.7 MG/ML / Dextromethorphan Hydrobromide 1 MG/ML / doxylamine succinate "
      "0.417 MG/ML Oral Solution", ["acetaminophen", "dextromethorphan", "doxylamine"]),

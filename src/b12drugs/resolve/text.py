@@ -164,6 +164,8 @@ STOP_WORDS: frozenset[str] = _wordset(
     units count ct each ea supply day days week weeks month months qty quantity dispense
     mg mcg μg ug gm ml iu unt meq mmol ng percent
     usp nf bp ep generic brand per as of strength regular
+    take takes daily bid tid qid qd qod qhs hs prn once twice by mouth meal meals food
+    bedtime weekly every needed directed sig
     """
 )
 
