@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import string
 import tracemalloc
 import zipfile
 from collections.abc import Iterator
@@ -94,6 +95,19 @@ def test_import_from_folder_of_rrf_files_with_release_override(tmp_path: Path) -
     shutil.copytree(RELEASE / "rrf", flat)
     report = import_release(flat, tmp_path / "ix.sqlite", release="2025-03-03")
     assert report.release == "2025-03-03"
+
+
+def test_release_version_from_the_parent_of_an_rrf_folder(tmp_path: Path) -> None:
+    report = import_release(RELEASE / "rrf", tmp_path / "ix.sqlite")
+    assert report.release == "2025-01-06"
+
+
+@given(st.lists(st.text(alphabet=string.ascii_letters + string.digits + "-,/()[] ",
+                        max_size=12), max_size=6))
+def test_normalised_names_ignore_case_order_and_punctuation(words: list[str]) -> None:
+    key = normalize_name(" ".join(words))
+    assert normalize_name(key) == key
+    assert normalize_name(", ".join(reversed(words)).upper()) == key
 
 
 def test_import_refuses_what_is_not_a_release(tmp_path: Path) -> None:

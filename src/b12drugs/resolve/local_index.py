@@ -90,7 +90,7 @@ def normalize_name(text: str) -> str:
     ``"Metformin Hydrochloride"``, ``"metformin-hydrochloride"`` and
     ``"hydrochloride, metformin"`` share one key.
     """
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    folded = unicodedata.normalize("NFKD", text.casefold()).encode("ascii", "ignore").decode()
     return " ".join(sorted(_TOKEN.findall(folded)))
 
 
@@ -203,7 +203,7 @@ class _Release:
     def version(self) -> str:
         """The release date from the folder/zip/readme name (``RxNorm_full_01062025``),
         else from a version line of a readme, else ``unknown``."""
-        candidates = [self.path.name, *self._names]
+        candidates = [self.path.name, self.path.resolve().parent.name, *self._names]
         for name in candidates:
             m = _DATE_IN_NAME.search(name.replace("\\", "/").rsplit("/", 1)[-1]) or (
                 _DATE_IN_NAME.search(name)
