@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from b12drugs.builtin import csv_input, jsonl_input
 from b12drugs.errors import InputError
-from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Order, PatientContext, Rejection
+from b12drugs.models import (
+    NDC_SYSTEM,
+    RXNORM_SYSTEM,
+    Order,
+    OrderRow,
+    PatientContext,
+    Rejection,
+)
 from b12drugs.testing import InputFormatContract
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -38,16 +45,18 @@ def test_documented_columns_are_read() -> None:
         "P1,R1,Metformin 500 mg,6809,0781-1506-10,Active,2024-01-02,90,1950-03-04,"
         "Anemia;snomed:271737000\n"
     )
-    ctx, order = records
-    assert isinstance(ctx, PatientContext) and isinstance(order, Order)
-    assert str(ctx.birth_date) == "1950-03-04"
+    [order] = records
+    assert isinstance(order, OrderRow)
+    ctx = order.patient()
+    assert isinstance(ctx, PatientContext) and str(ctx.birth_date) == "1950-03-04"
     assert [(c.system, c.code, c.text) for c in ctx.conditions] == [
         (None, None, "Anemia"), ("snomed", "271737000", None)]
     assert order.codings[0].system == RXNORM_SYSTEM and order.codings[0].code == "6809"
     assert order.codings[1].system == NDC_SYSTEM and order.codings[1].code == "00781150610"
     assert (order.id, order.patient_id, order.status, order.days_supply) == ("R1", "P1",
                                                                              "active", 90)
-    assert order.source is not None and order.source.line == 2
+    assert (order.file, order.line) == ("f.csv", 2)
+    assert order.to_order().source.line == 2  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("delim", [",", ";", "\t", "|"])
@@ -55,7 +64,7 @@ def test_delimiters_and_aliases(delim: str) -> None:
     text = delim.join(["MRN", "Order_ID", "Medication"]) + "\n" + delim.join(
         ["m1", "o1", "omeprazole 20 mg"]) + "\n"
     [order] = parse(text)
-    assert isinstance(order, Order)
+    assert isinstance(order, OrderRow)
     assert (order.patient_id, order.id, order.text) == ("m1", "o1", "omeprazole 20 mg")
 
 
@@ -76,13 +85,13 @@ def test_bad_rows_are_rejected_with_line_and_reason_and_the_rest_read() -> None:
     assert "days_supply" in rejected[4]
     assert "3 fields" in rejected[5]
     assert "ndc" in rejected[6]
-    assert [r.id for r in records if isinstance(r, Order)] == ["R1", "R6"]
+    assert [r.id for r in records if isinstance(r, OrderRow)] == ["R1", "R6"]
 
 
 def test_non_utf8_bytes_reject_one_row() -> None:
     data = b"rx_id,drug_name\nR1,metformin\nR2,caf\xe9 tablet\nR3,omeprazole\n"
     records = parse(data)
-    assert [r.id for r in records if isinstance(r, Order)] == ["R1", "R3"]
+    assert [r.id for r in records if isinstance(r, OrderRow)] == ["R1", "R3"]
     [rej] = [r for r in records if isinstance(r, Rejection)]
     assert rej.location.line == 3 and "UTF-8" in rej.reason
 
@@ -90,14 +99,14 @@ def test_non_utf8_bytes_reject_one_row() -> None:
 def test_huge_field_is_rejected_not_fatal() -> None:
     text = "rx_id,drug_name\nR1," + "x" * 300_000 + "\nR2,metformin\n"
     records = parse(text)
-    assert [r.id for r in records if isinstance(r, Order)] == ["R2"]
+    assert [r.id for r in records if isinstance(r, OrderRow)] == ["R2"]
     assert any(isinstance(r, Rejection) for r in records)
 
 
 def test_quoted_multiline_fields_keep_line_numbers() -> None:
     text = 'rx_id,drug_name\nR1,"metformin\n500 mg"\nR2,"bad\n'
     records = parse(text)
-    assert isinstance(records[0], Order) and records[0].source.line == 2  # type: ignore[union-attr]
+    assert isinstance(records[0], OrderRow) and records[0].line == 2
 
 
 def test_empty_and_headerless_files_are_input_errors() -> None:
@@ -109,7 +118,7 @@ def test_empty_and_headerless_files_are_input_errors() -> None:
 
 def test_missing_rx_id_uses_file_and_line() -> None:
     [order] = parse("drug_name\nmetformin\n")
-    assert isinstance(order, Order) and order.id == "f.csv:2"
+    assert isinstance(order, OrderRow) and order.id == "f.csv:2"
 
 
 @settings(max_examples=200, deadline=None)
@@ -119,7 +128,7 @@ def test_csv_reader_never_raises_on_arbitrary_bytes(data: bytes) -> None:
         records = parse(b"rx_id,drug_name,start_date,ndc\n" + data)
     except InputError:
         return
-    assert all(isinstance(r, (Order, PatientContext, Rejection)) for r in records)
+    assert all(isinstance(r, (OrderRow, Rejection)) for r in records)
 
 
 @settings(max_examples=100, deadline=None)
@@ -150,3 +159,33 @@ def test_json_document_with_pointers() -> None:
     assert isinstance(records[2], Rejection) and records[2].location.pointer == "/orders/1"
     with pytest.raises(InputError):
         list(jsonl_input.parse_json(io.BytesIO(b"[1,2"), "x.json"))
+
+
+def test_fast_and_slow_paths_agree() -> None:
+    """The chunk fast path and the row-by-row path give the same orders."""
+    text = (
+        "patient_id,rx_id,drug_name,rxcui,ndc,status,start_date,days_supply,daily_dose_mg,"
+        "birth_date,sex,diet,conditions\n"
+        + "".join(
+            f"P{i % 7},R{i},drug {i % 13} 10 mg,{6809 if i % 5 == 0 else ''},"
+            f"{'0781-1506-10' if i % 3 == 0 else ''},{'Active' if i % 4 else 'stopped'},"
+            f"2024-01-{1 + i % 28:02d},{30 if i % 2 else ''},{'' if i % 6 else 500},"
+            f"1950-01-{1 + i % 7:02d},{'F' if i % 2 else ''},{'vegan' if i % 7 == 3 else ''},"
+            f"Anemia;snomed:1\n"
+            for i in range(300)
+        )
+    )
+    reader = csv_input._Reader(io.BytesIO(text.encode()), "f.csv")
+    chunk = [item for item in reader.rows() if isinstance(item, tuple)]
+    fast = reader.convert_chunk(chunk)
+    slow = [reader.convert(start, row) for start, row in chunk]
+    assert fast == slow and len(fast) == 300
+
+
+def test_one_bad_row_in_a_chunk_rejects_only_that_row() -> None:
+    rows = "".join(f"R{i},metformin,2024-01-01\n" for i in range(100))
+    text = "rx_id,drug_name,start_date\n" + rows + "R100,omeprazole,13/13/2024\n" + rows
+    records = parse(text)
+    assert sum(isinstance(r, OrderRow) for r in records) == 200
+    [rej] = [r for r in records if isinstance(r, Rejection)]
+    assert rej.location.line == 102 and "start_date" in rej.reason

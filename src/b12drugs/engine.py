@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import ValidationError
+
 from .__about__ import __version__
 from .classify import classify
 from .config import Config
@@ -37,6 +39,7 @@ from .models import (
     DrugQuery,
     Notice,
     Order,
+    OrderRow,
     PatientContext,
     PatientEnd,
     Rejection,
@@ -101,7 +104,8 @@ class Screener:
         self.as_of = self.config.as_of()
         self.resolvers: list[tuple[str, ResolveFn]] = []
         for r in hooks.resolvers():
-            fn = hooks.call_isolated(r.provider, f"resolver {r.name}", functools.partial(_build, r, self))
+            build = functools.partial(_build, r, self)
+            fn = hooks.call_isolated(r.provider, f"resolver {r.name}", build)
             if fn is not None:
                 self.resolvers.append((r.name, fn))
         disabled_rules = set(self.config.policy.disabled_rules)
@@ -145,7 +149,7 @@ class Screener:
                            patient_id=patient_id, location=location, source=source or None))
 
     # -- resolution --------------------------------------------------------------
-    def _resolve_new(self, orders: Sequence[Order]) -> None:
+    def _resolve_new(self, orders: Sequence[Order | OrderRow]) -> None:
         """Resolve the distinct drugs of ``orders`` not seen before in this run."""
         pending: dict[DrugQuery, list[object]] = {}
         for order in orders:
@@ -201,22 +205,34 @@ class Screener:
             self._process(chunk, source)
 
     def _process(self, chunk: list[Record], source: str) -> None:
-        active = [r for r in chunk if type(r) is Order and not _inactive(r)]
-        self._resolve_new(active)
+        # The hot loop: one dict lookup per order, models only where findings are.
+        self._resolve_new([r for r in chunk if (type(r) is Order or type(r) is OrderRow)
+                           and not _inactive(r)])  # type: ignore[union-attr,arg-type]
         counts = self.counts
         outcomes = self._outcomes
         for rec in chunk:
             kind = type(rec)
-            if kind is Order:
-                order: Order = rec  # type: ignore[assignment]
+            if kind is OrderRow or kind is Order:
+                order: Order | OrderRow = rec  # type: ignore[assignment]
                 if _inactive(order):
                     self._skip(f"status {order.status!r}: inactive orders are not screened",
                                source, order_id=order.id, patient_id=order.patient_id,
                                location=_loc(order))
                     continue
+                outcome = outcomes[(order.codings, order.text)]
+                if outcome.hits and kind is OrderRow:
+                    row: OrderRow = rec  # type: ignore[assignment]
+                    try:
+                        order = row.to_order()
+                        context = row.patient()
+                    except (ValidationError, ValueError) as exc:
+                        self._reject(Rejection(location=row.location(), reason=_explain(exc),
+                                               record_id=row.id[:256]), source)
+                        continue
+                    if context is not None:
+                        self._add_context(context)
                 counts["read"] += 1
                 counts["screened"] += 1
-                outcome = outcomes[(order.codings, order.text)]
                 if not outcome.resolved:
                     self._unresolved(order, outcome, source)
                 elif outcome.notices:
@@ -229,11 +245,9 @@ class Screener:
                     state = self._patients.get(key)
                     if state is None:
                         state = self._patients[key] = _PatientState()
-                    state.findings.append(OrderFindings(order, outcome.hits, source))
+                    state.findings.append(OrderFindings(order, outcome.hits, source))  # type: ignore[arg-type]
             elif kind is PatientContext:
-                ctx: PatientContext = rec  # type: ignore[assignment]
-                old = self._contexts.get(ctx.id)
-                self._contexts[ctx.id] = ctx if old is None else old.merged(ctx)
+                self._add_context(rec)  # type: ignore[arg-type]
             elif kind is Rejection:
                 self._reject(rec, source)  # type: ignore[arg-type]
             elif kind is Skip:
@@ -244,10 +258,17 @@ class Screener:
             else:
                 raise PluginError(
                     f"input parser for {source or 'input'} yielded {kind.__name__}, "
-                    "expected Order, PatientContext, Rejection, Skip or PatientEnd"
+                    "expected Order, OrderRow, PatientContext, Rejection, Skip or PatientEnd"
                 )
 
-    def _unresolved(self, order: Order, outcome: _Outcome, source: str) -> None:
+    def _add_context(self, ctx: PatientContext) -> None:
+        old = self._contexts.get(ctx.id)
+        if old is None:
+            self._contexts[ctx.id] = ctx
+        elif old != ctx:
+            self._contexts[ctx.id] = old.merged(ctx)
+
+    def _unresolved(self, order: Order | OrderRow, outcome: _Outcome, source: str) -> None:
         for n in outcome.notices:
             self.notice(n.model_copy(update={"order_id": order.id,
                                              "patient_id": order.patient_id,
@@ -343,13 +364,24 @@ def _build(resolver: Resolver, screener: Screener) -> ResolveFn | None:
     return result
 
 
-def _inactive(order: Order) -> bool:
+def _inactive(order: Order | OrderRow) -> bool:
     status = order.status
     return status is not None and status.lower() in INACTIVE_STATUSES
 
 
-def _loc(order: Order) -> str | None:
-    return str(order.source)[:256] if order.source is not None else None
+def _loc(order: Order | OrderRow) -> str | None:
+    if type(order) is OrderRow:
+        return str(order.location())[:256]
+    source = order.source  # type: ignore[union-attr]
+    return str(source)[:256] if source is not None else None
+
+
+def _explain(exc: Exception) -> str:
+    """A short reason from a validation error: fields and messages, never values."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'record'}: {e['msg']}"
+                         for e in exc.errors()[:3])
+    return str(exc)[:500]
 
 
 # -- convenience API ------------------------------------------------------------

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -162,11 +163,60 @@ class Order(Model):
 
     def texts(self) -> tuple[str, ...]:
         """Free text and coding displays, most specific first, without repeats."""
-        seen: list[str] = []
-        for t in (self.text, *(c.display for c in self.codings)):
-            if t and t not in seen:
-                seen.append(t)
-        return tuple(seen)
+        return DrugQuery.from_parts(self.codings, self.text).texts
+
+
+#: Builds a patient context from a reader's raw patient fields (see :class:`OrderRow`).
+PatientFactory = Callable[[str, tuple[str, ...], "SourceLocation"], "PatientContext"]
+
+
+class OrderRow(NamedTuple):
+    """The fast path for high-volume readers (dispensing exports with millions of rows).
+
+    A plain tuple, not a validated model: the engine resolves it by ``(codings, text)``
+    like an :class:`Order` and only validates it into an :class:`Order` (and builds its
+    patient context) when it contributes to an alert.  A reader that yields these must
+    bound field sizes itself (``MAX_TEXT``) and check dates, numbers and statuses, so
+    that rows without findings are as trustworthy as validated ones.
+
+    ``patient_fields`` are the reader's raw patient columns; ``make_patient`` turns them
+    into a :class:`PatientContext` for the patients that need one.
+    """
+
+    id: str
+    patient_id: str | None
+    text: str | None
+    codings: tuple[Coding, ...] = ()
+    status: str | None = None
+    start_date: dt.date | None = None
+    days_supply: int | None = None
+    daily_dose_mg: float | None = None
+    file: str | None = None
+    line: int | None = None
+    patient_fields: tuple[str, ...] | None = None
+    make_patient: PatientFactory | None = None
+
+    def location(self) -> SourceLocation:
+        return SourceLocation(file=self.file, line=self.line)
+
+    def to_order(self) -> Order:
+        """The validated order (raises ``pydantic.ValidationError``)."""
+        return Order(
+            id=self.id,
+            patient_id=self.patient_id,
+            codings=self.codings,
+            text=self.text,
+            status=self.status,
+            start_date=self.start_date,
+            days_supply=self.days_supply,
+            daily_dose_mg=self.daily_dose_mg,
+            source=self.location(),
+        )
+
+    def patient(self) -> PatientContext | None:
+        if self.make_patient is None or not self.patient_fields or not self.patient_id:
+            return None
+        return self.make_patient(self.patient_id, self.patient_fields, self.location())
 
 
 class Condition(Model):
@@ -286,13 +336,20 @@ class DrugQuery(Model):
     other_codings: tuple[Coding, ...] = ()
 
     @classmethod
-    def from_order(cls, order: Order) -> DrugQuery:
-        others = tuple(c for c in order.codings if c.system not in (RXNORM_SYSTEM, NDC_SYSTEM))
+    def from_order(cls, order: Order | OrderRow) -> DrugQuery:
+        return cls.from_parts(order.codings, order.text)
+
+    @classmethod
+    def from_parts(cls, codings: tuple[Coding, ...], text: str | None) -> DrugQuery:
+        texts: list[str] = []
+        for t in (text, *(c.display for c in codings)):
+            if t and t not in texts:
+                texts.append(t)
         return cls(
-            rxcuis=order.rxnorm_codes(),
-            ndcs=order.ndc_codes(),
-            texts=order.texts(),
-            other_codings=others,
+            rxcuis=tuple(c.code for c in codings if c.system == RXNORM_SYSTEM),
+            ndcs=tuple(c.code for c in codings if c.system == NDC_SYSTEM),
+            texts=tuple(texts),
+            other_codings=tuple(c for c in codings if c.system not in (RXNORM_SYSTEM, NDC_SYSTEM)),
         )
 
     def describe(self) -> str:

@@ -19,6 +19,7 @@ from .models import (
     ClassHit,
     DrugQuery,
     Order,
+    OrderRow,
     PatientContext,
     PatientEnd,
     Rejection,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from .knowledge import ClassDef, KBEntry, KnowledgeBase
 
 #: What an input parser yields.
-Record = Order | PatientContext | Rejection | Skip | PatientEnd
+Record = Order | OrderRow | PatientContext | Rejection | Skip | PatientEnd
 
 #: ``parse(stream, source_name)``: read a binary stream, yield records.  Must not raise
 #: for bad content: yield :class:`~b12drugs.models.Rejection` and go on.  May raise

@@ -38,11 +38,11 @@ import pytest
 
 from .engine import detect_format, screen, screen_inputs
 from .errors import InputError
-from .models import Order, PatientContext, PatientEnd, Rejection, Report, Skip
+from .models import Order, OrderRow, PatientContext, PatientEnd, Rejection, Report, Skip
 from .plugins import PluginManager
 from .records import InputFormat, OutputFormat
 
-RECORD_TYPES = (Order, PatientContext, Rejection, Skip, PatientEnd)
+RECORD_TYPES = (Order, OrderRow, PatientContext, Rejection, Skip, PatientEnd)
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ class InputFormatContract:
     def test_parses_sample_into_orders(self, fmt: InputFormat, sample: bytes) -> None:
         records = parse_all(fmt, sample, str(self.sample_path))
         assert all(isinstance(r, RECORD_TYPES) for r in records)
-        orders = [r for r in records if isinstance(r, Order)]
+        orders = [r for r in records if isinstance(r, (Order, OrderRow))]
         assert len(orders) >= self.min_orders
         for r in records:
             if isinstance(r, Rejection):
