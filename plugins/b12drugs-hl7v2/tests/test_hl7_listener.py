@@ -28,7 +28,7 @@ from b12drugs import hookimpl
 from b12drugs.config import Config, SinkConfig
 from b12drugs.models import Report
 from b12drugs.plugins import PluginManager
-from b12drugs.records import AlertSink
+from b12drugs.records import AlertSink, Resolver
 
 GOOD = data("rde_o11_v25.hl7")
 BAD_ORDER = message("BAD1", body=("ORC|NW|O1", "RXE|^QD||1")).encode()
@@ -273,3 +273,47 @@ def test_listen_refuses_a_busy_port() -> None:
     assert out.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
     assert time.monotonic() - started < 60
+
+
+class _CountingResolver:
+    """A resolver plugin that counts how often it is built and closed."""
+
+    def __init__(self) -> None:
+        self.built = 0
+        self.closed = 0
+        self.queries = 0
+
+    @hookimpl
+    def b12drugs_resolvers(self) -> Iterable[Resolver]:
+        return [Resolver("counting", 10, self.factory)]
+
+    def factory(self, config: Config) -> Any:
+        self.built += 1
+        outer = self
+
+        class Fn:
+            def __call__(self, queries: Any) -> dict[Any, Any]:
+                outer.queries += len(queries)
+                return {}
+
+            def close(self) -> None:
+                outer.closed += 1
+
+        return Fn()
+
+
+def test_resolvers_are_built_once_per_worker_and_closed_at_shutdown() -> None:
+    manager = PluginManager(strict=True, entry_points=False)
+    counting = _CountingResolver()
+    manager.register(counting, "counting")
+    msgs = [
+        message(f"R{i}", body=("ORC|NW|O1", f"RXE|^QD|^drug number {i}|1")).encode()
+        for i in range(5)
+    ]
+    with BackgroundListener(config=config(), manager=manager, sinks=[], workers=1) as bg:
+        acks = list(send_messages(bg.host, bg.port, msgs))
+        assert counting.closed == 0
+    assert [a.code for a in acks] == ["AA"] * 5
+    assert counting.built == 1
+    assert counting.queries == 5  # every message's drug still went through it
+    assert counting.closed == 1
