@@ -205,3 +205,23 @@ def test_unknown_sink_is_an_error() -> None:
 
 def test_isolated_manager_fixture_is_strict(plugin_manager: PluginManager) -> None:
     assert plugin_manager.strict and "csv" in plugin_manager.infos
+
+
+def test_resolvers_are_closed_at_the_end_of_a_run(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
+    closed: list[str] = []
+
+    class Resolve:
+        def __call__(self, qs):  # type: ignore[no-untyped-def]
+            return {}
+
+        def close(self) -> None:
+            closed.append("yes")
+
+    class Holder:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            return [Resolver("holder", 400, lambda config: Resolve())]
+
+    register_plugin(Holder(), "holder")
+    screen([Order(id="1", text="metformin")], manager=plugin_manager)
+    assert closed == ["yes"]

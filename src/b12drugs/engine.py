@@ -329,7 +329,15 @@ class Screener:
             counts=Counts(**c),
         )
         self._deliver(report)
+        self.close()
         return report
+
+    def close(self) -> None:
+        """Release what resolvers hold (HTTP sessions, cache files, worker threads)."""
+        for name, fn in self.resolvers:
+            close = getattr(fn, "close", None)
+            if callable(close):
+                self.hooks.call_isolated(name, f"closing resolver {name}", close)
 
     def _deliver(self, report: Report) -> None:
         if not self.config.sinks:

@@ -58,6 +58,7 @@ def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
     ingredients = [i.model_dump(mode="json") for i in chosen.ingredients] if chosen else []
     hits = [h.model_dump(mode="json") for h in classify(chosen, screener.kb)] if chosen else []
     notices = [n.model_dump(mode="json") for n in chosen.notices] if chosen else []
+    screener.close()
     return {
         "query": query.describe(),
         "knowledge_version": screener.kb.version,
