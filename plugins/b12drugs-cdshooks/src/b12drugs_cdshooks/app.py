@@ -38,10 +38,10 @@ from b12drugs.knowledge import load_knowledge
 from b12drugs.plugins import PluginManager, get_plugin_manager
 
 from .audit import AuditLog
-from .auth import Authenticator, Caller
+from .auth import Authenticator, Caller, NeedsFetch
 from .cards import BuiltCard, CardBuilder
 from .dedupe import DedupeCache
-from .discovery import BY_ID, MEDICATIONS, Service, discovery_document
+from .discovery import BY_ID, MEDICATIONS, PREFETCH, Service, discovery_document
 from .engine_reuse import reusing_manager
 from .hookrequest import Context, HookRequest, parse_feedback, parse_request
 from .jsonbody import parse_json_object, read_body
@@ -118,11 +118,29 @@ class CDSHooksService:
         audience = base + request.url.path
         header = request.headers.get("authorization")
         auth = self.auth
-        return await run_in_threadpool(auth.verify, header, audience)
+        try:
+            # CPU only (keys from files or cache): no thread hand-off on the hot path
+            return auth.verify(header, audience, allow_fetch=False)
+        except NeedsFetch:
+            return await run_in_threadpool(auth.verify, header, audience)
 
     # -- hooks ------------------------------------------------------------------
-    def process(self, service: Service, hreq: HookRequest, context: Context) -> _Result:
-        data: PatientData = gather(hreq, context, self.settings, self.fetcher)
+    def needs_fetch(self, hreq: HookRequest) -> bool:
+        """Will gathering this call's data go to the FHIR server (network I/O)?"""
+        prefetch = hreq.prefetch or {}
+        return (
+            any(k not in prefetch for k in PREFETCH)
+            and hreq.fhirAuthorization is not None
+            and self.fetcher.allowed(hreq.fhirServer)
+        )
+
+    def gather(self, hreq: HookRequest, context: Context) -> PatientData:
+        return gather(hreq, context, self.settings, self.fetcher)
+
+    def process(self, service: Service, hreq: HookRequest, context: Context,
+                data: PatientData | None = None) -> _Result:
+        if data is None:
+            data = self.gather(hreq, context)
         if service.hook == "patient-view" and MEDICATIONS in data.missing:
             raise Problem(
                 412,
@@ -244,11 +262,16 @@ def create_app(
         hreq, context = parse_request(data, service.hook)
         request.state.log["hookInstance"] = _safe(hreq.hookInstance)
         request.state.log["issuer_ok"] = int(caller.authenticated)
-        # abandon_on_cancel: the time limit answers the client even while a fetch
-        # thread is still waiting (it ends by itself within the fetch timeout).
-        result = await anyio.to_thread.run_sync(
-            state.process, service, hreq, context, abandon_on_cancel=True
-        )
+        patient_data: PatientData | None = None
+        if state.needs_fetch(hreq):
+            # abandon_on_cancel: the time limit answers the client even while a fetch
+            # thread is still waiting (it ends by itself within the fetch timeout).
+            patient_data = await anyio.to_thread.run_sync(
+                state.gather, hreq, context, abandon_on_cancel=True
+            )
+        # Screening is bounded CPU work (~1 ms): done on the event loop, since a thread
+        # hand-off costs more than it saves under the GIL.
+        result = state.process(service, hreq, context, patient_data)
         request.state.log.update(result.stats)
         return JSONResponse({"cards": result.cards})
 

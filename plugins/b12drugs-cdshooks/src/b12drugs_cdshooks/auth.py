@@ -78,6 +78,10 @@ def parse_jwks(data: Any, where: str) -> dict[str, dict[str, Any]]:
     return keys
 
 
+class NeedsFetch(Exception):
+    """Raised instead of fetching a JWK Set when the caller asked for no network I/O."""
+
+
 class ReplayCache:
     """``jti`` values seen, kept until their token expires; bounded in size."""
 
@@ -139,7 +143,7 @@ class KeyStore:
             log.warning("JWK Set %s could not be fetched: %s", url, type(exc).__name__)
             raise _unauthorized("the JWK Set of the issuer could not be fetched") from None
 
-    def _from_url(self, url: str, kid: str) -> dict[str, Any] | None:
+    def _from_url(self, url: str, kid: str, allow_fetch: bool) -> dict[str, Any] | None:
         now = time.monotonic()
         with self._lock:
             cached = self._urls.get(url)
@@ -150,22 +154,25 @@ class KeyStore:
                 return keys[kid]
             if fresh and now - fetched_at < _REFETCH_INTERVAL:
                 return keys.get(kid)
+        if not allow_fetch:
+            raise NeedsFetch(url)
         keys = self._fetch(url)
         with self._lock:
             self._urls[url] = (now, keys)
         return keys.get(kid)
 
-    def key_for(self, iss: str, kid: str, jku: str | None) -> dict[str, Any]:
+    def key_for(self, iss: str, kid: str, jku: str | None, allow_fetch: bool = True
+                ) -> dict[str, Any]:
         conf = self._issuers[iss]
         jwk: dict[str, Any] | None
         if jku is not None:
             if jku.rstrip("/") not in conf.jku:
                 raise _unauthorized("the jku of the token is not on the issuer's allowlist")
-            jwk = self._from_url(jku.rstrip("/"), kid)
+            jwk = self._from_url(jku.rstrip("/"), kid, allow_fetch)
         elif iss in self._files:
             jwk = self._files[iss].get(kid)
         elif len(conf.jku) == 1:
-            jwk = self._from_url(conf.jku[0], kid)
+            jwk = self._from_url(conf.jku[0], kid, allow_fetch)
         else:
             raise _unauthorized("the token names no jku and the issuer has no JWK Set file")
         if jwk is None:
@@ -189,8 +196,14 @@ class Authenticator:
         )
         self._replay = ReplayCache(limits.replay_cache_size)
 
-    def verify(self, authorization: str | None, audience: str) -> Caller:
-        """Check the ``Authorization`` header for a call to ``audience`` (a full URL)."""
+    def verify(self, authorization: str | None, audience: str, *, allow_fetch: bool = True
+               ) -> Caller:
+        """Check the ``Authorization`` header for a call to ``audience`` (a full URL).
+
+        With ``allow_fetch=False`` a JWK Set that would have to be fetched raises
+        :class:`NeedsFetch` before any state changes, so the caller can retry in a
+        worker thread (the event loop never waits on the network).
+        """
         if not authorization:
             raise Problem(401, "an Authorization: Bearer <JWT> header is required",
                           code="login", headers={"WWW-Authenticate": "Bearer"})
@@ -222,7 +235,7 @@ class Authenticator:
         jku = header.get("jku")
         if jku is not None and not isinstance(jku, str):
             raise _unauthorized("JWT jku must be a URL")
-        jwk = self._keys.key_for(iss, kid, jku)
+        jwk = self._keys.key_for(iss, kid, jku, allow_fetch)
         key = self._key_object(jwk, alg)
         try:
             claims = jwt.decode(

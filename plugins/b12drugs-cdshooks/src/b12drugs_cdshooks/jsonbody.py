@@ -42,18 +42,21 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:
-    """True when ``value`` nests containers deeper than ``limit`` (iterative walk)."""
+    """True when ``value`` nests containers deeper than ``limit`` (iterative walk).
+
+    Only containers are pushed on the stack, which keeps this cheaper than parsing.
+    """
+    if not isinstance(value, (dict, list)):
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item)
+        item, depth = pop()
+        if depth > limit:
+            return True
+        for child in item.values() if type(item) is dict else item:
+            if type(child) is dict or type(child) is list:
+                push((child, depth + 1))
     return False
 
 
