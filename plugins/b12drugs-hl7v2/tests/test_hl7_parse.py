@@ -174,7 +174,7 @@ def test_non_pharmacy_message_is_skipped_with_reason() -> None:
 
 
 def test_orders_without_orc_and_ids_from_prescription_number() -> None:
-    body = ("RXE|^QD|^metformin 500 mg|1||mg||||||||||RX-77",)
+    body: tuple[str, ...] = ("RXE|^QD|^metformin 500 mg|1||mg||||||||||RX-77",)
     (o,) = orders(parse_bytes(message("C9", body=body).encode()))
     assert o.id == "RX-77@msg1"
     body = ("ORC|NW||FILLER-5", "RXE|^QD|^metformin 500 mg|1")
