@@ -538,6 +538,20 @@ def test_huge_text_is_bounded(resolver: OfflineResolver) -> None:
     q = DrugQuery(texts=(("metformin / zzqx " * 200)[:2000],))
     res = resolver.resolve([q])[q]
     assert [m.name for m in res.ingredients] == ["metformin"]
+    q = DrugQuery(texts=("metformin " + "x" * 100_000,))  # cut to MAX_INPUT, not fatal
+    assert [m.name for m in resolver.resolve([q])[q].ingredients] == ["metformin"]
+
+
+def test_approximate_lookups_per_text_are_bounded(kb: KnowledgeBase) -> None:
+    from b12drugs.resolve.offline import MAX_FUZZY_PER_TEXT
+
+    words = [f"zzq{chr(97 + i)}xumabol" for i in range(20)]
+    steps = lookup_steps(kb, " / ".join(words))
+    tried = [s for s in steps if s["method"] == "approximate"]
+    assert len([s for s in tried if "not tried" not in s["result"]]) == MAX_FUZZY_PER_TEXT
+    assert any("not tried" in s["result"] for s in tried)
+    steps = lookup_steps(kb, "z" * 60)
+    assert not [s for s in steps if s["method"] == "approximate"]
 
 
 # ----------------------------------------------------------------------- plugin and engine

@@ -48,6 +48,12 @@ _METHODS: dict[int, MatchMethod] = {0: "exact_name", 1: "synonym", 2: "brand"}
 
 #: Approximate matches: shortest text considered, similarity floor, confidence cap.
 MIN_FUZZY_LEN = 7
+#: From this length on, two edits are allowed.
+LONG_WORD = 14
+#: At most this many approximate lookups per text (bounds the cost of hostile input).
+MAX_FUZZY_PER_TEXT = 8
+#: Longest text tried as one approximate name (longer ones are tried word by word).
+MAX_FUZZY_LEN = 40
 MIN_SIMILARITY = 0.85
 MAX_FUZZY_CONFIDENCE = 0.95
 #: Longest word window looked up inside one component.
@@ -139,7 +145,17 @@ def max_edits(length: int) -> int:
     """Edits allowed for a misspelling of ``length`` characters (0: no fuzzy match)."""
     if length < MIN_FUZZY_LEN:
         return 0
-    return 1 if length < 14 else 2
+    return 1 if length < LONG_WORD else 2
+
+
+def _deletions(word: str, depth: int) -> set[str]:
+    """``word`` and every string made by deleting up to ``depth`` characters."""
+    out = {word}
+    frontier = {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        out |= frontier
+    return out
 
 
 @dataclass(frozen=True)
@@ -167,44 +183,46 @@ class FuzzyMatcher:
     * when the best key names a drug with a B12 class or role, no known drug without
       one (``other_drugs.csv``) lies within the allowed edits either.
 
-    Candidates come from a single-deletion index (exact for one edit) and, for long
-    words, a length-bucket scan; both are built on first use.
+    Candidates come from symmetric-deletion indexes (one deletion for short words, two
+    for long ones), built on first use; every candidate is then scored exactly.
     """
 
     def __init__(self, vocab: Vocabulary, classified: frozenset[str]):
         self._vocab = vocab
         self._classified = classified
         self._deletes: dict[str, set[str]] | None = None
-        self._by_len: dict[int, list[str]] | None = None
+        self._deletes2: dict[str, set[str]] | None = None
 
-    def _build(self) -> None:
-        deletes: dict[str, set[str]] = {}
-        by_len: dict[int, list[str]] = {}
+    def _index(self, depth: int) -> dict[str, set[str]]:
+        """The deletion index for one or two edits, built on first use."""
+        if depth <= 1:
+            if self._deletes is None:
+                self._deletes = self._build(1, MIN_FUZZY_LEN - 1)
+            return self._deletes
+        if self._deletes2 is None:
+            self._deletes2 = self._build(2, LONG_WORD - 2)
+        return self._deletes2
+
+    def _build(self, depth: int, min_len: int) -> dict[str, set[str]]:
+        index: dict[str, set[str]] = {}
         for key in self._vocab.keys:
-            n = len(key)
-            if n < MIN_FUZZY_LEN - 1:
-                continue
-            by_len.setdefault(n, []).append(key)
-            deletes.setdefault(key, set()).add(key)
-            for i in range(n):
-                deletes.setdefault(key[:i] + key[i + 1 :], set()).add(key)
-        self._deletes, self._by_len = deletes, by_len
+            if len(key) >= min_len:
+                for v in _deletions(key, depth):
+                    index.setdefault(v, set()).add(key)
+        return index
 
     def _candidates(self, q: str, limit: int) -> set[str]:
-        if self._deletes is None or self._by_len is None:
-            self._build()
-        assert self._deletes is not None and self._by_len is not None
-        if limit <= 1:
-            found: set[str] = set(self._deletes.get(q, ()))
-            for i in range(len(q)):
-                found |= self._deletes.get(q[:i] + q[i + 1 :], set())
-            return found
-        out: set[str] = set()
-        for n in range(len(q) - limit, len(q) + limit + 1):
-            out.update(self._by_len.get(n, ()))
-        return out
+        """Every key within ``limit`` edits of ``q`` (and some more): keys and queries
+        meet on a common deletion variant (symmetric-delete search)."""
+        index = self._index(limit)
+        found: set[str] = set()
+        for v in _deletions(q, limit):
+            found |= index.get(v, set())
+        return found
 
     def match(self, q: str) -> FuzzyResult:
+        if len(q) > MAX_FUZZY_LEN:
+            return FuzzyResult(None, None, 0, 0.0, f"too long for an approximate match ({len(q)})")
         limit = max_edits(len(q))
         if limit == 0:
             return FuzzyResult(None, None, 0, 0.0, f"too short for an approximate match ({q!r})")
@@ -413,12 +431,17 @@ class OfflineResolver:
             )
         return res
 
-    def _fuzzy(self, text: str, trace: Trace | None) -> _PieceResult:
+    def _fuzzy(self, text: str, trace: Trace | None, budget: list[int]) -> _PieceResult:
         res = _PieceResult()
         targets = [text] if " " not in text else [text, *text.split()]
         for t in targets:
-            if len(t) < MIN_FUZZY_LEN or not t.replace(" ", "").isalpha():
+            if not MIN_FUZZY_LEN <= len(t) <= MAX_FUZZY_LEN or not t.replace(" ", "").isalpha():
                 continue
+            if budget[0] <= 0:
+                if trace is not None:
+                    _step(trace, "approximate", t, "not tried: too many unknown words")
+                break
+            budget[0] -= 1
             fr = self.fuzzy.match(t)
             if trace is not None:
                 _step(trace, "approximate", t, fr.reason)
@@ -433,7 +456,9 @@ class OfflineResolver:
                     break
         return res
 
-    def _piece(self, piece: Piece, trace: Trace | None, *, fuzzy: bool = True) -> _PieceResult:
+    def _piece(
+        self, piece: Piece, trace: Trace | None, budget: list[int], *, fuzzy: bool = True
+    ) -> _PieceResult:
         for key, what in ((piece.text, "with salt"), (piece.base, "without salt")):
             if what == "without salt" and key == piece.text:
                 continue
@@ -446,7 +471,7 @@ class OfflineResolver:
             res = self._windows(piece.text.split(), trace)
         if res.matches or not fuzzy:
             return res
-        fz = self._fuzzy(piece.base, trace)
+        fz = self._fuzzy(piece.base, trace, budget)
         if fz.matches:
             return fz
         res.unused = list(tokens)
@@ -465,6 +490,7 @@ class OfflineResolver:
         unknown: list[str] = []
         messages: list[str] = []
         unused: list[str] = []
+        budget = [MAX_FUZZY_PER_TEXT]
         whole_hit = None
         if len(parsed.components) > 1:
             # "Lo/Ovral": a name with a separator in it (keys drop punctuation)
@@ -478,12 +504,12 @@ class OfflineResolver:
                 if len(pieces) > 1:
                     # "estrogens, conjugated": a comma inside one name
                     pieces = (Piece(comp.text.replace(",", ""), comp.base.replace(",", "")),)
-                    first = self._piece(pieces[0], trace, fuzzy=False)
+                    first = self._piece(pieces[0], trace, budget, fuzzy=False)
                     results = [first] if first.matches else None
                 else:
                     results = None
                 if results is None:
-                    results = [self._piece(p, trace) for p in comp.pieces]
+                    results = [self._piece(p, trace, budget) for p in comp.pieces]
                 if not any(r.matches for r in results):
                     unknown.append(comp.text)
                 for r in results:
