@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from b12drugs_hl7v2.framing import RawMessage, iter_messages
 from b12drugs_hl7v2.message import SAFETY_NET
 from b12drugs_hl7v2.reader import parse
 from b12drugs_hl7v2.samples import synthetic_stream
@@ -199,3 +200,16 @@ def test_ten_thousand_messages_stream_with_flat_memory() -> None:
     # one message and one 64 KiB read chunk at a time: far below what 3.5 MB of input
     # (or 30,000 records) would take if anything accumulated
     assert peak < 2 * 1024 * 1024, peak
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40))
+def test_read_chunk_boundaries_do_not_change_the_messages(chunk_size: int) -> None:
+    """A \\r\\n or an MLLP byte split across two reads must not change the segments."""
+    raw = data("omp_o09_v28.hl7") + data("mllp_stream.hl7") + data("batch.hl7")
+
+    def split(size: int) -> list[tuple[int, list[bytes], list[int]]]:
+        items = iter_messages(io.BytesIO(raw), chunk_size=size)
+        return [(m.number, m.segments, m.lines) for m in items if isinstance(m, RawMessage)]
+
+    assert split(chunk_size) == split(64 * 1024)
