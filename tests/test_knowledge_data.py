@@ -18,24 +18,65 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 VERIFIED = ROOT / "tests" / "data" / "verified_rxcui.csv"
 
-DRUG_MAP_HEADER = ["class_id", "ingredient", "rxcui", "atc", "synonyms", "brands", "evidence",
-                   "reference", "rxcui_source", "atc_source", "notes"]
-CLASSES_HEADER = ["class_id", "label", "role", "default_severity", "evidence", "mechanism", "monitoring",
-                  "atc_prefixes", "atc_exclude", "long_term_days", "min_daily_dose_mg", "references"]
+DRUG_MAP_HEADER = [
+    "class_id",
+    "ingredient",
+    "rxcui",
+    "atc",
+    "synonyms",
+    "brands",
+    "evidence",
+    "reference",
+    "rxcui_source",
+    "atc_source",
+    "notes",
+]
+CLASSES_HEADER = [
+    "class_id",
+    "label",
+    "role",
+    "default_severity",
+    "evidence",
+    "mechanism",
+    "monitoring",
+    "atc_prefixes",
+    "atc_exclude",
+    "long_term_days",
+    "min_daily_dose_mg",
+    "references",
+]
 OTHER_HEADER = ["ingredient", "rxcui", "synonyms", "brands", "category", "rxcui_source", "note"]
 RISK_HEADER = ["risk_factor", "system", "code", "pattern", "source"]
 
 ALERT_CLASSES = {
-    "cytostatics", "aminoglycosides", "phenytoin", "phenobarbital", "aminosalicylic_acid", "ascorbic_acid",
-    "metformin", "proton_pump_inhibitors", "h2_receptor_antagonists", "colchicine", "nitrous_oxide",
+    "cytostatics",
+    "aminoglycosides",
+    "phenytoin",
+    "phenobarbital",
+    "aminosalicylic_acid",
+    "ascorbic_acid",
+    "metformin",
+    "proton_pump_inhibitors",
+    "h2_receptor_antagonists",
+    "colchicine",
+    "nitrous_oxide",
     "bile_acid_sequestrants",
 }
 CONTEXT_ROLES = {"b12_therapy", "folate"}
 ALL_CLASSES = ALERT_CLASSES | CONTEXT_ROLES
 EVIDENCE = {"strong", "moderate", "low", "disputed"}
 RISK_FACTORS = {
-    "gastric_surgery", "atrophic_gastritis", "malabsorption", "peripheral_neuropathy", "neurological", "anemia",
-    "alcohol_use_disorder", "vegetarian_diet", "pregnancy", "b12_deficiency", "pernicious_anemia",
+    "gastric_surgery",
+    "atrophic_gastritis",
+    "malabsorption",
+    "peripheral_neuropathy",
+    "neurological",
+    "anemia",
+    "alcohol_use_disorder",
+    "vegetarian_diet",
+    "pregnancy",
+    "b12_deficiency",
+    "pernicious_anemia",
     "megaloblastic_anemia",
 }
 
@@ -53,8 +94,22 @@ RXCUI_NAME_CAVEATS = {
 # across classes is an ambiguity and fails the test.
 CROSS_CLASS_COMBINATION_BRANDS = {"foltx", "folbee", "folbic", "folgard", "metanx", "cerefolin"}
 
-SALT_WORDS = ("hydrochloride", "sodium", "potassium", "sulfate", "sulphate", "mesylate", "maleate",
-              "tartrate", "succinate", "besylate", "fumarate", "citrate", "phosphate", "bromide")
+SALT_WORDS = (
+    "hydrochloride",
+    "sodium",
+    "potassium",
+    "sulfate",
+    "sulphate",
+    "mesylate",
+    "maleate",
+    "tartrate",
+    "succinate",
+    "besylate",
+    "fumarate",
+    "citrate",
+    "phosphate",
+    "bromide",
+)
 
 ATC_CODE = re.compile(r"^[A-Z]\d{2}[A-Z]{2}\d{2}$")
 ATC_PREFIX = re.compile(r"^[A-Z](?:\d{2}(?:[A-Z](?:[A-Z](?:\d{2})?)?)?)?$")
@@ -105,15 +160,21 @@ def verified() -> dict[str, list[dict[str, str]]]:
 
 @pytest.mark.parametrize(
     ("name", "header"),
-    [("drug_map.csv", DRUG_MAP_HEADER), ("drug_classes.csv", CLASSES_HEADER),
-     ("other_drugs.csv", OTHER_HEADER), ("risk_conditions.csv", RISK_HEADER)],
+    [
+        ("drug_map.csv", DRUG_MAP_HEADER),
+        ("drug_classes.csv", CLASSES_HEADER),
+        ("other_drugs.csv", OTHER_HEADER),
+        ("risk_conditions.csv", RISK_HEADER),
+    ],
 )
 def test_headers_exact(name: str, header: list[str]) -> None:
     fieldnames, rows = _read(DATA / name)
     assert fieldnames == header
     assert rows, f"{name} is empty"
     for i, row in enumerate(rows, start=2):
-        assert None not in row and all(v is not None for v in row.values()), f"{name}:{i}: wrong field count"
+        assert None not in row and all(v is not None for v in row.values()), (
+            f"{name}:{i}: wrong field count"
+        )
 
 
 def test_verified_copy_matches_shared_header() -> None:
@@ -126,7 +187,9 @@ def test_class_ids_allowed(drug_map: list[dict[str, str]], classes: list[dict[st
     assert {r["class_id"] for r in drug_map} <= ALL_CLASSES
     assert [r["class_id"] for r in classes] and {r["class_id"] for r in classes} == ALL_CLASSES
     assert len(classes) == len(ALL_CLASSES)
-    assert {r["class_id"] for r in drug_map} == ALL_CLASSES, "every class has at least one ingredient"
+    assert {r["class_id"] for r in drug_map} == ALL_CLASSES, (
+        "every class has at least one ingredient"
+    )
 
 
 def test_class_definitions(classes: list[dict[str, str]]) -> None:
@@ -191,7 +254,11 @@ def _check_rxcui(row: dict[str, str], verified: dict[str, list[dict[str, str]]])
     assert rxcui.isdigit(), f"{ing}: rxcui {rxcui!r}"
     candidates = verified.get(rxcui)
     assert candidates, f"{ing}: rxcui {rxcui} is not in the verified file"
-    ok = [c for c in candidates if c["name"].lower() == ing or ing in RXCUI_NAME_CAVEATS.get(rxcui, set())]
+    ok = [
+        c
+        for c in candidates
+        if c["name"].lower() == ing or ing in RXCUI_NAME_CAVEATS.get(rxcui, set())
+    ]
     assert ok, f"{ing}: rxcui {rxcui} belongs to {[c['name'] for c in candidates]}"
     expected = {f"{c['evidence_repo']}:{c['evidence_path']}" for c in ok}
     assert row["rxcui_source"] in expected, f"{ing}: rxcui_source {row['rxcui_source']!r}"
@@ -215,7 +282,9 @@ def test_other_rxcuis_verified(other: list[dict[str, str]], verified) -> None:
             assert row["rxcui_source"] == "", row["ingredient"]
 
 
-def test_documented_rxcui_caveats(drug_map: list[dict[str, str]], other: list[dict[str, str]]) -> None:
+def test_documented_rxcui_caveats(
+    drug_map: list[dict[str, str]], other: list[dict[str, str]]
+) -> None:
     rx = {(r["class_id"], r["ingredient"]): r["rxcui"] for r in drug_map}
     assert rx[("aminoglycosides", "gentamicin")] == "1596450"
     assert rx[("aminosalicylic_acid", "aminosalicylic acid")] == "7833"
@@ -230,7 +299,9 @@ def test_atc_codes_sourced(drug_map: list[dict[str, str]]) -> None:
         if row["atc"]:
             for code in _split(row["atc"]):
                 assert ATC_CODE.match(code), f"{row['ingredient']}: bad ATC {code!r}"
-            assert SOURCE.match(row["atc_source"]), f"{row['ingredient']}: atc_source {row['atc_source']!r}"
+            assert SOURCE.match(row["atc_source"]), (
+                f"{row['ingredient']}: atc_source {row['atc_source']!r}"
+            )
         else:
             assert row["atc_source"] == "", row["ingredient"]
         if row["rxcui_source"]:
@@ -243,10 +314,29 @@ def test_atc_codes_sourced(drug_map: list[dict[str, str]]) -> None:
 def test_cytostatics_broad(drug_map: list[dict[str, str]]) -> None:
     cyto = {r["ingredient"] for r in drug_map if r["class_id"] == "cytostatics"}
     assert len(cyto) > 100
-    for must in ("methotrexate", "fluorouracil", "capecitabine", "gemcitabine", "cytarabine", "cisplatin",
-                 "carboplatin", "oxaliplatin", "cyclophosphamide", "paclitaxel", "docetaxel", "etoposide",
-                 "doxorubicin", "vincristine", "hydroxyurea", "irinotecan", "topotecan", "pemetrexed",
-                 "mercaptopurine", "trabectedin", "eribulin"):
+    for must in (
+        "methotrexate",
+        "fluorouracil",
+        "capecitabine",
+        "gemcitabine",
+        "cytarabine",
+        "cisplatin",
+        "carboplatin",
+        "oxaliplatin",
+        "cyclophosphamide",
+        "paclitaxel",
+        "docetaxel",
+        "etoposide",
+        "doxorubicin",
+        "vincristine",
+        "hydroxyurea",
+        "irinotecan",
+        "topotecan",
+        "pemetrexed",
+        "mercaptopurine",
+        "trabectedin",
+        "eribulin",
+    ):
         assert must in cyto, must
 
 
@@ -257,7 +347,9 @@ def test_cytostatic_atc_codes_are_cytotoxic(drug_map: list[dict[str, str]]) -> N
                 assert not code.startswith(("L01E", "L01F", "L02")), (row["ingredient"], code)
 
 
-def test_no_ingredient_both_alert_and_other(drug_map: list[dict[str, str]], other: list[dict[str, str]]) -> None:
+def test_no_ingredient_both_alert_and_other(
+    drug_map: list[dict[str, str]], other: list[dict[str, str]]
+) -> None:
     flagged = {r["ingredient"].lower() for r in drug_map}
     benign = {r["ingredient"].lower() for r in other}
     assert not flagged & benign, sorted(flagged & benign)
@@ -269,16 +361,49 @@ def test_false_friends(drug_map: list[dict[str, str]], other: list[dict[str, str
         by_class[row["class_id"]].add(row["ingredient"])
         for term in _split(row["synonyms"]):
             by_class[row["class_id"]].add(term.lower())
-    for name in ("mesalamine", "mesalazine", "aspirin", "acetylsalicylic acid", "sulfasalazine",
-                 "5-aminosalicylic acid", "5-asa"):
+    for name in (
+        "mesalamine",
+        "mesalazine",
+        "aspirin",
+        "acetylsalicylic acid",
+        "sulfasalazine",
+        "5-aminosalicylic acid",
+        "5-asa",
+    ):
         assert name not in by_class["aminosalicylic_acid"], name
-    for name in ("tamoxifen", "leuprolide", "azathioprine", "cyclosporine", "imatinib", "rituximab"):
+    for name in (
+        "tamoxifen",
+        "leuprolide",
+        "azathioprine",
+        "cyclosporine",
+        "imatinib",
+        "rituximab",
+    ):
         assert name not in by_class["cytostatics"], name
     benign = {r["ingredient"] for r in other}
-    for name in ("metoprolol", "phentermine", "mesalamine", "aspirin", "sulfasalazine", "azithromycin",
-                 "vancomycin", "tamoxifen", "leuprolide", "cyclosporine", "azathioprine", "carbamazepine",
-                 "chloramphenicol", "potassium chloride", "ethinyl estradiol", "levonorgestrel", "norethindrone",
-                 "drospirenone", "desogestrel", "norgestimate", "etonogestrel"):
+    for name in (
+        "metoprolol",
+        "phentermine",
+        "mesalamine",
+        "aspirin",
+        "sulfasalazine",
+        "azithromycin",
+        "vancomycin",
+        "tamoxifen",
+        "leuprolide",
+        "cyclosporine",
+        "azathioprine",
+        "carbamazepine",
+        "chloramphenicol",
+        "potassium chloride",
+        "ethinyl estradiol",
+        "levonorgestrel",
+        "norethindrone",
+        "drospirenone",
+        "desogestrel",
+        "norgestimate",
+        "etonogestrel",
+    ):
         assert name in benign, name
     notes = {r["ingredient"]: r["note"].lower() for r in other}
     assert "opt-in" in notes["chloramphenicol"]
@@ -290,14 +415,24 @@ def test_verified_candidates_not_in_cytostatics(drug_map: list[dict[str, str]], 
     cyto_rx = {r["rxcui"] for r in drug_map if r["class_id"] == "cytostatics" and r["rxcui"]}
     for rxcui, rows in verified.items():
         group = rows[0]["group"]
-        if any(tag in group for tag in ("kinase_inhibitor", "monoclonal_antibody", "L04", "PARP_inhibitor",
-                                        "proteasome_inhibitor")):
+        if any(
+            tag in group
+            for tag in (
+                "kinase_inhibitor",
+                "monoclonal_antibody",
+                "L04",
+                "PARP_inhibitor",
+                "proteasome_inhibitor",
+            )
+        ):
             assert rxcui not in cyto_rx, (rxcui, rows[0]["name"])
         if group.startswith("antineoplastic_candidate") and rxcui in cyto_rx:
             assert rows[0]["name"] == "bendamustine", rows[0]["name"]
 
 
-def test_no_salt_words_in_synonyms(drug_map: list[dict[str, str]], other: list[dict[str, str]]) -> None:
+def test_no_salt_words_in_synonyms(
+    drug_map: list[dict[str, str]], other: list[dict[str, str]]
+) -> None:
     for row in drug_map + other:
         for term in _split(row["synonyms"]):
             words = term.lower().split()
@@ -307,18 +442,21 @@ def test_no_salt_words_in_synonyms(drug_map: list[dict[str, str]], other: list[d
 # ------------------------------------------------------------------ ambiguity
 
 
-def test_names_unambiguous_across_classes(drug_map: list[dict[str, str]], other: list[dict[str, str]]) -> None:
+def test_names_unambiguous_across_classes(
+    drug_map: list[dict[str, str]], other: list[dict[str, str]]
+) -> None:
     owners: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for row in drug_map:
         group, ing = row["class_id"], row["ingredient"].lower()
-        for term in [ing] + _split(row["synonyms"]) + _split(row["brands"]):
+        for term in [ing, *_split(row["synonyms"]), *_split(row["brands"])]:
             owners[term.lower()].add((group, ing))
     for row in other:
         ing = row["ingredient"].lower()
-        for term in [ing] + _split(row["synonyms"]) + _split(row["brands"]):
+        for term in [ing, *_split(row["synonyms"]), *_split(row["brands"])]:
             owners[term.lower()].add(("other_drugs", ing))
     clashes = {
-        term: sorted(who) for term, who in owners.items()
+        term: sorted(who)
+        for term, who in owners.items()
         if len({g for g, _ in who}) > 1 and term not in CROSS_CLASS_COMBINATION_BRANDS
     }
     assert not clashes, clashes
@@ -351,7 +489,10 @@ def test_risk_conditions_valid(risk: list[dict[str, str]]) -> None:
             if row["system"] == "snomed":
                 assert row["code"].isdigit() and row["source"].startswith("synthea corpus: "), i
             else:
-                assert re.match(r"^[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?$", row["code"]), (i, row["code"])
+                assert re.match(r"^[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?$", row["code"]), (
+                    i,
+                    row["code"],
+                )
                 assert SOURCE.match(row["source"]), i
         covered.add(row["risk_factor"])
     assert covered == RISK_FACTORS
@@ -361,7 +502,9 @@ def test_risk_conditions_valid(risk: list[dict[str, str]]) -> None:
 
 def _matches(risk: list[dict[str, str]], text: str) -> set[str]:
     lowered = text.lower()
-    return {r["risk_factor"] for r in risk if r["system"] == "text" and re.search(r["pattern"], lowered)}
+    return {
+        r["risk_factor"] for r in risk if r["system"] == "text" and re.search(r["pattern"], lowered)
+    }
 
 
 @pytest.mark.parametrize(
@@ -387,8 +530,10 @@ def _matches(risk: list[dict[str, str]], text: str) -> set[str]:
         ("Vitamin B12 deficiency", {"b12_deficiency"}),
         ("Cobalamin deficiency", {"b12_deficiency"}),
         ("Pernicious anaemia", {"pernicious_anemia", "anemia"}),
-        ("Vitamin B12 deficiency anemia due to intrinsic factor deficiency",
-         {"b12_deficiency", "pernicious_anemia", "megaloblastic_anemia", "anemia"}),
+        (
+            "Vitamin B12 deficiency anemia due to intrinsic factor deficiency",
+            {"b12_deficiency", "pernicious_anemia", "megaloblastic_anemia", "anemia"},
+        ),
         ("Megaloblastic anemia", {"megaloblastic_anemia", "anemia"}),
         ("Macrocytic anaemia", {"megaloblastic_anemia", "anemia"}),
         ("Hypertension", set()),
@@ -411,4 +556,7 @@ def test_synthea_codes_present_in_corpus(risk: list[dict[str, str]]) -> None:
             name = row["source"].removeprefix("synthea corpus: ")
             candidates = list(corpus.glob(f"*/{name}"))
             assert candidates, name
-            assert f'"{row["code"]}"' in candidates[0].read_text(encoding="utf-8"), (name, row["code"])
+            assert f'"{row["code"]}"' in candidates[0].read_text(encoding="utf-8"), (
+                name,
+                row["code"],
+            )
