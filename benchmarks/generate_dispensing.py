@@ -45,7 +45,8 @@ def vocabulary(rng: random.Random, n_other: int, n_b12: int) -> tuple[list[str],
             [spell(rng.choice(b12)) for _ in range(n_b12)])
 
 
-def generate(rows: int, out: Path, seed: int = 12, distinct: int = 3000) -> None:
+def generate(rows: int, out: Path, seed: int = 12, distinct: int = 3000,
+             b12_share: float = 0.05) -> None:
     rng = random.Random(seed)
     other, b12 = vocabulary(rng, int(distinct * 0.85), int(distinct * 0.15))
     unknown = [f"Xq{rng.randrange(10**6):06d} {rng.choice(STRENGTHS)}" for _ in range(30)]
@@ -62,8 +63,8 @@ def generate(rows: int, out: Path, seed: int = 12, distinct: int = 3000) -> None
         for i in range(rows):
             p = rng.randrange(n_patients)
             r = rng.random()
-            drug = rng.choice(b12) if r < 0.05 else rng.choice(unknown) if r < 0.055 else \
-                rng.choice(other)
+            drug = rng.choice(b12) if r < b12_share else rng.choice(unknown) if r < b12_share + \
+                0.005 else rng.choice(other)
             status = "stopped" if rng.random() < 0.05 else "active"
             start = date(2015, 1, 1) + timedelta(days=rng.randrange(4000))
             w.writerow([f"P{p:07d}", f"RX{i:09d}", drug, status, start.isoformat(),
@@ -76,9 +77,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--distinct", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--b12-share", type=float, default=0.05, help="share of B12-lowering rows")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/dispensing.csv"))
     args = ap.parse_args()
-    generate(args.rows, args.out, args.seed, args.distinct)
+    generate(args.rows, args.out, args.seed, args.distinct, args.b12_share)
     print(f"wrote {args.rows} rows to {args.out}")
 
 

@@ -1,0 +1,70 @@
+"""End-to-end screening benchmark: rows/second and peak memory of a CSV dispensing run.
+
+Each measurement runs in a fresh child process pinned to one CPU core, which screens
+the file exactly as ``b12drugs screen FILE --format json`` does and reports its own wall
+time and peak resident memory.  Prints the median of ``--runs`` runs per file.
+
+    python benchmarks/bench_screen.py --rows 250000 1000000 --runs 3
+    python benchmarks/bench_screen.py --rows 1000000 --b12-share 0.005   # memory vs alerts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from generate_dispensing import generate  # noqa: E402
+
+CHILD = r"""
+import io, json, os, resource, sys, time
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+from b12drugs.engine import screen_inputs
+from b12drugs.plugins import get_plugin_manager
+manager = get_plugin_manager()
+t0 = time.perf_counter()
+report = screen_inputs([sys.argv[1]], manager=manager)
+out = io.StringIO()
+manager.hooks.output_for("json").write(report, out)
+elapsed = time.perf_counter() - t0
+print(json.dumps({"seconds": elapsed, "peak_mib": resource.getrusage(
+    resource.RUSAGE_SELF).ru_maxrss / 1024, "read": report.counts.read,
+    "alerts": len(report.alerts), "notices": len(report.notices)}))
+"""
+
+
+def measure(path: Path) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True,
+                          text=True, check=True)
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--b12-share", type=float, default=0.05)
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    args = ap.parse_args()
+    print(f"{'rows':>10} {'b12 share':>9} {'median s':>9} {'rows/s':>10} {'peak MiB':>9} "
+          f"{'alerts':>7}  runs (s)")
+    for rows in args.rows:
+        path = args.out / f"dispensing-{rows}-{args.b12_share}.csv"
+        if not path.exists():
+            generate(rows, path, b12_share=args.b12_share)
+        runs = [measure(path) for _ in range(args.runs)]
+        secs = statistics.median(r["seconds"] for r in runs)
+        peak = statistics.median(r["peak_mib"] for r in runs)
+        each = ", ".join(format(r["seconds"], ".2f") for r in runs)
+        print(f"{rows:>10} {args.b12_share:>9} {secs:>9.2f} {rows / secs:>10,.0f} {peak:>9.0f} "
+              f"{int(runs[0]['alerts']):>7}  {each}")
+
+
+if __name__ == "__main__":
+    main()
