@@ -236,6 +236,21 @@ def test_short_codes_match_only_a_whole_piece(
     assert res is not None and [m.name for m in res.ingredients] == names
 
 
+@pytest.mark.parametrize(
+    ("text", "wrong"),
+    [
+        ("ferrous gluconate 324 mg", "ferrous sulfate"),
+        ("mycophenolate sodium 360 mg", "mycophenolate mofetil"),
+        ("aluminum hydroxide", "magnesium hydroxide"),
+    ],
+)
+def test_salt_free_forms_do_not_pick_a_sibling_salt(
+    resolver: OfflineResolver, text: str, wrong: str
+) -> None:
+    res = one(resolver, text)
+    assert res is None or wrong not in {m.name for m in res.ingredients}
+
+
 def test_known_other_drug_is_checked_nothing_found(
     resolver: OfflineResolver, kb: KnowledgeBase
 ) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..knowledge import KnowledgeBase
 from ..models import DrugQuery, IngredientMatch, MatchMethod, Notice, Resolution
-from .text import ParsedText, Piece, base_key, fold, name_key, parse
+from .text import ParsedText, Piece, fold, name_key, parse
 
 SOURCE = "knowledge-base"
 
@@ -79,8 +79,10 @@ class Vocabulary:
     :func:`~.text.name_key`, mapped to the ingredients it names.
 
     A key that is the ingredient name of one drug and a brand of another stands for the
-    ingredient only (the better method wins).  Salt-free forms of names ("leucovorin"
-    for "leucovorin calcium") are added when they do not collide with a real key.
+    ingredient only (the better method wins).  Keys keep their salt words: queries are
+    looked up with and without theirs, but salt-free forms of *names* are not added,
+    because they collide ("ferrous" would name ferrous sulfate, "mycophenolate" the
+    mofetil ester rather than mycophenolate sodium).
     """
 
     def __init__(self, kb: KnowledgeBase):
@@ -105,10 +107,6 @@ class Vocabulary:
         self.keys: dict[str, Hit] = {
             k: Hit(_METHODS[r], tuple(names)) for k, (r, names) in best.items()
         }
-        for k, hit in list(self.keys.items()):
-            b = base_key(k)
-            if len(b) >= 3 and b != k and b not in self.keys:
-                self.keys[b] = hit
 
     def get(self, key: str) -> Hit | None:
         return self.keys.get(key)
