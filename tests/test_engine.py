@@ -225,3 +225,58 @@ def test_resolvers_are_closed_at_the_end_of_a_run(register_plugin, plugin_manage
     register_plugin(Holder(), "holder")
     screen([Order(id="1", text="metformin")], manager=plugin_manager)
     assert closed == ["yes"]
+
+
+def test_runtime_is_shared_by_many_runs(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
+    """A long-running service builds resolvers once per thread, resolves each distinct
+    drug once across runs, and closes everything once."""
+    import threading
+
+    from b12drugs.engine import Runtime
+
+    built: list[str] = []
+    asked: list[int] = []
+    closed: list[str] = []
+
+    class Resolve:
+        def __call__(self, qs):  # type: ignore[no-untyped-def]
+            asked.append(len(qs))
+            return {}
+
+        def close(self) -> None:
+            closed.append(threading.current_thread().name)
+
+    def factory(config):  # type: ignore[no-untyped-def]
+        built.append(threading.current_thread().name)
+        return Resolve()
+
+    class Counting:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            return [Resolver("counting", 10, factory)]
+
+    register_plugin(Counting(), "counting")
+    with Runtime(manager=plugin_manager) as runtime:
+        for _ in range(5):
+            s = Screener(runtime=runtime)
+            s.feed([Order(id="1", patient_id="p", text="metformin 500 mg")], "msg")
+            assert [a.class_id for a in s.finish().alerts] == ["metformin"]
+        worker = threading.Thread(target=lambda: Screener(runtime=runtime).finish(), name="w")
+        worker.start()
+        worker.join()
+        assert closed == []  # runs do not close a shared runtime
+    assert sum(asked) == 1  # one distinct drug, resolved once for five runs
+    assert sorted(built) == sorted(["MainThread", "w"])
+    assert len(closed) == 2
+
+
+def test_runtime_cache_is_bounded() -> None:
+    from b12drugs.engine import Runtime
+
+    runtime = Runtime(cache_limit=10)
+    for i in range(30):
+        s = Screener(runtime=runtime)
+        s.feed([Order(id="1", text=f"zzdrug{i}")], "msg")
+        s.finish()
+    assert len(runtime.outcomes) <= 11
+    runtime.close()

@@ -234,6 +234,9 @@ def lookup(query: str, fmt: str, config_path: str | None, rxnav: bool | None) ->
     click.echo(f"query: {result['query']}")
     for step in result["steps"]:
         click.echo(f"  {step['resolver']:<16} {step['outcome']}")
+        for sub in step.get("detail", []):
+            click.echo(f"  {'':<16}   {sub['step']}. {sub['method']} {sub['input']!r}: "
+                       f"{sub['result']}")
     if not result["ingredients"]:
         click.echo("ingredients: none found — this drug would be reported as unresolved")
     for ing in result["ingredients"]:

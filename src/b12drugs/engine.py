@@ -17,6 +17,7 @@ import functools
 import inspect
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -80,8 +81,85 @@ class _PatientState:
     findings: list[OrderFindings] = field(default_factory=list)
 
 
+class Runtime:
+    """What is costly to build and safe to share across many screening runs.
+
+    The knowledge base, the rules and each resolver (its vocabulary, HTTP session,
+    cache file) are built once; distinct drugs resolved by one run are remembered for
+    the next (up to ``cache_limit`` distinct drugs).  Services that screen one message
+    or one CDS Hooks request at a time (the HL7 listener, the CDS Hooks service) keep one
+    runtime and give it to every :class:`Screener`.
+
+    Resolvers are built lazily once per thread, because some hold objects that must not
+    cross threads (SQLite connections); :meth:`close` releases every one.
+
+    >>> with Runtime() as runtime:
+    ...     for message in (["metformin"], ["omeprazole"]):
+    ...         s = Screener(runtime=runtime)
+    ...         s.feed([Order(id="1", patient_id="p", text=t) for t in message], "msg")
+    ...         report = s.finish()
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        manager: PluginManager | None = None,
+        *,
+        knowledge: KnowledgeBase | None = None,
+        cache_limit: int = 100_000,
+    ):
+        self.config = config or Config()
+        self.manager = manager or get_plugin_manager()
+        self.hooks = self.manager.hooks
+        self.kb = knowledge or load_knowledge(
+            (k.classes, k.entries) for k in self.hooks.knowledge()
+        )
+        disabled_rules = set(self.config.policy.disabled_rules)
+        self.rules: list[Rule] = [r for r in self.hooks.rules() if r.name not in disabled_rules]
+        self.outcomes: dict[object, _Outcome] = {}
+        self.cache_limit = cache_limit
+        self._local = threading.local()
+        self._built: list[list[tuple[str, ResolveFn]]] = []
+        self._lock = threading.Lock()
+
+    def resolvers(self) -> list[tuple[str, ResolveFn]]:
+        """This thread's resolver chain, in order, built on first use."""
+        chain: list[tuple[str, ResolveFn]] | None = getattr(self._local, "chain", None)
+        if chain is None:
+            chain = []
+            for r in self.hooks.resolvers():
+                build = functools.partial(_build, r, self.config, self.kb)
+                fn = self.hooks.call_isolated(r.provider, f"resolver {r.name}", build)
+                if fn is not None:
+                    chain.append((r.name, fn))
+            self._local.chain = chain
+            with self._lock:
+                self._built.append(chain)
+        return chain
+
+    def close(self) -> None:
+        """Release what resolvers hold (HTTP sessions, cache files, worker threads)."""
+        with self._lock:
+            chains, self._built = self._built, []
+        for chain in chains:
+            for name, fn in chain:
+                close = getattr(fn, "close", None)
+                if callable(close):
+                    self.hooks.call_isolated(name, f"closing resolver {name}", close)
+        self._local = threading.local()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Screener:
     """A screening run: feed it records from one or more sources, then :meth:`finish`.
+
+    Without a ``runtime`` the screener builds its own and closes it when finished;
+    with one, it reuses the runtime's knowledge, resolvers and resolution cache.
 
     >>> s = Screener()
     >>> s.feed([Order(id="1", patient_id="p", text="metformin 500 mg")], "example")
@@ -95,28 +173,26 @@ class Screener:
         *,
         knowledge: KnowledgeBase | None = None,
         notice_limit: int = DEFAULT_NOTICE_LIMIT,
+        runtime: Runtime | None = None,
     ):
-        self.config = config or Config()
-        self.manager = manager or get_plugin_manager()
-        hooks = self.manager.hooks
-        self.hooks = hooks
-        self.kb = knowledge or load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
+        self._owns_runtime = runtime is None
+        if runtime is None:
+            runtime = Runtime(config, manager, knowledge=knowledge)
+        self.runtime = runtime
+        self.config = config or runtime.config
+        self.manager = runtime.manager
+        self.hooks = runtime.hooks
+        self.kb = runtime.kb
+        self.rules = runtime.rules
         self.as_of = self.config.as_of()
-        self.resolvers: list[tuple[str, ResolveFn]] = []
-        for r in hooks.resolvers():
-            build = functools.partial(_build, r, self)
-            fn = hooks.call_isolated(r.provider, f"resolver {r.name}", build)
-            if fn is not None:
-                self.resolvers.append((r.name, fn))
-        disabled_rules = set(self.config.policy.disabled_rules)
-        self.rules: list[Rule] = [r for r in hooks.rules() if r.name not in disabled_rules]
+        self.resolvers = runtime.resolvers()
         self.counts = {"read": 0, "screened": 0, "skipped": 0, "rejected": 0}
         self.notices: list[Notice] = []
         self.alerts: list[Alert] = []
         self.sources: list[str] = []
         self._notice_limit = notice_limit
         self._notice_counts: dict[str, int] = {}
-        self._outcomes: dict[object, _Outcome] = {}
+        self._outcomes = runtime.outcomes
         self._patients: dict[object, _PatientState] = {}
         self._contexts: dict[str, PatientContext] = {}
         self._min_severity = SEVERITIES.index(self.config.policy.min_severity)
@@ -150,7 +226,12 @@ class Screener:
 
     # -- resolution --------------------------------------------------------------
     def _resolve_new(self, orders: Sequence[Order | OrderRow]) -> None:
-        """Resolve the distinct drugs of ``orders`` not seen before in this run."""
+        """Resolve the distinct drugs of ``orders`` not seen before (in this run or, with
+        a shared runtime, in earlier runs)."""
+        if len(self._outcomes) > self.runtime.cache_limit:
+            # Bounded memory for long-running services: start a fresh cache.  Swap, never
+            # clear, so that other runs sharing the old one keep their answers.
+            self._outcomes = self.runtime.outcomes = {}
         pending: dict[DrugQuery, list[object]] = {}
         for order in orders:
             key: object = (order.codings, order.text)
@@ -333,11 +414,9 @@ class Screener:
         return report
 
     def close(self) -> None:
-        """Release what resolvers hold (HTTP sessions, cache files, worker threads)."""
-        for name, fn in self.resolvers:
-            close = getattr(fn, "close", None)
-            if callable(close):
-                self.hooks.call_isolated(name, f"closing resolver {name}", close)
+        """Close the runtime if this screener built it (a shared one stays open)."""
+        if self._owns_runtime:
+            self.runtime.close()
 
     def _deliver(self, report: Report) -> None:
         if not self.config.sinks:
@@ -360,15 +439,14 @@ def _evaluate(rule: Rule, case: PatientCase, kb: KnowledgeBase, config: Config) 
     return list(rule.evaluate(case, kb, config))
 
 
-def _build(resolver: Resolver, screener: Screener) -> ResolveFn | None:
+def _build(resolver: Resolver, config: Config, kb: KnowledgeBase) -> ResolveFn | None:
     """Call a resolver factory with ``(config, knowledge)`` or just ``(config)``."""
     factory = resolver.factory
     try:
         n = len(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
         n = 1
-    result: ResolveFn | None = factory(screener.config, screener.kb) if n >= 2 else factory(
-        screener.config)
+    result: ResolveFn | None = factory(config, kb) if n >= 2 else factory(config)
     return result
 
 

@@ -6,37 +6,20 @@ Used by pharmacists and integrators to answer "why did (or didn't) this alert?".
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
 from .classify import classify
 from .config import Config
 from .engine import Screener
-from .models import DrugQuery, normalize_ndc
+from .models import DrugQuery
 from .plugins import PluginManager
-
-_NDC_LIKE = re.compile(r"^\d{4,5}-\d{3,4}-\d{1,2}$|^\d{11}$")
-_RXCUI_LIKE = re.compile(r"^\d{1,9}$")
-
-
-def query_for(text: str) -> DrugQuery:
-    """A query from what a user typed: an NDC, an RxCUI, or drug text."""
-    value = text.strip()
-    if _NDC_LIKE.match(value):
-        try:
-            return DrugQuery(ndcs=(normalize_ndc(value),))
-        except ValueError:
-            pass
-    if _RXCUI_LIKE.match(value):
-        return DrugQuery(rxcuis=(value,))
-    return DrugQuery(texts=(value[:2000],))
 
 
 def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
     """Every resolver's answer in chain order, the first resolved one's ingredients
     and the classes they belong to."""
     screener = Screener(config, manager)
-    query = query_for(text)
+    query = DrugQuery.from_user_input(text)
     steps: list[dict[str, Any]] = []
     chosen = None
     for name, fn in screener.resolvers:
@@ -44,15 +27,22 @@ def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
                                            functools.partial(fn, [query]))
         res = (got or {}).get(query)
         if res is None:
-            steps.append({"resolver": name, "outcome": "no answer (passed on)"})
+            steps.append({"resolver": name, "outcome": "no answer (passed on)",
+                          **_detail(name, screener, text)})
             continue
         if res.resolved:
             names = ", ".join(i.name for i in res.ingredients) or "no ingredient of interest"
-            steps.append({"resolver": name, "outcome": f"resolved: {names}"})
+            steps.append({"resolver": name, "outcome": f"resolved: {names}",
+                          **_detail(name, screener, text)})
             chosen = res
             break
         why = "; ".join(n.message for n in res.notices) or "not resolved"
         steps.append({"resolver": name, "outcome": why})
+    built = {name for name, _ in screener.resolvers}
+    for r in screener.hooks.resolvers():
+        if r.name not in built and chosen is None:
+            steps.append({"resolver": r.name, "outcome": "not enabled by the configuration "
+                          "(see --rxnav, [rxnav] and [rxnorm_index] in the config)"})
     if not screener.resolvers:
         steps.append({"resolver": "-", "outcome": "no resolver is installed"})
     ingredients = [i.model_dump(mode="json") for i in chosen.ingredients] if chosen else []
@@ -67,3 +57,12 @@ def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
         "classes": hits,
         "notices": notices,
     }
+
+
+def _detail(resolver: str, screener: Screener, text: str) -> dict[str, Any]:
+    """The knowledge base's own steps (name, synonym, brand, misspelling ...)."""
+    if resolver != "knowledge-base":
+        return {}
+    from .resolve.offline import lookup_steps
+
+    return {"detail": lookup_steps(screener.kb, text)}

@@ -34,6 +34,7 @@ ICD10_SYSTEMS = ("http://hl7.org/fhir/sid/icd-10", "http://hl7.org/fhir/sid/icd-
 LOINC_SYSTEM = "http://loinc.org"
 
 _DIGITS = re.compile(r"^\d{1,10}$")
+_NDC_LIKE = re.compile(r"^\d{4,5}-\d{3,4}-\d{1,2}$|^\d{11}$")
 
 
 def _check_rxcui(value: str) -> str:
@@ -351,6 +352,20 @@ class DrugQuery(Model):
             texts=tuple(texts),
             other_codings=tuple(c for c in codings if c.system not in (RXNORM_SYSTEM, NDC_SYSTEM)),
         )
+
+    @classmethod
+    def from_user_input(cls, text: str) -> DrugQuery:
+        """A query from what a person typed: an NDC (hyphenated or 11 digits), an RxCUI
+        (digits), or drug text."""
+        value = text.strip()
+        if _NDC_LIKE.match(value):
+            try:
+                return cls(ndcs=(normalize_ndc(value),))
+            except ValueError:
+                pass
+        if _DIGITS.match(value):
+            return cls(rxcuis=(value,))
+        return cls(texts=(value[:MAX_TEXT],))
 
     def describe(self) -> str:
         parts = [f"RxCUI {c}" for c in self.rxcuis] + [f"NDC {c}" for c in self.ndcs]

@@ -24,7 +24,6 @@ the right drug instead of a B12 class.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -62,8 +61,6 @@ MAX_WINDOW = 5
 #: among others ("albuterol inh" is not isoniazid).
 MIN_WINDOW_KEY = 4
 
-_NDC_LIKE = re.compile(r"^\d{4,5}-\d{3,4}-\d{1,2}$|^\d{11}$")
-_RXCUI_LIKE = re.compile(r"^\d{1,10}$")
 
 
 @dataclass(frozen=True)
@@ -590,18 +587,8 @@ def _step(trace: Trace, method: str, value: str, result: str) -> None:
 
 
 def query_for(text_or_code: str) -> DrugQuery:
-    """A query from what a user typed: an NDC, an RxCUI, or drug text."""
-    value = text_or_code.strip()
-    if _NDC_LIKE.match(value):
-        from ..models import normalize_ndc
-
-        try:
-            return DrugQuery(ndcs=(normalize_ndc(value),))
-        except ValueError:
-            pass
-    if _RXCUI_LIKE.match(value):
-        return DrugQuery(rxcuis=(value,))
-    return DrugQuery(texts=(value[:2000],))
+    """A query from what a user typed (see :meth:`DrugQuery.from_user_input`)."""
+    return DrugQuery.from_user_input(text_or_code)
 
 
 def lookup_steps(kb: KnowledgeBase, text_or_code: str) -> list[dict[str, Any]]:
