@@ -189,3 +189,12 @@ def test_one_bad_row_in_a_chunk_rejects_only_that_row() -> None:
     assert sum(isinstance(r, OrderRow) for r in records) == 200
     [rej] = [r for r in records if isinstance(r, Rejection)]
     assert rej.location.line == 102 and "start_date" in rej.reason
+
+
+def test_nul_bytes_never_escape_as_csv_errors() -> None:
+    # Python 3.10's csv module refuses NUL bytes; 3.11+ reads them: both end cleanly.
+    assert csv_input.sniff(b"rx_id,drug\x00_name\n", "x.csv") < 0.5
+    with pytest.raises(InputError):
+        parse(b"rx_id,drug\x00_name\nR1,metformin\n")
+    records = parse(b"rx_id,drug_name\nR1,met\x00formin\nR2,omeprazole\n")
+    assert any(isinstance(r, OrderRow) and r.id == "R2" for r in records)

@@ -88,7 +88,10 @@ def sniff(head: bytes, filename: str) -> float:
     except UnicodeDecodeError:
         return 0.0
     delim = _delimiter(text)
-    cols = _columns(next(csv.reader([text], delimiter=delim)))
+    try:
+        cols = _columns(next(csv.reader([text], delimiter=delim)))
+    except csv.Error:  # e.g. NUL bytes (refused by the csv module before Python 3.11)
+        return 0.0
     if any(c in cols for c in DRUG_COLUMNS):
         return 0.9
     if filename.lower().endswith((".csv", ".tsv")):
@@ -202,7 +205,10 @@ class _Reader:
             raise InputError("empty file", source) from None
         first = first.lstrip("\ufeff")
         self.delim = _delimiter(first)
-        header = next(csv.reader([first], delimiter=self.delim))
+        try:
+            header = next(csv.reader([first], delimiter=self.delim))
+        except csv.Error as exc:
+            raise InputError(f"unreadable header: {exc}", f"{source}:1") from None
         cols = _columns(header)
         if not any(c in cols for c in DRUG_COLUMNS):
             raise InputError(

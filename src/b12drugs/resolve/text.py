@@ -355,7 +355,15 @@ def normalize(text: str) -> str:
     ``normalize("METFORMIN HCL 500MG TAB") == "metformin"``;
     ``normalize("glipizide / metformin 5/500") == "glipizide / metformin"``.
     """
-    return parse(text).whole_base
+    # Punctuation removed by one pass can reveal an abbreviation ("ara:c" -> "ara c");
+    # apply until stable (two passes suffice in practice, three bound it).
+    out = parse(text).whole_base
+    for _ in range(2):
+        again = parse(out).whole_base
+        if again == out:
+            break
+        out = again
+    return out
 
 
 def components(text: str) -> list[str]:
