@@ -193,7 +193,7 @@ def test_one_bad_row_in_a_chunk_rejects_only_that_row() -> None:
 
 def test_nul_bytes_never_escape_as_csv_errors() -> None:
     # Python 3.10's csv module refuses NUL bytes; 3.11+ reads them: both end cleanly.
-    assert csv_input.sniff(b"rx_id,drug\x00_name\n", "x.csv") < 0.5
+    assert csv_input.sniff(b"rx_id,drug\x00_name\n", "export") < 0.5
     with pytest.raises(InputError):
         parse(b"rx_id,drug\x00_name\nR1,metformin\n")
     records = parse(b"rx_id,drug_name\nR1,met\x00formin\nR2,omeprazole\n")
