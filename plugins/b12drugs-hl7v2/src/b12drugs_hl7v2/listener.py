@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import io
 import logging
 import signal
@@ -23,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any
 
 from b12drugs.config import Config
+from b12drugs.engine import Runtime, Screener
 from b12drugs.errors import ConfigError
 from b12drugs.models import Report
 from b12drugs.plugins import PluginManager, get_plugin_manager
@@ -74,69 +74,6 @@ def build_sinks(
     return out
 
 
-class _ReusedResolvers:
-    """Resolver functions built once per worker thread and reused for every message.
-
-    The engine builds each resolver per :class:`~b12drugs.engine.Screener`, i.e. per
-    message here; building the offline resolver's vocabulary costs tens of
-    milliseconds, which capped the listener at about 20 messages/s.  A listener runs
-    for days, so each worker thread keeps the resolve functions it built (thread-local:
-    a local RxNorm index holds an SQLite connection) and the listener closes them at
-    shutdown.  The functions handed to the engine are plain wrappers without ``close``
-    so that a run never closes a shared resolver.
-    """
-
-    def __init__(self, hooks: Any):
-        self._hooks = hooks
-        self._local = threading.local()
-        self._built: list[Any] = []
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._hooks, name)
-
-    def resolvers(self) -> list[Any]:
-        return [replace(r, factory=self._factory(r)) for r in self._hooks.resolvers()]
-
-    def _factory(self, resolver: Any) -> Callable[..., Any]:
-        original = resolver.factory
-        try:
-            takes_kb = len(inspect.signature(original).parameters) >= 2
-        except (TypeError, ValueError):
-            takes_kb = False
-
-        def factory(config: Config, kb: Any = None) -> Any:
-            cache: dict[str, Any] = self._local.__dict__.setdefault("fns", {})
-            if resolver.name not in cache:
-                fn = original(config, kb) if takes_kb else original(config)
-                with self._lock:
-                    self._built.append(fn)
-                cache[resolver.name] = None if fn is None else (lambda queries, fn=fn: fn(queries))
-            return cache[resolver.name]
-
-        return factory
-
-    def close(self) -> None:
-        with self._lock:
-            built, self._built = self._built, []
-        for fn in built:
-            close = getattr(fn, "close", None)
-            if callable(close):
-                with contextlib.suppress(Exception):
-                    close()
-
-
-class _ReusingManager:
-    """A plugin manager view whose ``hooks.resolvers()`` are :class:`_ReusedResolvers`."""
-
-    def __init__(self, manager: PluginManager):
-        self._manager = manager
-        self.hooks = _ReusedResolvers(manager.hooks)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._manager, name)
-
-
 @dataclass
 class Stats:
     """Counters for logs and tests (no patient data)."""
@@ -177,9 +114,9 @@ class Listener:
         self._screen = screen or self._default_screen
         # the listener delivers to its own sinks; the engine must not deliver again
         self._screen_config = self.config.model_copy(update={"sinks": ()})
-        self._kb: Any = None
-        self._reusing = _ReusingManager(self.manager)
-        self._kb_lock = threading.Lock()
+        # One runtime for the listener's life: knowledge, resolvers (built once per
+        # worker thread) and the resolution cache are shared by every message.
+        self._runtime = Runtime(self._screen_config, self.manager)
         self._deliver_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hl7-screen")
@@ -188,14 +125,7 @@ class Listener:
 
     # -- screening (runs in worker threads) ---------------------------------------
     def _default_screen(self, records: list[Record], source: str) -> Report:
-        from b12drugs.engine import Screener
-
-        screener = Screener(
-            self._screen_config, cast(PluginManager, self._reusing), knowledge=self._kb
-        )
-        if self._kb is None:
-            with self._kb_lock:
-                self._kb = screener.kb  # load the knowledge base once, reuse it
+        screener = Screener(runtime=self._runtime)
         screener.feed(records, source)
         return screener.finish()
 
@@ -336,7 +266,7 @@ class Listener:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
-        self._reusing.hooks.close()
+        self._runtime.close()
         log.info(
             "MLLP listener stopped: %d message(s), acks %s, %d alert(s)",
             self.stats.messages,
