@@ -280,3 +280,11 @@ def test_runtime_cache_is_bounded() -> None:
         s.finish()
     assert len(runtime.outcomes) <= 11
     runtime.close()
+
+
+def test_parser_notices_are_reported_not_counted() -> None:
+    report = screen([Order(id="1", patient_id="p", text="metformin"),
+                     Notice(kind="info", message="birth date 19X0 ignored", order_id="1")])
+    assert report.counts.read == 1
+    assert any(n.message == "birth date 19X0 ignored" and n.source == "api"
+               for n in report.notices)

@@ -336,10 +336,15 @@ class Screener:
                 self._skip(sk.reason, source, order_id=sk.record_id, location=str(sk.location))
             elif kind is PatientEnd:
                 self._finalize(rec.patient_id)  # type: ignore[union-attr]
+            elif kind is Notice:
+                # A parser's remark about a record it still screened (e.g. a bad birth
+                # date ignored): reported, not counted as a record.
+                self.notice(rec if rec.source else rec.model_copy(  # type: ignore[union-attr]
+                    update={"source": source or None}))
             else:
                 raise PluginError(
-                    f"input parser for {source or 'input'} yielded {kind.__name__}, "
-                    "expected Order, OrderRow, PatientContext, Rejection, Skip or PatientEnd"
+                    f"input parser for {source or 'input'} yielded {kind.__name__}, expected "
+                    "Order, OrderRow, PatientContext, Rejection, Skip, PatientEnd or Notice"
                 )
 
     def _add_context(self, ctx: PatientContext) -> None:

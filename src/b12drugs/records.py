@@ -18,6 +18,7 @@ from .models import (
     Alert,
     ClassHit,
     DrugQuery,
+    Notice,
     Order,
     OrderRow,
     PatientContext,
@@ -33,9 +34,10 @@ if TYPE_CHECKING:
     from .knowledge import ClassDef, KBEntry, KnowledgeBase
 
 #: What an input parser yields.
-Record = Order | OrderRow | PatientContext | Rejection | Skip | PatientEnd
+Record = Order | OrderRow | PatientContext | Rejection | Skip | PatientEnd | Notice
 
-#: ``parse(stream, source_name)``: read a binary stream, yield records.  Must not raise
+#: ``parse(stream, source_name)``: read a binary stream, yield records (a ``Notice``
+#: reports something about a record that was still screened, e.g. an ignored bad date).  Must not raise
 #: for bad content: yield :class:`~b12drugs.models.Rejection` and go on.  May raise
 #: :class:`~b12drugs.errors.InputError` when the whole input is unreadable.
 ParseFn = Callable[[IO[bytes], str], Iterator[Record]]

@@ -38,11 +38,20 @@ import pytest
 
 from .engine import detect_format, screen, screen_inputs
 from .errors import InputError
-from .models import Order, OrderRow, PatientContext, PatientEnd, Rejection, Report, Skip
+from .models import (
+    Notice,
+    Order,
+    OrderRow,
+    PatientContext,
+    PatientEnd,
+    Rejection,
+    Report,
+    Skip,
+)
 from .plugins import PluginManager
 from .records import InputFormat, OutputFormat
 
-RECORD_TYPES = (Order, OrderRow, PatientContext, Rejection, Skip, PatientEnd)
+RECORD_TYPES = (Order, OrderRow, PatientContext, Rejection, Skip, PatientEnd, Notice)
 
 
 @pytest.fixture
