@@ -339,7 +339,8 @@ class Screener:
             elif kind is Notice:
                 # A parser's remark about a record it still screened (e.g. a bad birth
                 # date ignored): reported, not counted as a record.
-                self.notice(rec if rec.source else rec.model_copy(  # type: ignore[union-attr]
+                note: Notice = rec  # type: ignore[assignment]
+                self.notice(note if note.source else note.model_copy(
                     update={"source": source or None}))
             else:
                 raise PluginError(

@@ -36,10 +36,10 @@ if TYPE_CHECKING:
 #: What an input parser yields.
 Record = Order | OrderRow | PatientContext | Rejection | Skip | PatientEnd | Notice
 
-#: ``parse(stream, source_name)``: read a binary stream, yield records (a ``Notice``
-#: reports something about a record that was still screened, e.g. an ignored bad date).  Must not raise
+#: ``parse(stream, source_name)``: read a binary stream, yield records.  Must not raise
 #: for bad content: yield :class:`~b12drugs.models.Rejection` and go on.  May raise
-#: :class:`~b12drugs.errors.InputError` when the whole input is unreadable.
+#: :class:`~b12drugs.errors.InputError` when the whole input is unreadable.  A ``Notice``
+#: reports something about a record that was still screened (e.g. an ignored bad date).
 ParseFn = Callable[[IO[bytes], str], Iterator[Record]]
 
 #: ``sniff(head, filename)``: a confidence from 0 (not mine) to 1 (certainly mine),
