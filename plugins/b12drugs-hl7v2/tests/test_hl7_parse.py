@@ -281,3 +281,20 @@ def test_parse_ts_precisions() -> None:
     assert parse_ts("202401051230+0100") == date(2024, 1, 5)
     assert parse_ts("20241345") is None
     assert parse_ts("") is None
+
+
+def test_invalid_dates_are_ignored_with_a_notice_not_silently() -> None:
+    from b12drugs.models import Notice
+
+    raw = message(
+        pid="PID|1||PAT9^^^HOSP^MR||Example^Test||19X00315|F",
+        body=("ORC|NW|ORD9" + "|" * 13 + "20241345",
+              "RXE|^QD|^metformin 500 mg tablet|500||mg"),
+    ).encode()
+    records = parse_bytes(raw)
+    assert len(orders(records)) == 1  # still screened
+    notes = [r for r in records if isinstance(r, Notice)]
+    pointers = sorted(n.message.split(":")[0] for n in notes)
+    assert any("PID" in p and "7" in p for p in pointers), pointers
+    assert any("ORC" in p and "15" in p for p in pointers), pointers
+    assert all("19X0" not in n.message for n in notes)  # no patient data echoed

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -41,6 +42,7 @@ from b12drugs.models import (
     MAX_TEXT,
     Coding,
     Condition,
+    Notice,
     Order,
     PatientContext,
     PatientEnd,
@@ -390,6 +392,26 @@ class _Builder:
             pointer=_pointer(self.header, seg.name if seg else None, seg.index if seg else 0, fld),
         )
 
+    def date_field(
+        self, seg: Seg | None, fld: int, what: str, *, latest: bool = False,
+        order_id: str | None = None, patient_id: str | None = None,
+    ) -> date | None:
+        """Parse a date field; an invalid one is ignored with a notice (never silently),
+        naming the field but not echoing its value (patient data)."""
+        if seg is None:
+            return None
+        raw = seg.get(fld)
+        value = parse_ts(raw, latest=latest)
+        if raw and value is None:
+            where = self.loc(seg, fld)
+            self.result.records.append(Notice(
+                kind="info",
+                message=f"{where.pointer}: {what} is not a valid HL7 date "
+                        "(YYYY[MM[DD]]); the order was screened without it",
+                order_id=order_id, patient_id=patient_id, location=str(where)[:256],
+            ))
+        return value
+
     def reject(self, seg: Seg | None, fld: int, reason: str, record_id: str | None = None) -> None:
         self.result.problems.append(
             Problem(
@@ -445,7 +467,8 @@ class _Builder:
         if pid is not None:
             pid_value = pid.get(3) or pid.get(2) or pid.get(4)
         patient_id = _trunc(pid_value) or f"unidentified-message-{self.header.number}"
-        birth = parse_ts(pid.get(7), latest=True) if pid is not None else None
+        birth = self.date_field(pid, 7, "the birth date (age-based risk not assessed)", latest=True,
+                          patient_id=patient_id)
         sex = _SEX.get(pid.get(8).upper()[:1]) if pid is not None and pid.get(8) else None
         self.result.records.insert(
             0,
@@ -622,11 +645,11 @@ class _Builder:
         out["route"] = _trunc(rxr.get(1, 2) or rxr.get(1, 1)) if rxr is not None else None
         # start / end dates
         start = end = None
-        if orc is not None:
-            start = parse_ts(orc.get(15))
+        what = "the start date (duration of use not assessed)"
+        start = self.date_field(orc, 15, what)
         if tq1 is not None:
-            start = start or parse_ts(tq1.get(7))
-            end = parse_ts(tq1.get(8))
+            start = start or self.date_field(tq1, 7, what)
+            end = self.date_field(tq1, 8, "the end date")
         if tq is not None:
             start = start or parse_ts(tq[0].get(tq[1], 4))
             end = end or parse_ts(tq[0].get(tq[1], 5))
