@@ -21,9 +21,9 @@ from b12drugs_hl7v2.samples import synthetic_stream
 from hl7_helpers import data, message, orders, parse_bytes, rejections
 
 from b12drugs.errors import InputError
-from b12drugs.models import Order, PatientContext, PatientEnd, Rejection, Skip
+from b12drugs.models import Notice, Order, PatientContext, PatientEnd, Rejection, Skip
 
-RECORDS = (Order, PatientContext, PatientEnd, Rejection, Skip)
+RECORDS = (Order, PatientContext, PatientEnd, Rejection, Skip, Notice)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
