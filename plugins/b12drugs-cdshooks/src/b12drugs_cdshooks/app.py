@@ -32,9 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from b12drugs.config import Config
-from b12drugs.engine import Screener
+from b12drugs.engine import Runtime, Screener
 from b12drugs.errors import ConfigError
-from b12drugs.knowledge import load_knowledge
 from b12drugs.plugins import PluginManager, get_plugin_manager
 
 from .audit import AuditLog
@@ -42,7 +41,6 @@ from .auth import Authenticator, Caller, NeedsFetch
 from .cards import BuiltCard, CardBuilder
 from .dedupe import DedupeCache
 from .discovery import BY_ID, MEDICATIONS, PREFETCH, Service, discovery_document
-from .engine_reuse import reusing_manager
 from .hookrequest import Context, HookRequest, parse_feedback, parse_request
 from .jsonbody import parse_json_object, read_body
 from .openapi import openapi_document
@@ -95,14 +93,15 @@ class CDSHooksService:
                 )
             self.auth = Authenticator(settings)
         self.manager = manager or get_plugin_manager()
-        hooks = self.manager.hooks
-        self.kb = load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
+        # One runtime for the service's life: knowledge base, resolvers (built once per
+        # thread) and the resolution cache are shared by every call.
+        self.runtime = Runtime(config, self.manager)
+        self.kb = self.runtime.kb
         self.fetcher = Fetcher(settings)
-        engine_manager = reusing_manager(self.manager, config, self.kb)
         self.screener = CallScreener(
-            lambda: Screener(config, engine_manager, knowledge=self.kb), settings.limits.max_orders
+            lambda: Screener(runtime=self.runtime), settings.limits.max_orders
         )
-        Screener(config, engine_manager, knowledge=self.kb)  # build the resolvers now
+        self.runtime.resolvers()  # build this thread's resolvers now, not on the first call
         self.cards = CardBuilder(settings, self.kb, config)
         self.dedupe = (
             DedupeCache(settings.dedupe_ttl_seconds, settings.dedupe_max_entries)
@@ -317,6 +316,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         state.audit.close()
+        state.runtime.close()
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
                     lifespan=lifespan)
