@@ -17,11 +17,10 @@ from __future__ import annotations
 # schemathesis imports some modules lazily, deep inside a test's stack; pytest rewrites
 # their asserts on import and CPython 3.11.7's compiler then fails with "AST constructor
 # recursion depth mismatch".  Importing them here, at collection time, avoids it.
-
 import pytest
 import schemathesis
-import schemathesis.specs.openapi.adapter  # noqa: F401
-import schemathesis.specs.openapi.schemas  # noqa: F401
+import schemathesis.specs.openapi.adapter
+import schemathesis.specs.openapi.schemas
 from cds_support import Service
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
