@@ -68,12 +68,37 @@ DEFAULT_NOTICE_LIMIT = 1000
 
 @dataclass
 class _Outcome:
-    """What one distinct drug resolved to (cached for the run)."""
+    """What one distinct drug resolved to (cached for the run).
+
+    ``plain`` marks the common case (resolved, no class hit, nothing to report): the
+    engine only counts such orders, so it is worked out once here, not once per row.
+    """
 
     hits: tuple[ClassHit, ...]
     resolved: bool
     notices: tuple[Notice, ...]
     description: str
+    plain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plain = self.resolved and not self.hits and not self.notices
+
+
+class _InactiveStatus(dict[str | None, bool]):
+    """``status -> inactive?``, worked out once per distinct status string.
+
+    Orders carry a handful of distinct statuses, so a dict lookup (``memo[status]``)
+    replaces a ``lower()`` and a set lookup on every row.  Bounded: a hostile input
+    with endless distinct statuses is still answered, just not remembered.
+    """
+
+    LIMIT = 256
+
+    def __missing__(self, status: str | None) -> bool:
+        inactive = status is not None and status.lower() in INACTIVE_STATUSES
+        if len(self) < self.LIMIT:
+            self[status] = inactive
+        return inactive
 
 
 @dataclass
@@ -196,42 +221,61 @@ class Screener:
         self._patients: dict[object, _PatientState] = {}
         self._contexts: dict[str, PatientContext] = {}
         self._min_severity = SEVERITIES.index(self.config.policy.min_severity)
+        self._inactive = _InactiveStatus()
 
     # -- books -----------------------------------------------------------------
     def notice(self, notice: Notice) -> None:
-        n = self._notice_counts.get(notice.kind, 0) + 1
-        self._notice_counts[notice.kind] = n
-        if n <= self._notice_limit:
+        if self._listed(notice.kind):
             self.notices.append(notice)
+
+    def _listed(self, kind: str) -> bool:
+        """Count one notice of ``kind``; true while it is still to be listed.
+
+        Notices are listed up to the limit per kind and counted beyond it.  Callers ask
+        first and build the :class:`Notice` only when it will be listed: a file with
+        50,000 stopped orders then builds 1,000 skip notices, not 50,000.
+        """
+        n = self._notice_counts.get(kind, 0) + 1
+        self._notice_counts[kind] = n
+        return n <= self._notice_limit
 
     def _reject(self, rec: Rejection, source: str) -> None:
         self.counts["read"] += 1
         self.counts["rejected"] += 1
-        self.notice(
-            Notice(
+        if self._listed("rejected"):
+            self.notices.append(Notice(
                 kind="rejected",
                 message=rec.reason,
                 order_id=rec.record_id,
                 location=str(rec.location)[:256],
                 source=source or rec.location.file,
-            )
-        )
+            ))
 
     def _skip(self, reason: str, source: str, *, order_id: str | None = None,
               patient_id: str | None = None, location: str | None = None) -> None:
         self.counts["read"] += 1
         self.counts["skipped"] += 1
-        self.notice(Notice(kind="skipped", message=reason, order_id=order_id,
-                           patient_id=patient_id, location=location, source=source or None))
+        if self._listed("skipped"):
+            self.notices.append(Notice(kind="skipped", message=reason, order_id=order_id,
+                                       patient_id=patient_id, location=location,
+                                       source=source or None))
+
+    def _skip_inactive(self, order: Order | OrderRow, source: str) -> None:
+        """Skip an inactive order; its message and location are only built when the
+        notice will be listed (most of a large file's skips are only counted)."""
+        self.counts["read"] += 1
+        self.counts["skipped"] += 1
+        if self._listed("skipped"):
+            self.notices.append(Notice(
+                kind="skipped",
+                message=f"status {order.status!r}: inactive orders are not screened",
+                order_id=order.id, patient_id=order.patient_id, location=_loc(order),
+                source=source or None))
 
     # -- resolution --------------------------------------------------------------
     def _resolve_new(self, orders: Sequence[Order | OrderRow]) -> None:
         """Resolve the distinct drugs of ``orders`` not seen before (in this run or, with
         a shared runtime, in earlier runs)."""
-        if len(self._outcomes) > self.runtime.cache_limit:
-            # Bounded memory for long-running services: start a fresh cache.  Swap, never
-            # clear, so that other runs sharing the old one keep their answers.
-            self._outcomes = self.runtime.outcomes = {}
         pending: dict[DrugQuery, list[object]] = {}
         for order in orders:
             key: object = (order.codings, order.text)
@@ -286,67 +330,91 @@ class Screener:
             self._process(chunk, source)
 
     def _process(self, chunk: list[Record], source: str) -> None:
-        # The hot loop: one dict lookup per order, models only where findings are.
-        self._resolve_new([r for r in chunk if (type(r) is Order or type(r) is OrderRow)
-                           and not _inactive(r)])  # type: ignore[union-attr,arg-type]
-        counts = self.counts
-        outcomes = self._outcomes
-        for rec in chunk:
-            kind = type(rec)
-            if kind is OrderRow or kind is Order:
-                order: Order | OrderRow = rec  # type: ignore[assignment]
-                if _inactive(order):
-                    self._skip(f"status {order.status!r}: inactive orders are not screened",
-                               source, order_id=order.id, patient_id=order.patient_id,
-                               location=_loc(order))
-                    continue
-                outcome = outcomes[(order.codings, order.text)]
-                if outcome.hits and kind is OrderRow:
-                    row: OrderRow = rec  # type: ignore[assignment]
-                    try:
-                        order = row.to_order()
-                        context = row.patient()
-                    except (ValidationError, ValueError) as exc:
-                        self._reject(Rejection(location=row.location(), reason=_explain(exc),
-                                               record_id=row.id[:256]), source)
+        """Screen one chunk of records, in order: the hot loop of a run.
+
+        Most rows of a dispensing file are active orders of an already resolved drug with
+        nothing to report.  For those the loop does one status lookup and one outcome
+        lookup and counts them in bulk; models (validated orders, patient contexts,
+        notices) are built only for the rows that are skipped, unresolved or contribute
+        to an alert (:meth:`_screen_order`).
+        """
+        if len(self._outcomes) > self.runtime.cache_limit:
+            # Bounded memory for long-running services: start a fresh cache.  Swap, never
+            # clear, so that other runs sharing the old one keep their answers.
+            self._outcomes = self.runtime.outcomes = {}
+        inactive, outcomes = self._inactive, self._outcomes
+        # The chunk's new distinct drugs are resolved together (resolvers may batch).
+        new = [r for r in chunk if (type(r) is OrderRow or type(r) is Order)
+               and (r.codings, r.text) not in outcomes  # type: ignore[union-attr]
+               and not inactive[r.status]]  # type: ignore[union-attr]
+        if new:
+            self._resolve_new(new)  # type: ignore[arg-type]
+        plain = 0
+        try:
+            for rec in chunk:
+                kind = type(rec)
+                if kind is OrderRow or kind is Order:
+                    order: Order | OrderRow = rec  # type: ignore[assignment]
+                    if inactive[order.status]:
+                        self._skip_inactive(order, source)
                         continue
-                    if context is not None:
-                        self._add_context(context)
-                counts["read"] += 1
-                counts["screened"] += 1
-                if not outcome.resolved:
-                    self._unresolved(order, outcome, source)
-                elif outcome.notices:
-                    for n in outcome.notices:
-                        self.notice(n.model_copy(update={"order_id": order.id,
-                                                         "patient_id": order.patient_id,
-                                                         "source": source or None}))
-                if outcome.hits:
-                    key: object = order.patient_id or ("order", source, order.id)
-                    state = self._patients.get(key)
-                    if state is None:
-                        state = self._patients[key] = _PatientState()
-                    state.findings.append(OrderFindings(order, outcome.hits, source))  # type: ignore[arg-type]
-            elif kind is PatientContext:
-                self._add_context(rec)  # type: ignore[arg-type]
-            elif kind is Rejection:
-                self._reject(rec, source)  # type: ignore[arg-type]
-            elif kind is Skip:
-                sk: Skip = rec  # type: ignore[assignment]
-                self._skip(sk.reason, source, order_id=sk.record_id, location=str(sk.location))
-            elif kind is PatientEnd:
-                self._finalize(rec.patient_id)  # type: ignore[union-attr]
-            elif kind is Notice:
-                # A parser's remark about a record it still screened (e.g. a bad birth
-                # date ignored): reported, not counted as a record.
-                note: Notice = rec  # type: ignore[assignment]
-                self.notice(note if note.source else note.model_copy(
-                    update={"source": source or None}))
-            else:
-                raise PluginError(
-                    f"input parser for {source or 'input'} yielded {kind.__name__}, expected "
-                    "Order, OrderRow, PatientContext, Rejection, Skip, PatientEnd or Notice"
-                )
+                    outcome = outcomes[order.codings, order.text]
+                    if outcome.plain:
+                        plain += 1
+                    else:
+                        self._screen_order(order, outcome, source)
+                elif kind is PatientContext:
+                    self._add_context(rec)  # type: ignore[arg-type]
+                elif kind is Rejection:
+                    self._reject(rec, source)  # type: ignore[arg-type]
+                elif kind is Skip:
+                    sk: Skip = rec  # type: ignore[assignment]
+                    self._skip(sk.reason, source, order_id=sk.record_id,
+                               location=str(sk.location))
+                elif kind is PatientEnd:
+                    self._finalize(rec.patient_id)  # type: ignore[union-attr]
+                elif kind is Notice:
+                    # A parser's remark about a record it still screened (e.g. a bad birth
+                    # date ignored): reported, not counted as a record.
+                    note: Notice = rec  # type: ignore[assignment]
+                    self.notice(note if note.source else note.model_copy(
+                        update={"source": source or None}))
+                else:
+                    raise PluginError(
+                        f"input parser for {source or 'input'} yielded {kind.__name__}, "
+                        "expected Order, OrderRow, PatientContext, Rejection, Skip, "
+                        "PatientEnd or Notice"
+                    )
+        finally:
+            self.counts["read"] += plain
+            self.counts["screened"] += plain
+
+    def _screen_order(self, order: Order | OrderRow, outcome: _Outcome, source: str) -> None:
+        """An active order whose drug has something to say: class hits (the order is
+        validated and kept as a finding of its patient) or notices."""
+        if outcome.hits and type(order) is OrderRow:
+            row = order
+            try:
+                order = row.to_order()
+                context = row.patient()
+            except (ValidationError, ValueError) as exc:
+                self._reject(Rejection(location=row.location(), reason=_explain(exc),
+                                       record_id=row.id[:256]), source)
+                return
+            if context is not None:
+                self._add_context(context)
+        self.counts["read"] += 1
+        self.counts["screened"] += 1
+        if not outcome.resolved:
+            self._unresolved(order, outcome, source)
+        else:
+            self._order_notices(order, outcome, source)
+        if outcome.hits:
+            key: object = order.patient_id or ("order", source, order.id)
+            state = self._patients.get(key)
+            if state is None:
+                state = self._patients[key] = _PatientState()
+            state.findings.append(OrderFindings(order, outcome.hits, source))  # type: ignore[arg-type]
 
     def _add_context(self, ctx: PatientContext) -> None:
         old = self._contexts.get(ctx.id)
@@ -355,22 +423,27 @@ class Screener:
         elif old != ctx:
             self._contexts[ctx.id] = old.merged(ctx)
 
-    def _unresolved(self, order: Order | OrderRow, outcome: _Outcome, source: str) -> None:
+    def _order_notices(self, order: Order | OrderRow, outcome: _Outcome, source: str) -> None:
+        """The resolution notices of a drug, attributed to one order (copied only when
+        they will be listed)."""
         for n in outcome.notices:
-            self.notice(n.model_copy(update={"order_id": order.id,
-                                             "patient_id": order.patient_id,
-                                             "source": source or None}))
-        what = outcome.description
-        self.notice(
-            Notice(
+            if self._listed(n.kind):
+                self.notices.append(n.model_copy(update={"order_id": order.id,
+                                                         "patient_id": order.patient_id,
+                                                         "source": source or None}))
+
+    def _unresolved(self, order: Order | OrderRow, outcome: _Outcome, source: str) -> None:
+        self._order_notices(order, outcome, source)
+        if self._listed("unresolved"):
+            self.notices.append(Notice(
                 kind="unresolved",
-                message=f"drug not recognised ({what}): it was NOT checked for B12 risk",
+                message=f"drug not recognised ({outcome.description}): "
+                        "it was NOT checked for B12 risk",
                 order_id=order.id,
                 patient_id=order.patient_id,
                 location=_loc(order),
                 source=source or None,
-            )
-        )
+            ))
 
     # -- patients ---------------------------------------------------------------
     def _finalize(self, key: object) -> None:
@@ -454,11 +527,6 @@ def _build(resolver: Resolver, config: Config, kb: KnowledgeBase) -> ResolveFn |
         n = 1
     result: ResolveFn | None = factory(config, kb) if n >= 2 else factory(config)
     return result
-
-
-def _inactive(order: Order | OrderRow) -> bool:
-    status = order.status
-    return status is not None and status.lower() in INACTIVE_STATUSES
 
 
 def _loc(order: Order | OrderRow) -> str | None:
