@@ -11,11 +11,12 @@ from b12drugs_fhir.convert import (
     condition_from_resource,
     lab_from_observation,
     order_from_resource,
+    order_records,
     patient_context,
     record_from_resource,
 )
 
-from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Order, Rejection, Skip
+from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Notice, Order, Rejection, Skip
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fhir_helpers as h
@@ -119,6 +120,44 @@ def test_bad_code_alone_names_itself_for_the_unresolved_notice() -> None:
     o = order(res)
     assert o.codings == ()
     assert o.text == "invalid NDC 'nonsense'; invalid RxNorm code '86O975'"
+    _, *notes = order_records(res)
+    assert [n.message for n in notes if isinstance(n, Notice)] == [
+        "/medicationCodeableConcept/coding/0: NDC 'nonsense' is not 10/11 digits (11 digits, "
+        "or 10 digits with hyphens); nothing else names the drug, so it is reported as not "
+        "recognised",
+        "/medicationCodeableConcept/coding/1: RxNorm code '86O975' is not 1-10 digits; nothing "
+        "else names the drug, so it is reported as not recognised"]
+
+
+def test_dropped_codes_beside_valid_ones_are_noticed_with_their_pointer() -> None:
+    res = h.med_request(code=None, medicationCodeableConcept={"text": "metformin", "coding": [
+        {"system": RXNORM_SYSTEM, "code": h.METFORMIN_ER[0]},
+        {"system": NDC_SYSTEM, "code": "12-34"},
+        {"system": NDC_SYSTEM, "code": "1234567890123456789012345"},
+        {"system": RXNORM_SYSTEM, "code": "RX-860975"}]})
+    o, *notes = order_records(res, source="f.json", pointer="/entry/0/resource")
+    assert isinstance(o, Order) and o.rxnorm_codes() == (h.METFORMIN_ER[0],)
+    assert all(isinstance(n, Notice) and n.kind == "info" for n in notes)
+    messages = [n.message for n in notes]
+    base = "/entry/0/resource/medicationCodeableConcept/coding"
+    assert messages[0].startswith(f"{base}/1: NDC '12-34' is not a hyphenated 10-digit NDC")
+    assert messages[1].startswith(f"{base}/2: NDC '12345678901234567890…' is not 10/11 digits")
+    assert "1234567890123456789012345" not in messages[1]  # shown truncated
+    assert messages[2].startswith(f"{base}/3: RxNorm code 'RX-860975' is not 1-10 digits")
+    assert all(m.endswith("the coding was left out and the order screened on its other "
+                          "codes and text") for m in messages)
+    assert [n.location for n in notes] == [f"f.json {base}/{i}" for i in (1, 2, 3)]
+    assert order_from_resource(res, source="f.json", pointer="/entry/0/resource") == o
+
+
+def test_dropped_code_in_a_referenced_medication_is_noticed() -> None:
+    res = h.med_request(code=None, medicationReference={"reference": "#m1"}, contained=[
+        {"resourceType": "Medication", "id": "m1", "code": {"text": "metformin", "coding": [
+            {"system": NDC_SYSTEM, "code": "0093-72140-1"}]}}])
+    o, note = order_records(res)
+    assert isinstance(o, Order) and o.text == "metformin"
+    assert isinstance(note, Notice)
+    assert note.message.startswith("/contained/0/code/coding/0: NDC '0093-72140-1'")
 
 
 # -- statuses ------------------------------------------------------------------------------
@@ -220,27 +259,139 @@ def test_statement_effective_period_start() -> None:
 
 
 # -- bad data ------------------------------------------------------------------------------
+# Identity (what the drug is, whose, whether it is current, which record): unreadable ->
+# the whole order is a Rejection.  Optional detail (dosage, dates, supply): left out with
+# an info Notice and the order is still screened.
 @pytest.mark.parametrize(("patch", "pointer"), [
     ({"status": 7}, "/entry/1/resource/status"),
-    ({"authoredOn": "yesterday"}, "/entry/1/resource/authoredOn"),
-    ({"authoredOn": "2019-02-30"}, "/entry/1/resource/authoredOn"),
+    ({"id": 12}, "/entry/1/resource/id"),
+    ({"doNotPerform": "yes"}, "/entry/1/resource/doNotPerform"),
     ({"medicationCodeableConcept": {"coding": {"code": "1"}}},
      "/entry/1/resource/medicationCodeableConcept/coding"),
     ({"medicationCodeableConcept": {"coding": [{"code": 860975, "system": RXNORM_SYSTEM}]}},
      "/entry/1/resource/medicationCodeableConcept/coding/0/code"),
-    ({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": "500"}}]}]},
-     "/entry/1/resource/dosageInstruction/0/doseAndRate/0/doseQuantity/value"),
-    ({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": -5}}]}]},
-     "/entry/1/resource/dosageInstruction/0/doseAndRate/0/doseQuantity/value"),
-    ({"dispenseRequest": {"expectedSupplyDuration": {"value": 1e9, "unit": "d"}}},
-     "/entry/1/resource/dispenseRequest/expectedSupplyDuration/value"),
+    ({"medicationCodeableConcept": ["metformin"]},
+     "/entry/1/resource/medicationCodeableConcept"),
     ({"subject": "Patient/p1"}, "/entry/1/resource/subject"),
 ])
-def test_wrong_types_are_rejected_at_their_json_pointer(patch: dict, pointer: str) -> None:
+def test_unreadable_identity_is_rejected_at_its_json_pointer(patch: dict, pointer: str) -> None:
     r = rejection({**h.med_request(), **patch}, source="in.json", pointer="/entry/1/resource")
     assert r.location.pointer == pointer, r.reason
     assert r.location.file == "in.json"
-    assert r.record_id == "rx1"
+    assert r.record_id == ("rx1" if "id" not in patch else None)
+    got = order_records({**h.med_request(), **patch}, pointer="/entry/1/resource")
+    assert got == [r.model_copy(update={"location": r.location.model_copy(
+        update={"file": None})})]  # a Rejection never comes with notices
+
+
+GOOD_DOSAGE = [_dosage(500, "mg", frequency=2, period=1, periodUnit="d")]
+DETAIL_CASES = [
+    ({"authoredOn": "yesterday"}, "/authoredOn", "start date (authoredOn)", "start_date"),
+    ({"authoredOn": "2019-02-30"}, "/authoredOn", "start date (authoredOn)", "start_date"),
+    ({"authoredOn": 20190101}, "/authoredOn", "start date (authoredOn)", "start_date"),
+    ({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": "500"}}]}]},
+     "/dosageInstruction/0/doseAndRate/0/doseQuantity/value", "dosage", "dose"),
+    ({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": -5}}]}]},
+     "/dosageInstruction/0/doseAndRate/0/doseQuantity/value", "dosage", "dose"),
+    ({"dosageInstruction": [{"text": "5 mL bid", "doseAndRate": {"doseQuantity": {
+        "value": 5, "unit": "mL"}}}]}, "/dosageInstruction/0/doseAndRate", "dosage", "daily"),
+    ({"dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1,
+                                                   "periodUnit": "fortnight"}}}]},
+     "/dosageInstruction/0/timing/repeat/periodUnit", "dosage", "frequency"),
+    ({"dosageInstruction": {"text": "once daily"}}, "/dosageInstruction", "dosage", "daily"),
+    ({"dosageInstruction": [*GOOD_DOSAGE, "twice"]}, "/dosageInstruction/1", "dosage",
+     "daily"),
+    ({"dispenseRequest": {"expectedSupplyDuration": {"value": 1e9, "unit": "d"}}},
+     "/dispenseRequest/expectedSupplyDuration/value", "days supply", "days_supply"),
+    ({"dispenseRequest": {"expectedSupplyDuration": {"value": 3, "unit": "lunar"}}},
+     "/dispenseRequest/expectedSupplyDuration/unit", "days supply", "days_supply"),
+    ({"dispenseRequest": []}, "/dispenseRequest", "days supply", "days_supply"),
+]
+
+
+@pytest.mark.parametrize(("patch", "field", "what", "attr"), DETAIL_CASES)
+def test_unreadable_detail_is_left_out_with_a_notice(
+    patch: dict, field: str, what: str, attr: str
+) -> None:
+    res = {**h.med_request(authoredOn="2019-04-02"), **patch}
+    records = order_records(res, source="in.json", pointer="/entry/1/resource", line=None)
+    assert [type(r) for r in records] == [Order, Notice], records
+    o, note = records
+    assert isinstance(o, Order) and isinstance(note, Notice)
+    # the drug is still identified and screened
+    assert o.rxnorm_codes() == ("860975",) and o.status == "active" and o.patient_id == "p1"
+    if attr == "start_date":
+        assert o.start_date is None
+    elif attr == "days_supply":
+        assert o.days_supply is None
+    else:
+        assert o.daily_dose_mg is None and o.frequency is None
+    pointer = "/entry/1/resource" + field
+    assert note.kind == "info"
+    assert note.message.startswith(f"{pointer}: the {what} could not be read (")
+    assert "screened without it" in note.message
+    assert (note.order_id, note.patient_id) == ("MedicationRequest/rx1", "p1")
+    assert note.location == f"in.json {pointer}"
+    # never the patient's value
+    for value in ("yesterday", "2019-02-30", "20190101", "500", "-5", "1e9", "1000000000",
+                  "fortnight", "lunar"):
+        assert value not in note.message
+    # the old API: same Order, no notice
+    assert order_from_resource(res, source="in.json", pointer="/entry/1/resource") == o
+    assert record_from_resource(res, source="in.json", pointer="/entry/1/resource") == o
+
+
+def test_unreadable_dosage_keeps_its_text_and_the_rest() -> None:
+    res = h.med_request(dosageInstruction=[{"text": "5 mL bid x 10 days", "doseAndRate": {
+        "doseQuantity": {"value": 5, "unit": "mL"}}}],
+        dispenseRequest={"expectedSupplyDuration": {"value": 10, "code": "d"}},
+        authoredOn="2019-04-02")
+    o, note = order_records(res)
+    assert isinstance(o, Order) and isinstance(note, Notice)
+    assert o.dose == "5 mL bid x 10 days"
+    assert (o.days_supply, o.start_date) == (10, date(2019, 4, 2))
+    assert note.message == ("/dosageInstruction/0/doseAndRate: the dosage could not be read "
+                            "(expected an array, got object); screened without it "
+                            "(its text is kept)")
+
+
+def test_negative_frequency_drops_the_daily_dose_only() -> None:
+    res = h.med_request(dosageInstruction=[_dosage(500, "mg", frequency=-2, period=1,
+                                                   periodUnit="d")])
+    o, note = order_records(res)
+    assert isinstance(o, Order) and isinstance(note, Notice)
+    assert o.daily_dose_mg is None and o.dose == "500 mg"
+    assert note.message.startswith("/dosageInstruction: the daily dose could not be read")
+
+
+def test_bad_later_start_date_falls_back_to_the_next_field() -> None:
+    res = h.med_request(authoredOn="nonsense",
+                        dispenseRequest={"validityPeriod": {"start": "2020-03-01"}})
+    o, note = order_records(res)
+    assert isinstance(o, Order) and o.start_date == date(2020, 3, 1)
+    assert isinstance(note, Notice) and note.message.startswith("/authoredOn:")
+
+
+def test_statement_and_dispense_detail_is_optional_too() -> None:
+    st = h.med_request(effectivePeriod={"start": "June"}, dosage=[{"sequence": "one"}])
+    st["resourceType"] = "MedicationStatement"
+    o, *notes = order_records(st)
+    assert isinstance(o, Order) and o.start_date is None
+    assert sorted(n.message.split(":")[0] for n in notes if isinstance(n, Notice)) == [
+        "/dosage/0/sequence", "/effectivePeriod/start"]
+    disp = h.med_request(daysSupply={"value": "28"}, whenHandedOver="2020-01-05",
+                         status="completed")
+    disp["resourceType"] = "MedicationDispense"
+    o, note = order_records(disp)
+    assert isinstance(o, Order) and o.days_supply is None and o.status == "dispensed"
+    assert isinstance(note, Notice) and note.message.startswith("/daysSupply/value: the days")
+
+
+def test_no_notices_for_orders_that_are_not_screened() -> None:
+    bad_date = {"authoredOn": "yesterday"}
+    for status in ("stopped", "unknown", "entered-in-error"):
+        records = order_records(h.med_request(status=status, **bad_date))
+        assert len(records) == 1 and not isinstance(records[0], Notice), status
 
 
 def test_huge_text_is_rejected_not_crashing() -> None:

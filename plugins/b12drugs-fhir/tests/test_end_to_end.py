@@ -123,3 +123,42 @@ def test_formats_are_listed_with_their_provider() -> None:
     fhir = hooks.format_for("fhir")
     assert fhir is not None and fhir.sniff_dir is not None and "fhir" in fhir.provider
     assert hooks.output_for("fhir-detectedissue") is not None
+
+
+def _bad_detail_metformin(rid: str, patient: str = "p1") -> dict:
+    """Metformin with the CDS Hooks spec example's dosage shape (``doseAndRate`` an
+    object), an impossible date and a bad NDC next to the valid RxNorm code."""
+    res = h.med_request(rid, patient=patient, authoredOn="2019-02-30", dosageInstruction=[
+        {"text": "500 mg twice daily",
+         "doseAndRate": {"doseQuantity": {"value": 500, "unit": "mg"}}}])
+    res["medicationCodeableConcept"]["coding"].append({"system": h.NDC, "code": "0093-72"})
+    return res
+
+
+def _info(report: object) -> list[str]:
+    return sorted(n.message.split(":")[0] for n in report.notices  # type: ignore[attr-defined]
+                  if n.kind == "info")
+
+
+def test_bad_detail_and_codes_are_screened_with_info_notices(tmp_path: Path) -> None:
+    doc = tmp_path / "bundle.json"
+    doc.write_text(json.dumps(h.bundle(h.patient(), _bad_detail_metformin("rx1"))))
+    lines = tmp_path / "orders.ndjson"
+    lines.write_bytes(h.ndjson([h.patient("p2"), _bad_detail_metformin("rx2", "p2")]))
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "Patient.ndjson").write_bytes(h.ndjson([h.patient("p3")]))
+    (export / "MedicationRequest.ndjson").write_bytes(
+        h.ndjson([_bad_detail_metformin("rx3", "p3")]))
+    for path, base, line in [(doc, "/entry/1/resource", None), (lines, "", 2),
+                             (export, "", 1)]:
+        report = screen_inputs([path], config=h.config(), manager=PluginManager())
+        assert (report.counts.read, report.counts.screened, report.counts.rejected) == (1, 1, 0)
+        assert [a.class_id for a in report.alerts] == ["metformin"]
+        assert _info(report) == [f"{base}/authoredOn",
+                                 f"{base}/dosageInstruction/0/doseAndRate",
+                                 f"{base}/medicationCodeableConcept/coding/1"], path
+        for n in report.notices:
+            assert "2019-02-30" not in n.message and n.order_id is not None
+            if line is not None:
+                assert f":{line} " in (n.location or ""), n.location

@@ -11,19 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from b12drugs_fhir import bulk, reader
-from b12drugs_fhir.convert import order_from_resource, records_from_bundle
+from b12drugs_fhir.convert import order_from_resource, order_records, records_from_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from b12drugs.errors import InputError
-from b12drugs.models import Order, PatientContext, PatientEnd, Rejection, Skip
+from b12drugs.models import Notice, Order, PatientContext, PatientEnd, Rejection, Skip
 
 sys.path.insert(0, str(Path(__file__).parent))
 import contextlib
 
 import fhir_helpers as h
 
-RECORDS = (Order, PatientContext, Rejection, Skip, PatientEnd)
+RECORDS = (Order, PatientContext, Rejection, Skip, PatientEnd, Notice)
 FIELDS = ["resourceType", "id", "status", "subject", "medicationCodeableConcept",
           "medicationReference", "contained", "dosageInstruction", "dispenseRequest",
           "authoredOn", "coding", "code", "system", "display", "text", "reference", "entry",
@@ -64,6 +64,45 @@ def test_random_resources_never_raise(resource: dict[str, Any]) -> None:
         assert "internal error" not in got.reason, got
     _check(list(records_from_bundle({"resourceType": "Bundle", "entry": [
         {"resource": resource}, {"resource": h.med_request()}]})))
+
+
+#: A string no message may repeat (stands for patient data in a detail field).
+MARKED = st.text(max_size=8).map(lambda t: "Zq9" + t)
+detail_values = st.recursive(
+    st.one_of(scalars, MARKED),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.sampled_from(FIELDS), children, max_size=6)),
+    max_leaves=25)
+DETAIL = ["dosageInstruction", "dispenseRequest", "authoredOn"]
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(DETAIL), detail_values, min_size=1))
+def test_any_detail_of_an_identified_drug_is_screened(detail: dict[str, Any]) -> None:
+    """Whatever the optional detail holds, an identifiable drug gives an Order (plus
+    info notices naming pointers), never a Rejection, and no message repeats a value."""
+    records = order_records(h.med_request(**detail), source="f", pointer="/entry/0/resource")
+    order, *notes = records
+    assert isinstance(order, Order), order
+    assert order.rxnorm_codes() == (h.METFORMIN_ER[0],)
+    marked = [v for v in _leaves(detail) if isinstance(v, str) and v.startswith("Zq9")]
+    for n in notes:
+        assert isinstance(n, Notice) and n.kind == "info"
+        assert n.message.startswith("/entry/0/resource/"), n.message
+        assert n.order_id == "MedicationRequest/rx1"
+        assert not any(m in n.message for m in marked), n.message
 
 
 @settings(max_examples=60, deadline=None)

@@ -52,7 +52,7 @@ from .convert import (
     _Where,
     condition_from_resource,
     lab_from_observation,
-    record_from_resource,
+    order_records,
 )
 from .fields import MAX_SHORT, json_type
 from .reader import MAX_LINE_BYTES, _loc, _read_line
@@ -287,15 +287,15 @@ def _patients(db: sqlite3.Connection, names: Mapping[int, str]) -> Iterator[Reco
                 yield from rejections
                 if ctx is not None:
                     yield ctx
-            yield record_from_resource(json.loads(body), medications=medications,
-                                       source=names[file_idx], line=line, patient_id=pid)
+            yield from order_records(json.loads(body), medications=medications,
+                                     source=names[file_idx], line=line, patient_id=pid)
         if started:
             yield PatientEnd(patient_id=pid)
     for file_idx, line, body in db.execute(
         "SELECT file, line, body FROM items WHERE pid IS NULL ORDER BY seq"
     ):
-        yield record_from_resource(json.loads(body), medications=medications,
-                                   source=names[file_idx], line=line)
+        yield from order_records(json.loads(body), medications=medications,
+                                 source=names[file_idx], line=line)
 
 
 def parse_dir(path: Path, source: str) -> Iterator[Record]:

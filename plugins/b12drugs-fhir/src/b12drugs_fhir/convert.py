@@ -7,7 +7,9 @@ These functions are used by the ``fhir`` input format and by the CDS Hooks servi
   MedicationStatement to an :class:`~b12drugs.models.Order` (or a
   :class:`~b12drugs.models.Rejection` naming the JSON pointer of the bad field).
 * :func:`record_from_resource` - the same, plus the parser's own screening decision
-  (a :class:`~b12drugs.models.Skip` for status ``unknown``): what the input format yields.
+  (a :class:`~b12drugs.models.Skip` for status ``unknown``).
+* :func:`order_records` - that record followed by its ``info`` notices (left-out detail,
+  dropped codes): what the input format yields.
 * :func:`patient_context` - Patient, Conditions and Observations to a
   :class:`~b12drugs.models.PatientContext`.
 * :func:`records_from_bundle` - a whole Bundle to records grouped by patient.
@@ -29,13 +31,27 @@ Decisions (documented in the README):
   found in the input", so that the engine reports the order as ``unresolved`` (not
   checked) with that reason.
 * **Codes.** RxNorm codes must be 1-10 digits and NDCs must normalise to 11 digits; a
-  code that does not is left out of the order's codings, its ``display`` is kept as
-  text, and when nothing else identifies the drug the order's text names the invalid
+  code that does not is left out of the order's codings with an ``info`` notice naming
+  the coding's JSON pointer and why (the code shown truncated), its ``display`` is kept
+  as text, and when nothing else identifies the drug the order's text names the invalid
   code, so the report's ``unresolved`` notice shows it.  Other codings (SNOMED CT, ATC,
   local codes) are passed through as fall-backs.
-* **Bad data.** A field of the wrong JSON type, an unparsable date, a value out of
-  range or a text longer than the models allow makes the whole order a Rejection that
-  names the field's JSON pointer; nothing is guessed.
+* **Bad data: identity vs detail.** *Identity* is what decides whether and what to
+  screen: ``resourceType``, ``id``, ``status``, ``doNotPerform``, ``subject``/``patient``
+  and the medication (``medicationCodeableConcept``/``medicationReference``/R5
+  ``medication`` and the referenced Medication's ``code``/``ingredient``).  A field of
+  the wrong JSON type, a value out of range or a text longer than the models allow there
+  makes the whole order a Rejection naming the field's JSON pointer; nothing is guessed.
+  *Detail* is everything else the order carries: ``dosageInstruction``/``dosage``
+  (dose, frequency, route, daily dose: left out whole, keeping the first instruction's
+  ``text``, since a partial dosage could under-state the daily dose), start dates
+  (``authoredOn``, ``dispenseRequest.validityPeriod``, ``whenHandedOver``,
+  ``whenPrepared``, ``effective[x]``, ``dateAsserted``: the next one is tried) and the
+  supply (``dispenseRequest.expectedSupplyDuration``, ``daysSupply``).  Unreadable detail
+  is left out and the order is still screened, with an ``info`` notice
+  ``<JSON pointer>: <what> could not be read (<why>); screened without it``.  Messages
+  name fields, never the patient's values.  Notices are only made for orders that will
+  be screened (not for Skips or inactive statuses).
 """
 
 from __future__ import annotations
@@ -57,6 +73,7 @@ from b12drugs.models import (
     Coding,
     Condition,
     LabResult,
+    Notice,
     Order,
     PatientContext,
     PatientEnd,
@@ -67,7 +84,7 @@ from b12drugs.models import (
 )
 from b12drugs.records import Record
 
-from .dosage import DAYS_PER_UNIT, dose_facts
+from .dosage import DAYS_PER_UNIT, DoseFacts, dose_facts
 from .fields import (
     MAX_SHORT,
     FhirDataError,
@@ -89,6 +106,7 @@ __all__ = [
     "condition_from_resource",
     "lab_from_observation",
     "order_from_resource",
+    "order_records",
     "patient_context",
     "record_from_resource",
     "records_from_bundle",
@@ -187,6 +205,20 @@ class _Drug:
     codings: list[Coding] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
+    #: (JSON pointer, why) of each RxNorm/NDC coding left out, for an ``info`` notice.
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _shown(code: str) -> str:
+    """A drug code as shown in a notice: codes are not patient data, but a misfiled
+    field could be, so only the first characters are shown."""
+    return repr(code if len(code) <= 20 else code[:20] + "…")
+
+
+def _ndc_problem(code: str) -> str:
+    if "-" in code:
+        return "is not a hyphenated 10-digit NDC (4-4-2, 5-3-2, 5-4-1) or 5-4-2 NDC"
+    return "is not 10/11 digits (11 digits, or 10 digits with hyphens)"
 
 
 def _codeable_drug(cc: Mapping[str, Any], ptr: str, drug: _Drug) -> None:
@@ -208,11 +240,13 @@ def _codeable_drug(cc: Mapping[str, Any], ptr: str, drug: _Drug) -> None:
                 drug.codings.append(Coding(system=RXNORM_SYSTEM, code=code, display=display))
                 continue
             drug.invalid.append(f"invalid RxNorm code {code[:40]!r}")
+            drug.dropped.append((cptr, f"RxNorm code {_shown(code)} is not 1-10 digits"))
         elif system in _NDC_SYSTEMS:
             try:
                 ndc = normalize_ndc(code)
             except ValueError:
                 drug.invalid.append(f"invalid NDC {code[:40]!r}")
+                drug.dropped.append((cptr, f"NDC {_shown(code)} {_ndc_problem(code)}"))
             else:
                 drug.codings.append(Coding(system=NDC_SYSTEM, code=ndc, display=display))
                 continue
@@ -313,17 +347,19 @@ def _days(duration: Mapping[str, Any], ptr: str) -> int | None:
     value = get_num(duration, "value", ptr)
     if value is None:
         return None
-    unit = get_str(duration, "code", ptr) or get_str(duration, "unit", ptr) or "d"
+    key = "code" if get_str(duration, "code", ptr) else "unit"
+    unit = get_str(duration, key, ptr) or "d"
     unit = unit.strip().lower()
     unit = {"day": "d", "days": "d", "week": "wk", "weeks": "wk", "month": "mo",
             "months": "mo", "year": "a", "years": "a", "hour": "h", "hours": "h"}.get(unit, unit)
     per = DAYS_PER_UNIT.get(unit)
     if per is None:
-        raise FhirDataError(f"{ptr}/unit", f"unknown duration unit {unit[:20]!r}")
+        raise FhirDataError(f"{ptr}/{key}", "not a duration unit (h, d, wk, mo, a)")
     days = round(value * per)
     if not 0 <= days <= 36500:
-        raise FhirDataError(f"{ptr}/value", f"supply of {days} days is out of range")
+        raise FhirDataError(f"{ptr}/value", "supply duration out of range (0 to 100 years)")
     return days
+
 
 
 def _order_id(resource: Mapping[str, Any], rtype: str, where: _Where) -> str:
@@ -348,16 +384,116 @@ def _subject_patient(resource: Mapping[str, Any], ptr: str) -> str | None:
     return None
 
 
+# -- optional detail ------------------------------------------------------------------------
+#: A note about an order that is still screened: (JSON pointer, message).  Turned into an
+#: ``info`` :class:`~b12drugs.models.Notice` by :func:`order_records`.
+_Note = tuple[str, str]
+
+#: Where each medication resource type keeps its start date, in order of preference.
+_START_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "MedicationRequest": (("authoredOn",), ("dispenseRequest", "validityPeriod", "start")),
+    "MedicationDispense": (("whenHandedOver",), ("whenPrepared",)),
+    "MedicationStatement": (("effectiveDateTime",), ("effectivePeriod", "start"),
+                            ("dateAsserted",)),
+}
+
+#: Order fields filled from optional detail, and the resource field each comes from.
+_DETAIL_FIELDS = ("dose", "frequency", "route", "daily_dose_mg", "start_date", "days_supply")
+
+
+def _dropped(exc: FhirDataError, what: str, rest: str = "screened without it") -> _Note:
+    """A note for optional detail left out.  ``exc.message`` never holds the value."""
+    return exc.pointer, f"{_tail(exc.pointer)}: {what} could not be read ({exc.message}); {rest}"
+
+
+def _clip(text: str | None) -> str | None:
+    return text if text is None or len(text) <= MAX_SHORT else text[: MAX_SHORT - 1] + "…"
+
+
+def _dosage_text(raw: object) -> str | None:
+    """The first instruction's free text, kept when the structured dosage is unreadable."""
+    first = raw[0] if isinstance(raw, list) and raw else raw
+    text = first.get("text") if isinstance(first, Mapping) else None
+    return _clip(text.strip()) if isinstance(text, str) and text.strip() else None
+
+
+def _dosage(resource: Mapping[str, Any], key: str, ptr: str, notes: list[_Note]) -> DoseFacts:
+    """Dose facts; an unreadable dosage is left out whole (a partial one could
+    under-estimate the daily dose), keeping the first instruction's text."""
+    try:
+        facts = dose_facts(objects(resource, key, ptr))
+    except FhirDataError as exc:
+        text = _dosage_text(resource.get(key))
+        notes.append(_dropped(exc, "the dosage", "screened without it" if text is None
+                              else "screened without it (its text is kept)"))
+        return DoseFacts(dose=text)
+    facts.dose, facts.frequency, facts.route = (
+        _clip(facts.dose), _clip(facts.frequency), _clip(facts.route))
+    daily = facts.daily_dose_mg
+    if daily is not None and not (0 <= daily < float("inf")):
+        notes.append(_dropped(FhirDataError(f"{ptr}/{key}", "out of range"), "the daily dose"))
+        facts.daily_dose_mg = None
+    return facts
+
+
+def _date_at(resource: Mapping[str, Any], path: tuple[str, ...], ptr: str) -> date | None:
+    obj: Mapping[str, Any] | None = resource
+    for key in path[:-1]:
+        assert obj is not None
+        obj = get_obj(obj, key, ptr)
+        if obj is None:
+            return None
+        ptr = f"{ptr}/{escape(key)}"
+    assert obj is not None
+    return get_date(obj, path[-1], ptr)
+
+
+def _start_date(
+    resource: Mapping[str, Any], rtype: str, ptr: str, notes: list[_Note]
+) -> date | None:
+    """The first readable start date; an unreadable one is left out (the next is tried)."""
+    for path in _START_PATHS[rtype]:
+        try:
+            when = _date_at(resource, path, ptr)
+        except FhirDataError as exc:
+            notes.append(_dropped(exc, f"the start date ({'.'.join(path)})"))
+            continue
+        if when is not None:
+            return when
+    return None
+
+
+def _days_supply(
+    resource: Mapping[str, Any], rtype: str, ptr: str, notes: list[_Note]
+) -> int | None:
+    try:
+        if rtype == "MedicationDispense":
+            ds = get_obj(resource, "daysSupply", ptr)
+            return _days(ds, f"{ptr}/daysSupply") if ds is not None else None
+        if rtype == "MedicationRequest":
+            dispense = get_obj(resource, "dispenseRequest", ptr)
+            dptr = f"{ptr}/dispenseRequest"
+            esd = get_obj(dispense, "expectedSupplyDuration", dptr) if dispense else None
+            return _days(esd, f"{dptr}/expectedSupplyDuration") if esd is not None else None
+    except FhirDataError as exc:
+        notes.append(_dropped(exc, "the days supply"))
+    return None
+
+
 def _convert_order(
     resource: Mapping[str, Any],
     medications: Mapping[str, Mapping[str, Any]],
     where: _Where,
     patient_id: str | None,
+    notes: list[_Note],
 ) -> Order:
+    """Identity fields raise :class:`FhirDataError` (the order is rejected); optional
+    detail that cannot be read is left out with a note in ``notes``."""
     ptr = where.pointer
     rtype = resource.get("resourceType")
     if rtype not in MEDICATION_TYPES:
         raise FhirDataError(f"{ptr}/resourceType", f"not a medication resource: {rtype!r:.60}")
+    # -- identity: what the drug is, whose, and whether it is current ----------------------
     order_id = _order_id(resource, rtype, where)
     status = _status(resource, rtype, ptr)
     if rtype == "MedicationRequest" and get_bool(resource, "doNotPerform", ptr):
@@ -366,53 +502,49 @@ def _convert_order(
         patient_id = _subject_patient(resource, ptr)
     drug = _drug(resource, ptr, medications)
     texts = list(dict.fromkeys(drug.texts))
-    if not drug.codings and not texts and drug.invalid:
+    identified = bool(drug.codings or texts)
+    for cptr, why in drug.dropped:
+        notes.append((cptr, f"{_tail(cptr)}: {why}; the coding was left out and the order "
+                            "screened on its other codes and text" if identified else
+                            f"{_tail(cptr)}: {why}; nothing else names the drug, so it is "
+                            "reported as not recognised"))
+    if not identified and drug.invalid:
         texts = ["; ".join(drug.invalid)]
     text = texts[0] if texts else None
 
-    if rtype == "MedicationStatement":
-        dosages = objects(resource, "dosage", ptr)
-        start = get_date(resource, "effectiveDateTime", ptr)
-        period = get_obj(resource, "effectivePeriod", ptr)
-        if start is None and period is not None:
-            start = get_date(period, "start", f"{ptr}/effectivePeriod")
-        start = start or get_date(resource, "dateAsserted", ptr)
-        days_supply = None
-    elif rtype == "MedicationDispense":
-        dosages = objects(resource, "dosageInstruction", ptr)
-        start = get_date(resource, "whenHandedOver", ptr) or get_date(
-            resource, "whenPrepared", ptr
-        )
-        ds = get_obj(resource, "daysSupply", ptr)
-        days_supply = _days(ds, f"{ptr}/daysSupply") if ds is not None else None
-    else:
-        dosages = objects(resource, "dosageInstruction", ptr)
-        start = get_date(resource, "authoredOn", ptr)
-        days_supply = None
-        dispense = get_obj(resource, "dispenseRequest", ptr)
-        if dispense is not None:
-            dptr = f"{ptr}/dispenseRequest"
-            esd = get_obj(dispense, "expectedSupplyDuration", dptr)
-            if esd is not None:
-                days_supply = _days(esd, f"{dptr}/expectedSupplyDuration")
-            vp = get_obj(dispense, "validityPeriod", dptr)
-            if start is None and vp is not None:
-                start = get_date(vp, "start", f"{dptr}/validityPeriod")
-    facts = dose_facts(dosages)
-    return Order(
-        id=order_id,
-        patient_id=patient_id,
-        codings=tuple(dict.fromkeys(drug.codings)),
-        text=text,
-        dose=facts.dose,
-        frequency=facts.frequency,
-        route=facts.route,
-        daily_dose_mg=facts.daily_dose_mg,
-        start_date=start,
-        days_supply=days_supply,
-        status=status,
-        source=where.at(),
-    )
+    # -- optional detail: left out with a note when unreadable ----------------------------
+    dosage_key = "dosage" if rtype == "MedicationStatement" else "dosageInstruction"
+    facts = _dosage(resource, dosage_key, ptr, notes)
+    detail: dict[str, Any] = {
+        "dose": facts.dose,
+        "frequency": facts.frequency,
+        "route": facts.route,
+        "daily_dose_mg": facts.daily_dose_mg,
+        "days_supply": _days_supply(resource, rtype, ptr, notes),
+        "start_date": _start_date(resource, rtype, ptr, notes),
+    }
+    identity: dict[str, Any] = {
+        "id": order_id,
+        "patient_id": patient_id,
+        "codings": tuple(dict.fromkeys(drug.codings)),
+        "text": text,
+        "status": status,
+        "source": where.at(),
+    }
+    try:
+        return Order(**identity, **detail)
+    except ValidationError as exc:  # a detail value the model refuses: leave it out too
+        bad = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+        if not bad or not bad <= set(_DETAIL_FIELDS):
+            raise
+        for name in sorted(bad):
+            fptr = f"{ptr}/{dosage_key}" if name in ("dose", "frequency", "route",
+                                                      "daily_dose_mg") else ptr
+            notes.append(_dropped(FhirDataError(fptr, "value out of range"),
+                                  f"the {name.replace('_', ' ')}"))
+            detail[name] = None
+        return Order(**identity, **detail)
+
 
 
 def _rejection(where: _Where, exc: Exception, resource: object) -> Rejection:
@@ -432,9 +564,11 @@ def _order_or_rejection(
     medications: Mapping[str, Mapping[str, Any]] | None,
     where: _Where,
     patient_id: str | None = None,
+    notes: list[_Note] | None = None,
 ) -> Order | Rejection:
     try:
-        return _convert_order(resource, medications or {}, where, patient_id)
+        return _convert_order(resource, medications or {}, where, patient_id,
+                              notes if notes is not None else [])
     except (FhirDataError, ValidationError) as exc:
         return _rejection(where, exc, resource)
     except (TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
@@ -460,6 +594,9 @@ def order_from_resource(
         ``status`` is mapped as the module docstring says (``unknown`` is kept: callers
         that screen should not screen it, see :func:`record_from_resource`), or a
         :class:`Rejection` naming the JSON pointer of the field that could not be read.
+        Optional detail that could not be read (dosage, dates, supply) and invalid
+        RxNorm/NDC codings are left out of the Order; the notices saying so are only
+        available from :func:`order_records` (this function keeps its old return type).
     """
     return _order_or_rejection(resource, medications, _Where(source, None, pointer))
 
@@ -492,9 +629,45 @@ def record_from_resource(
     Status ``unknown`` or a word outside the FHIR value sets becomes a
     :class:`Skip` with the reason.  ``patient_id`` overrides the id derived from
     ``subject`` (a Bundle resolves ``urn:uuid`` subjects through its ``fullUrl``).
+    Kept for compatibility: it drops the notices about left-out detail and codes;
+    :func:`order_records` returns them too (and is what the input format uses).
     """
     where = _Where(source, line, pointer)
     return _decide(_order_or_rejection(resource, medications, where, patient_id), where)
+
+
+def order_records(
+    resource: Mapping[str, Any],
+    *,
+    medications: Mapping[str, Mapping[str, Any]] | None = None,
+    source: str = "",
+    pointer: str = "",
+    line: int | None = None,
+    patient_id: str | None = None,
+) -> list[Record]:
+    """:func:`record_from_resource` followed by its ``info`` notices.
+
+    One Order/Skip/Rejection, then, for an Order that will be screened (not a Skip, not
+    an inactive status), one :class:`~b12drugs.models.Notice` per optional detail left
+    out (unreadable dosage, date or supply) and per invalid RxNorm/NDC coding dropped,
+    each naming the JSON pointer and never the patient's value.
+    """
+    where = _Where(source, line, pointer)
+    notes: list[_Note] = []
+    record = _decide(_order_or_rejection(resource, medications, where, patient_id, notes),
+                     where)
+    if not notes or not isinstance(record, Order) or (record.status or "") in INACTIVE_STATUSES:
+        return [record]
+    out: list[Record] = [record]
+    seen: set[str] = set()
+    for note_ptr, message in notes:
+        if note_ptr in seen:  # e.g. one bad dispenseRequest read for supply and date
+            continue
+        seen.add(note_ptr)
+        out.append(Notice(kind="info", message=message[:MAX_TEXT], order_id=record.id,
+                          patient_id=record.patient_id,
+                          location=str(where.at(note_ptr))[:MAX_SHORT]))
+    return out
 
 
 # -- patient context ----------------------------------------------------------------------
@@ -722,8 +895,9 @@ def records_from_bundle(
     Per patient (found through ``subject``/``patient`` references, resolved through
     the Bundle's ``fullUrl`` entries; a Bundle with exactly one Patient owns the orders
     that name no subject): a :class:`PatientContext` when a Patient, Condition or
-    Observation was present, then one Order/Skip/Rejection per medication resource, then
-    :class:`PatientEnd`.  Orders of no known patient come last, without PatientEnd.
+    Observation was present, then one Order/Skip/Rejection per medication resource (each
+    followed by its ``info`` notices, see :func:`order_records`), then :class:`PatientEnd`.
+    Orders of no known patient come last, without PatientEnd.
     Entries that are not objects, resources without a ``resourceType`` and medication
     resources that cannot be read are Rejections located by JSON pointer
     (``/entry/3/resource``).  Other resource types (Encounter, Claim ...) are ignored:
@@ -823,14 +997,14 @@ def _bundle(bundle: Mapping[str, Any], where: _Where, depth: int) -> Iterator[Re
             yield from rejections
             yield ctx
         for resource, rptr in g.orders:
-            yield record_from_resource(resource, medications=medications, source=where.source,
-                                       line=where.line, pointer=rptr, patient_id=pid)
+            yield from order_records(resource, medications=medications, source=where.source,
+                                     line=where.line, pointer=rptr, patient_id=pid)
         yield PatientEnd(patient_id=pid)
     orphans = groups.get(None)
     if orphans is not None:
         for resource, rptr in orphans.orders:
-            yield record_from_resource(resource, medications=medications, source=where.source,
-                                       line=where.line, pointer=rptr)
+            yield from order_records(resource, medications=medications, source=where.source,
+                                     line=where.line, pointer=rptr)
     for resource, rptr in nested:
         if depth + 1 >= _MAX_NESTING:
             yield Rejection(location=where.at(rptr),
@@ -869,16 +1043,16 @@ def records_from_resource(
     """Records of one stand-alone resource (a document or an NDJSON line).
 
     A Bundle is read with :func:`records_from_bundle`; a medication resource gives one
-    Order/Skip/Rejection; a Patient, Condition or B12-related Observation gives a partial
-    :class:`PatientContext` (the engine merges them by patient id); anything else gives
-    nothing.
+    Order/Skip/Rejection and its notices (:func:`order_records`); a Patient, Condition
+    or B12-related Observation gives a partial :class:`PatientContext` (the engine merges
+    them by patient id); anything else gives nothing.
     """
     rtype = resource.get("resourceType")
     where = _Where(source, line, pointer)
     if rtype == "Bundle":
         yield from _bundle(resource, where, 0)
     elif rtype in MEDICATION_TYPES:
-        yield record_from_resource(resource, source=source, line=line, pointer=pointer)
+        yield from order_records(resource, source=source, line=line, pointer=pointer)
     elif rtype in ("Patient", "Condition", "Observation"):
         if rtype == "Patient":
             raw = resource.get("id")

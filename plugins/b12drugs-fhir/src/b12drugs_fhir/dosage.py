@@ -122,7 +122,8 @@ def _per_day(timing: Mapping[str, Any] | None, ptr: str) -> tuple[float | None, 
         if period is not None and unit is not None:
             days = DAYS_PER_UNIT.get(unit)
             if days is None:
-                raise FhirDataError(f"{rptr}/periodUnit", f"unknown period unit {unit[:20]!r}")
+                raise FhirDataError(f"{rptr}/periodUnit",
+                                    "not a UCUM period unit (s, min, h, d, wk, mo, a)")
             if period <= 0:
                 raise FhirDataError(f"{rptr}/period", "period must be positive")
             f = freq if freq is not None else 1.0

@@ -129,11 +129,12 @@ def get_date(obj: Mapping[str, Any], key: str, ptr: str) -> date | None:
         return None
     m = _FHIR_DATE.match(raw.strip())
     if not m:
-        raise FhirDataError(f"{ptr}/{escape(key)}", f"not a FHIR date: {raw[:40]!r}")
+        # The value is not echoed: a date of a patient's record is patient data.
+        raise FhirDataError(f"{ptr}/{escape(key)}", "not a FHIR date or dateTime")
     try:
         return date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
-    except ValueError as exc:
-        raise FhirDataError(f"{ptr}/{escape(key)}", f"not a valid date: {exc}") from None
+    except ValueError:
+        raise FhirDataError(f"{ptr}/{escape(key)}", "not a valid calendar date") from None
 
 
 def is_fhir_id(value: str) -> bool:
