@@ -135,3 +135,43 @@ def test_b12drugs_serve_refuses_to_start_without_issuers(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "no trusted issuers" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_left_out_detail_reaches_the_engine_as_info_without_a_card() -> None:
+    """CallScreener passes the FHIR adapter's info notices into the run under the hook's
+    order reference (a draft without id too) and keeps them out of the cards."""
+    from b12drugs_cdshooks.cards import CardBuilder
+    from b12drugs_cdshooks.hookrequest import OrderSignContext
+    from b12drugs_cdshooks.prefetch import PatientData
+    from b12drugs_cdshooks.screening import CallScreener
+    from b12drugs_cdshooks.settings import CDSHooksSettings
+    from cds_support import synthea
+
+    from b12drugs.config import Config
+    from b12drugs.engine import Screener
+    from b12drugs.plugins import PluginManager
+
+    data = synthea()
+    metformin = next(m for m in data["medicationRequests"]
+                     if "Metformin" in m["medicationCodeableConcept"]["text"])
+    res = dict(metformin, status="draft", authoredOn="2019-13-01",
+               dosageInstruction=[{"doseAndRate": {"doseQuantity": {"value": 500}}}])
+    res.pop("id")
+    manager = PluginManager()
+    run = Screener(Config(), manager)
+    screener = CallScreener(lambda: run, max_orders=50)
+    context = OrderSignContext(userId="Practitioner/1", patientId="danae", draftOrders={
+        "resourceType": "Bundle", "entry": [{"resource": res}]})
+    result = screener.screen("order-sign", context, PatientData(patient=data["patient"]))
+    assert [a.class_id for a in result.alerts] == ["metformin"]
+    assert result.scope == {"MedicationRequest/#0"}
+    assert not result.unresolved and not result.rejected
+    base = "/context/draftOrders/entry/0/resource"
+    assert sorted(m.split(":")[0] for m in result.info) == [
+        f"{base}/authoredOn", f"{base}/dosageInstruction/0/doseAndRate"]
+    assert not any("2019-13-01" in m for m in result.info)
+    builder = CardBuilder(CDSHooksSettings(), run.kb, Config())
+    assert builder.unchecked_card(result) is None
+    # the same notices are in the run's report (for the audit/log), under the hook's ref
+    info = [n for n in run.notices if n.kind == "info"]
+    assert {n.order_id for n in info} == {"MedicationRequest/#0"}

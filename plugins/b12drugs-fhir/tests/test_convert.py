@@ -392,6 +392,9 @@ def test_no_notices_for_orders_that_are_not_screened() -> None:
     for status in ("stopped", "unknown", "entered-in-error"):
         records = order_records(h.med_request(status=status, **bad_date))
         assert len(records) == 1 and not isinstance(records[0], Notice), status
+    # decide=False (the CDS service decides itself): 'unknown' stays an Order, noticed
+    o, note = order_records(h.med_request(status="unknown", **bad_date), decide=False)
+    assert isinstance(o, Order) and o.status == "unknown" and isinstance(note, Notice)
 
 
 def test_huge_text_is_rejected_not_crashing() -> None:

@@ -51,6 +51,7 @@ class Screening:
     labels: dict[str, str] = field(default_factory=dict)  # order ref -> display text
     context_unreadable: int = 0  # conditions / observations that could not be read
     orders_read: int = 0
+    info: list[str] = field(default_factory=list)  # in-scope remarks (no card), e.g. dosage
     medication_orders_in_scope: int = 0
 
 
@@ -115,17 +116,23 @@ class CallScreener:
         convert = _convert()
         for ref, pointer, res in resources:
             source = pointer.split("/")[1] if pointer.startswith("/") else pointer
-            got = convert.order_from_resource(
-                res, medications=medications, source=source, pointer=pointer
-            )
-            if isinstance(got, Order):
-                order = got.model_copy(update={"id": ref, "patient_id": patient_id})
-                labels[ref] = _label(order)
-                yield order
-            elif isinstance(got, Rejection):
-                where = f" at {got.location.pointer}" if got.location.pointer else ""
-                labels[ref] = f"{_resource_name(res) or ref} ({got.reason}{where})"
-                yield got.model_copy(update={"record_id": ref})
+            # The order (or why it cannot be read), then ``info`` notices about optional
+            # detail left out (e.g. the spec example's ``doseAndRate`` object) and invalid
+            # codes dropped: the drug is still screened.  ``decide=False``: statuses are
+            # left to the engine, as with ``order_from_resource``.
+            for got in convert.order_records(
+                res, medications=medications, source=source, pointer=pointer, decide=False
+            ):
+                if isinstance(got, Order):
+                    order = got.model_copy(update={"id": ref, "patient_id": patient_id})
+                    labels[ref] = _label(order)
+                    yield order
+                elif isinstance(got, Rejection):
+                    where = f" at {got.location.pointer}" if got.location.pointer else ""
+                    labels[ref] = f"{_resource_name(res) or ref} ({got.reason}{where})"
+                    yield got.model_copy(update={"record_id": ref})
+                elif isinstance(got, Notice):
+                    yield got.model_copy(update={"order_id": ref, "patient_id": patient_id})
 
     def screen(self, hook: str, context: Context, data: PatientData) -> Screening:
         convert = _convert()
@@ -198,6 +205,11 @@ class CallScreener:
                 result.rejected.append(labels.get(n.order_id or "", n.order_id or "?"))
             else:
                 result.other_unresolved += 1
+        elif n.kind == "info":
+            # Optional detail left out or an invalid code dropped beside valid ones: the
+            # drug was screened, so this is not worth a card (it stays in the report).
+            if in_scope:
+                result.info.append(n.message)
         elif n.kind == "source_unavailable":
             what = n.source or "a drug knowledge source"
             if what not in seen_unavailable:

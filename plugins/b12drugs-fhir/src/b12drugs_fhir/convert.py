@@ -644,18 +644,21 @@ def order_records(
     pointer: str = "",
     line: int | None = None,
     patient_id: str | None = None,
+    decide: bool = True,
 ) -> list[Record]:
     """:func:`record_from_resource` followed by its ``info`` notices.
 
     One Order/Skip/Rejection, then, for an Order that will be screened (not a Skip, not
     an inactive status), one :class:`~b12drugs.models.Notice` per optional detail left
     out (unreadable dosage, date or supply) and per invalid RxNorm/NDC coding dropped,
-    each naming the JSON pointer and never the patient's value.
+    each naming the JSON pointer and never the patient's value.  ``decide=False`` skips
+    the parser's screening decision (status ``unknown`` stays on the Order, as with
+    :func:`order_from_resource`) for callers that decide themselves.
     """
     where = _Where(source, line, pointer)
     notes: list[_Note] = []
-    record = _decide(_order_or_rejection(resource, medications, where, patient_id, notes),
-                     where)
+    got = _order_or_rejection(resource, medications, where, patient_id, notes)
+    record = _decide(got, where) if decide else got
     if not notes or not isinstance(record, Order) or (record.status or "") in INACTIVE_STATUSES:
         return [record]
     out: list[Record] = [record]
