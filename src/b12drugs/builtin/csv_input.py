@@ -28,9 +28,12 @@ becomes a rejection naming ``file:line`` and the reason, and reading goes on.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
-from typing import IO
+from operator import itemgetter
+from typing import IO, Any, TypeVar
 
 from ..errors import InputError
 from ..hookspecs import hookimpl
@@ -42,6 +45,7 @@ from ..models import (
     Condition,
     OrderRow,
     PatientContext,
+    PatientFactory,
     Rejection,
     SourceLocation,
     normalize_ndc,
@@ -65,6 +69,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 DRUG_COLUMNS = ("drug_name", "rxcui", "ndc")
 DIETS = ("omnivore", "vegetarian", "vegan")
+_DIET_VALUES = frozenset(("", *DIETS))
+_T = TypeVar("_T")
 MAX_LINE_FIELDS = 200
 
 
@@ -185,13 +191,50 @@ def make_patient(pid: str, fields: tuple[str, ...], where: SourceLocation) -> Pa
     )
 
 
+class _Memo(dict[str, _T]):
+    """``raw value -> converted value``, converting each distinct value once.
+
+    A dispensing export repeats few distinct dates, day counts, statuses and birth
+    dates across millions of rows, so looking them up (``map(memo.__getitem__,
+    column)``, a C loop) is several times cheaper than parsing every cell.  The
+    converter is the slow path's own function, so both paths agree; it raises
+    ``ValueError`` for a bad value, which sends the chunk to the slow path.  Bounded: past
+    ``limit`` distinct values new ones are converted but no longer remembered.
+    """
+
+    def __init__(self, convert: Callable[[str], _T], limit: int = 100_000):
+        super().__init__()
+        self.convert = convert
+        self.limit = limit
+
+    def __missing__(self, raw: str) -> _T:
+        value = self.convert(raw)
+        if len(self) < self.limit:
+            self[raw] = value
+        return value
+
+
+def _status(value: str) -> str | None:
+    if not value:
+        return None
+    status = value.lower()
+    if len(status) > 64:
+        raise ValueError("status: longer than 64 characters")
+    return status
+
+
+def _longest(values: Iterable[str | None]) -> int:
+    return max(map(len, filter(None, values)), default=0)
+
+
 class _Reader:
     """One CSV file: header, columns, and two ways to turn rows into orders.
 
-    ``convert_chunk`` is the fast path: column-wise list comprehensions over a chunk
-    of rows, which raise at the first problem; the chunk is then redone row by row
-    with ``convert``, which names the row and the reason.  Both give the same result
-    for good rows (a test checks this).
+    ``convert_block`` is the fast path: column-wise conversion of a block of rows with
+    C-level loops (``map`` over columns, memoised conversions), which raises at the
+    first problem; the block is then redone row by row with ``convert``, which names
+    the row and the reason.  Both give the same result for good rows (a test checks
+    this).
     """
 
     CHUNK = 2048
@@ -224,36 +267,87 @@ class _Reader:
         self.has_patient = any(i is not None for i in self.patient_cols)
         self.rxcui_codings: dict[str, Coding] = {}
         self.ndc_codings: dict[str, Coding] = {}
-        self.checked_patients: set[tuple[str, ...]] = set()
+        self.start_dates = _Memo(functools.partial(_date, column="start_date"))
+        self.days = _Memo(functools.partial(_bounded_int, column="days_supply", high=36500))
+        self.doses = _Memo(_dose)
+        self.statuses = _Memo(_status)
+        self.birth_dates = _Memo(functools.partial(_date, column="birth_date"))
 
     # -- rows ------------------------------------------------------------------
-    def rows(self) -> Iterator[tuple[int, list[str]] | Rejection]:
-        """``(first line, fields)`` per data row, or a rejection for an unreadable one.
+    def blocks(self) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
+        """Data rows in blocks of up to ``CHUNK`` as ``(first lines, rows)``, and a
+        rejection for each unreadable row, in file order.
 
-        The reader counts physical lines after the header; a quoted field may span
-        lines, so a row runs from the line after the previous row to the current line.
+        Line numbers are physical lines (the header is line 1).  A quoted field may span
+        lines; the ``csv`` module keeps those line breaks in the field, so a row spans
+        ``1 + (newlines in its fields)`` lines.  Blocks without such rows (almost all)
+        are recognised by the reader's line count alone, with no per-row work.
         """
         reader = csv.reader(self.lines, delimiter=self.delim)
-        width, bad, prev = self.width, self.bad, 1
+        last = 1  # the last physical line consumed
         while True:
+            rows: list[list[str]] = []
+            error: csv.Error | None = None
             try:
-                row = next(reader)
-            except StopIteration:
-                return
+                for row in itertools.islice(reader, self.CHUNK):
+                    rows.append(row)
             except csv.Error as exc:
-                yield _reject(self.file, prev + 1, f"unreadable CSV row: {exc}")
-                prev = reader.line_num + 1
-                continue
-            start, prev = prev + 1, reader.line_num + 1
+                error = exc
+            end = reader.line_num + 1
+            if error is None and end - last == len(rows):
+                starts = list(range(last + 1, end + 1))
+                after = end + 1
+            else:
+                starts, after = _row_starts(rows, last + 1)
+            if rows:
+                yield from self._checked(starts, rows, after)
+            if error is not None:
+                yield _reject(self.file, after, f"unreadable CSV row: {error}")
+            elif len(rows) < self.CHUNK:
+                return
+            last = end
+
+    def _checked(self, starts: list[int], rows: list[list[str]],
+                 after: int) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
+        """The block as it is when every row has the header's width and no line has bad
+        bytes; otherwise row by row: blank lines dropped, bad rows rejected."""
+        width, bad = self.width, self.bad
+        if not bad and all(map(width.__eq__, map(len, rows))):
+            yield starts, rows
+            return
+        ends = [s - 1 for s in starts[1:]] + [after - 1]
+        good_starts: list[int] = []
+        good_rows: list[list[str]] = []
+        for start, end, row in zip(starts, ends, rows, strict=True):
+            reason = None
             if len(row) != width:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
-                yield _reject(self.file, start, f"{len(row)} fields, header has {width}")
+                reason = f"{len(row)} fields, header has {width}"
+            elif bad and any(n in bad for n in range(start, end + 1)):
+                reason = "bytes that are not valid UTF-8"
+            if reason is None:
+                good_starts.append(start)
+                good_rows.append(row)
                 continue
-            if bad and any(n in bad for n in range(start, prev + 1)):
-                yield _reject(self.file, start, "bytes that are not valid UTF-8")
-                continue
-            yield start, row
+            if good_rows:
+                yield good_starts, good_rows
+                good_starts, good_rows = [], []
+            yield _reject(self.file, start, reason)
+        if good_rows:
+            yield good_starts, good_rows
+        # Lines are decoded only as the csv reader pulls them, so every bad line seen so
+        # far belongs to this block (or to a row rejected as unreadable).
+        bad.clear()
+
+    def rows(self) -> Iterator[tuple[int, list[str]] | Rejection]:
+        """``(first line, fields)`` per data row, or a rejection for an unreadable one."""
+        for item in self.blocks():
+            if type(item) is Rejection:
+                yield item
+            else:
+                starts, rows = item  # type: ignore[misc]
+                yield from zip(starts, rows, strict=True)
 
     # -- codings ---------------------------------------------------------------
     def _rxcui(self, code: str) -> Coding:
@@ -283,13 +377,6 @@ class _Reader:
             out = (*out, self._ndc(raw))
         return out
 
-    def _patient(self, fields: tuple[str, ...]) -> None:
-        if fields not in self.checked_patients:
-            _check_patient(fields)
-            if len(self.checked_patients) > 100_000:
-                self.checked_patients.clear()
-            self.checked_patients.add(fields)
-
     # -- slow path: one row, precise errors ------------------------------------
     def convert(self, start: int, row: list[str]) -> OrderRow:
         col = self.col
@@ -300,15 +387,12 @@ class _Reader:
         pid = _opt(row, col["patient_id"])
         if len(rx_id) > 256 or (pid is not None and len(pid) > 256):
             raise ValueError("rx_id/patient_id: longer than 256 characters")
-        status = _opt(row, col["status"])
-        if status is not None:
-            status = status.lower()
-            if len(status) > 64:
-                raise ValueError("status: longer than 64 characters")
+        i_status = col["status"]
+        status = _status(row[i_status].strip()) if i_status is not None else None
         fields = None
         if self.has_patient and pid:
             fields = tuple(row[i].strip() if i is not None else "" for i in self.patient_cols)
-            self._patient(fields)
+            _check_patient(fields)
         i_start, i_days, i_dose = col["start_date"], col["days_supply"], col["daily_dose_mg"]
         return OrderRow(
             rx_id or f"{self.file}:{start}",
@@ -326,78 +410,107 @@ class _Reader:
             make_patient if fields else None,
         )
 
-    # -- fast path: a chunk at once --------------------------------------------
+    # -- fast path: a block at once --------------------------------------------
     def convert_chunk(self, chunk: list[tuple[int, list[str]]]) -> list[OrderRow]:
-        col, n = self.col, len(chunk)
-        rows = [r for _, r in chunk]
-        starts = [s for s, _ in chunk]
+        """:meth:`convert_block` for ``(first line, row)`` pairs (as :meth:`rows` gives)."""
+        return self.convert_block([s for s, _ in chunk], [r for _, r in chunk])
 
-        def column(i: int | None) -> list[str] | list[None]:
-            return [r[i].strip() for r in rows] if i is not None else [None] * n
+    def convert_block(self, starts: list[int], rows: list[list[str]]) -> list[OrderRow]:
+        """Convert a block column by column; raises at the first bad value (the caller
+        then converts row by row to name the row and the reason)."""
+        n = len(rows)
 
-        ids: list[str] = column(col["rx_id"])  # type: ignore[assignment]
-        if col["rx_id"] is None or not all(ids):
+        def column(name: str) -> list[str] | None:
+            i = self.col[name]
+            return None if i is None else list(map(str.strip, map(itemgetter(i), rows)))
+
+        def lookup(memo: _Memo[Any], name: str) -> Iterable[Any]:
+            values = column(name)
+            return itertools.repeat(None, n) if values is None else map(memo.__getitem__,
+                                                                         values)
+
+        ids = column("rx_id")
+        if ids is not None and _longest(ids) > 256:
+            raise ValueError("rx_id: too long")
+        if ids is None:
+            ids = [f"{self.file}:{s}" for s in starts]
+        elif not all(ids):
             ids = [i or f"{self.file}:{s}" for i, s in zip(ids, starts, strict=True)]
-        texts = [t or None for t in column(col["drug_name"])]
-        pids = [p or None for p in column(col["patient_id"])]
-        statuses = [t.lower() or None if t else None for t in column(col["status"])]
-        if max(map(len, filter(None, texts)), default=0) > MAX_TEXT or max(
-            map(len, ids), default=0) > 256 or max(map(len, filter(None, pids)), default=0) > 256 \
-                or max(map(len, filter(None, statuses)), default=0) > 64:
+        texts: list[str | None] | None = column("drug_name")  # type: ignore[assignment]
+        if texts is None:
+            texts = [None] * n
+        elif not all(texts):
+            texts = [t or None for t in texts]
+        pids: list[str | None] | None = column("patient_id")  # type: ignore[assignment]
+        if pids is None:
+            pids = [None] * n
+        elif not all(pids):
+            pids = [p or None for p in pids]
+        if _longest(texts) > MAX_TEXT or _longest(pids) > 256:
             raise ValueError("a field is too long")
-        fromiso = date.fromisoformat
-        dates = [fromiso(d[:10]) if d else None for d in column(col["start_date"])]
-        days = [int(d) if d else None for d in column(col["days_supply"])]
-        if any(d is not None and not 0 <= d <= 36500 for d in days):
-            raise ValueError("days_supply out of range")
-        doses = [_dose(d) if d else None for d in column(col["daily_dose_mg"])]
-        if col["rxcui"] is not None or col["ndc"] is not None:
-            codings = [self._codings(r) for r in rows]
+        if self.col["rxcui"] is not None or self.col["ndc"] is not None:
+            codings: Iterable[tuple[Coding, ...]] = [self._codings(r) for r in rows]
         else:
-            codings = [()] * n
+            codings = itertools.repeat((), n)
+        fields: Iterable[tuple[str, ...] | None] = itertools.repeat(None, n)
+        makers: Iterable[PatientFactory | None] = itertools.repeat(None, n)
         if self.has_patient:
-            cols = [column(i) if i is not None else [""] * n for i in self.patient_cols]
-            fields: list[tuple[str, ...] | None] = [
-                f if p else None for f, p in zip(zip(*cols, strict=True), pids, strict=True)]  # type: ignore[misc]
-            for f in set(fields):
-                if f is not None:
-                    self._patient(f)
-            makers = [make_patient if f else None for f in fields]
-        else:
-            fields = [None] * n
-            makers = [None] * n
-        return list(map(OrderRow._make, zip(ids, pids, texts, codings, statuses, dates, days,
-                                            doses, [self.file] * n, starts, fields, makers,
-                                            strict=True)))
+            cols = [list(map(str.strip, map(itemgetter(i), rows))) if i is not None
+                    else [""] * n for i in self.patient_cols]
+            self._check_patients(cols, pids)
+            fields = list(zip(*cols, strict=True))
+            makers = [make_patient] * n
+            if not all(pids):
+                fields = [f if p else None for f, p in zip(fields, pids, strict=True)]
+                makers = [make_patient if p else None for p in pids]
+        return list(map(tuple.__new__, itertools.repeat(OrderRow), zip(  # type: ignore[arg-type]
+            ids, pids, texts, codings, lookup(self.statuses, "status"),
+            lookup(self.start_dates, "start_date"), lookup(self.days, "days_supply"),
+            lookup(self.doses, "daily_dose_mg"), itertools.repeat(self.file, n), starts,
+            fields, makers, strict=True)))
+
+    def _check_patients(self, cols: list[list[str]], pids: list[str | None]) -> None:
+        """:func:`_check_patient` column-wise, for the rows with a patient id."""
+        births, _, diets, conditions = cols
+        if not all(pids):
+            births, diets, conditions = (list(itertools.compress(c, pids))
+                                         for c in (births, diets, conditions))
+        for birth in set(births).difference(self.birth_dates):
+            self.birth_dates[birth]  # converting is the check; the memo remembers it
+        if not {d.lower() for d in set(diets)} <= _DIET_VALUES or \
+                _longest(conditions) > MAX_TEXT:
+            raise ValueError("a patient field is not valid")
 
     def records(self) -> Iterator[Record]:
-        chunk: list[tuple[int, list[str]]] = []
-        for item in self.rows():
-            if type(item) is tuple:
-                chunk.append(item)
-                if len(chunk) >= self.CHUNK:
-                    yield from self._flush(chunk)
-                    chunk = []
+        for item in self.blocks():
+            if type(item) is Rejection:
+                yield item
             else:
-                yield from self._flush(chunk)
-                chunk = []
-                yield item  # type: ignore[misc]
-        yield from self._flush(chunk)
+                yield from self._flush(*item)  # type: ignore[misc]
 
-    def _flush(self, chunk: list[tuple[int, list[str]]]) -> Iterator[Record]:
-        if not chunk:
-            return
+    def _flush(self, starts: list[int], rows: list[list[str]]) -> Iterator[Record]:
         try:
-            yield from self.convert_chunk(chunk)
+            yield from self.convert_block(starts, rows)
             return
         except (ValueError, TypeError, IndexError):
             pass
-        for start, row in chunk:
+        for start, row in zip(starts, rows, strict=True):
             rx_id = row[self.col["rx_id"]].strip() if self.col["rx_id"] is not None else ""
             try:
                 yield self.convert(start, row)
             except ValueError as exc:
                 yield _reject(self.file, start, str(exc), rx_id)
+
+
+def _row_starts(rows: list[list[str]], first: int) -> tuple[list[int], int]:
+    """First line of each row, and the line after the last, counting the line breaks
+    kept inside quoted fields."""
+    starts = []
+    line = first
+    for row in rows:
+        starts.append(line)
+        line += 1 + sum(f.count("\n") for f in row)
+    return starts, line
 
 
 def _opt(row: list[str], i: int | None) -> str | None:
