@@ -200,8 +200,12 @@ class OrderRow(NamedTuple):
     def location(self) -> SourceLocation:
         return SourceLocation(file=self.file, line=self.line)
 
-    def to_order(self) -> Order:
-        """The validated order (raises ``pydantic.ValidationError``)."""
+    def to_order(self, where: SourceLocation | None = None) -> Order:
+        """The validated order (raises ``pydantic.ValidationError``).
+
+        ``where`` is this row's :meth:`location` when the caller already has it: the
+        order and its patient context can share one (fewer objects per finding).
+        """
         return Order(
             id=self.id,
             patient_id=self.patient_id,
@@ -211,13 +215,14 @@ class OrderRow(NamedTuple):
             start_date=self.start_date,
             days_supply=self.days_supply,
             daily_dose_mg=self.daily_dose_mg,
-            source=self.location(),
+            source=where or self.location(),
         )
 
-    def patient(self) -> PatientContext | None:
+    def patient(self, where: SourceLocation | None = None) -> PatientContext | None:
+        """The patient context built from this row's patient columns, if it has any."""
         if self.make_patient is None or not self.patient_fields or not self.patient_id:
             return None
-        return self.make_patient(self.patient_id, self.patient_fields, self.location())
+        return self.make_patient(self.patient_id, self.patient_fields, where or self.location())
 
 
 class Condition(Model):
