@@ -32,7 +32,6 @@ import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
-from operator import itemgetter
 from typing import IO, Any, TypeVar
 
 from ..errors import InputError
@@ -120,7 +119,10 @@ def _decoded_lines(stream: IO[bytes], bad: set[int]) -> Iterator[str]:
             yield raw.decode("utf-8", "replace")
 
 
+@functools.lru_cache(maxsize=1024)
 def _conditions(value: str) -> tuple[Condition, ...]:
+    """Parse a conditions cell.  Cached: an export repeats few distinct condition lists,
+    and the (frozen) Condition objects are then shared by the patients that have them."""
     out = []
     for item in value.split(";"):
         item = item.strip()
@@ -223,10 +225,6 @@ def _status(value: str) -> str | None:
     return status
 
 
-def _longest(values: Iterable[str | None]) -> int:
-    return max(map(len, filter(None, values)), default=0)
-
-
 class _Reader:
     """One CSV file: header, columns, and two ways to turn rows into orders.
 
@@ -237,7 +235,9 @@ class _Reader:
     this).
     """
 
-    CHUNK = 2048
+    #: Rows per block; small blocks keep few rows alive at once, which matters more to
+    #: the garbage collector than per-block overhead (see ``engine.CHUNK``).
+    CHUNK = 512
 
     def __init__(self, stream: IO[bytes], source: str):
         self.bad: set[int] = set()
@@ -417,37 +417,44 @@ class _Reader:
 
     def convert_block(self, starts: list[int], rows: list[list[str]]) -> list[OrderRow]:
         """Convert a block column by column; raises at the first bad value (the caller
-        then converts row by row to name the row and the reason)."""
-        n = len(rows)
+        then converts row by row to name the row and the reason).
 
-        def column(name: str) -> list[str] | None:
+        The block is transposed once (``zip(*rows)``, rows have the header's width):
+        several times cheaper than picking each column out of every row.
+        """
+        n = len(rows)
+        table = list(zip(*rows))  # noqa: B905 (equal widths; a short row -> IndexError)
+
+        def strip(i: int) -> list[str]:
+            return list(map(str.strip, table[i]))
+
+        def column(name: str, limit: int = 0) -> list[str] | None:
             i = self.col[name]
-            return None if i is None else list(map(str.strip, map(itemgetter(i), rows)))
+            if i is None:
+                return None
+            values = strip(i)
+            if limit and max(map(len, values)) > limit:
+                raise ValueError(f"{name}: too long")
+            return values
+
+        def optional(values: list[str] | None) -> list[str | None]:
+            """Empty cells as None (most columns are full: then the list as it is)."""
+            if values is None:
+                return [None] * n
+            return values if all(values) else [v or None for v in values]  # type: ignore[return-value]
 
         def lookup(memo: _Memo[Any], name: str) -> Iterable[Any]:
             values = column(name)
             return itertools.repeat(None, n) if values is None else map(memo.__getitem__,
                                                                          values)
 
-        ids = column("rx_id")
-        if ids is not None and _longest(ids) > 256:
-            raise ValueError("rx_id: too long")
+        ids = column("rx_id", 256)
         if ids is None:
             ids = [f"{self.file}:{s}" for s in starts]
         elif not all(ids):
             ids = [i or f"{self.file}:{s}" for i, s in zip(ids, starts, strict=True)]
-        texts: list[str | None] | None = column("drug_name")  # type: ignore[assignment]
-        if texts is None:
-            texts = [None] * n
-        elif not all(texts):
-            texts = [t or None for t in texts]
-        pids: list[str | None] | None = column("patient_id")  # type: ignore[assignment]
-        if pids is None:
-            pids = [None] * n
-        elif not all(pids):
-            pids = [p or None for p in pids]
-        if _longest(texts) > MAX_TEXT or _longest(pids) > 256:
-            raise ValueError("a field is too long")
+        texts = optional(column("drug_name", MAX_TEXT))
+        pids = optional(column("patient_id", 256))
         if self.col["rxcui"] is not None or self.col["ndc"] is not None:
             codings: Iterable[tuple[Coding, ...]] = [self._codings(r) for r in rows]
         else:
@@ -455,8 +462,7 @@ class _Reader:
         fields: Iterable[tuple[str, ...] | None] = itertools.repeat(None, n)
         makers: Iterable[PatientFactory | None] = itertools.repeat(None, n)
         if self.has_patient:
-            cols = [list(map(str.strip, map(itemgetter(i), rows))) if i is not None
-                    else [""] * n for i in self.patient_cols]
+            cols = [strip(i) if i is not None else [""] * n for i in self.patient_cols]
             self._check_patients(cols, pids)
             fields = list(zip(*cols, strict=True))
             makers = [make_patient] * n
@@ -475,10 +481,9 @@ class _Reader:
         if not all(pids):
             births, diets, conditions = (list(itertools.compress(c, pids))
                                          for c in (births, diets, conditions))
-        for birth in set(births).difference(self.birth_dates):
-            self.birth_dates[birth]  # converting is the check; the memo remembers it
+        list(map(self.birth_dates.__getitem__, births))  # converting is the check
         if not {d.lower() for d in set(diets)} <= _DIET_VALUES or \
-                _longest(conditions) > MAX_TEXT:
+                max(map(len, conditions), default=0) > MAX_TEXT:
             raise ValueError("a patient field is not valid")
 
     def records(self) -> Iterator[Record]:
