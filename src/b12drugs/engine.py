@@ -344,12 +344,6 @@ class Screener:
             # clear, so that other runs sharing the old one keep their answers.
             self._outcomes = self.runtime.outcomes = {}
         inactive, outcomes = self._inactive, self._outcomes
-        # The chunk's new distinct drugs are resolved together (resolvers may batch).
-        new = [r for r in chunk if (type(r) is OrderRow or type(r) is Order)
-               and (r.codings, r.text) not in outcomes  # type: ignore[union-attr]
-               and not inactive[r.status]]  # type: ignore[union-attr]
-        if new:
-            self._resolve_new(new)  # type: ignore[arg-type]
         plain = 0
         try:
             for rec in chunk:
@@ -359,7 +353,12 @@ class Screener:
                     if inactive[order.status]:
                         self._skip_inactive(order, source)
                         continue
-                    outcome = outcomes[order.codings, order.text]
+                    outcome = outcomes.get((order.codings, order.text))
+                    if outcome is None:
+                        # A drug not seen before: resolve every new drug of the chunk now,
+                        # together (resolvers may batch); later chunks mostly have none.
+                        self._resolve_chunk(chunk)
+                        outcome = outcomes[order.codings, order.text]
                     if outcome.plain:
                         plain += 1
                     else:
@@ -390,6 +389,14 @@ class Screener:
         finally:
             self.counts["read"] += plain
             self.counts["screened"] += plain
+
+    def _resolve_chunk(self, chunk: list[Record]) -> None:
+        """Resolve the new distinct drugs of the chunk's active orders."""
+        inactive, outcomes = self._inactive, self._outcomes
+        self._resolve_new([r for r in chunk  # type: ignore[misc]
+                           if (type(r) is OrderRow or type(r) is Order)
+                           and (r.codings, r.text) not in outcomes  # type: ignore[union-attr]
+                           and not inactive[r.status]])  # type: ignore[union-attr]
 
     def _screen_order(self, order: Order | OrderRow, outcome: _Outcome, source: str) -> None:
         """An active order whose drug has something to say: class hits (the order is

@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from typing import IO, Any, TypeVar
 
@@ -343,10 +343,10 @@ class _Reader:
     def rows(self) -> Iterator[tuple[int, list[str]] | Rejection]:
         """``(first line, fields)`` per data row, or a rejection for an unreadable one."""
         for item in self.blocks():
-            if type(item) is Rejection:
+            if isinstance(item, Rejection):
                 yield item
             else:
-                starts, rows = item  # type: ignore[misc]
+                starts, rows = item
                 yield from zip(starts, rows, strict=True)
 
     # -- codings ---------------------------------------------------------------
@@ -488,23 +488,26 @@ class _Reader:
 
     def records(self) -> Iterator[Record]:
         for item in self.blocks():
-            if type(item) is Rejection:
+            if isinstance(item, Rejection):
                 yield item
-            else:
-                yield from self._flush(*item)  # type: ignore[misc]
+                continue
+            starts, rows = item
+            try:
+                converted: Sequence[Record] = self.convert_block(starts, rows)
+            except (ValueError, TypeError, IndexError):
+                converted = self._convert_rows(starts, rows)
+            yield from converted
 
-    def _flush(self, starts: list[int], rows: list[list[str]]) -> Iterator[Record]:
-        try:
-            yield from self.convert_block(starts, rows)
-            return
-        except (ValueError, TypeError, IndexError):
-            pass
+    def _convert_rows(self, starts: list[int], rows: list[list[str]]) -> list[Record]:
+        """The slow path for a block with a bad row: each row an order or a rejection."""
+        out: list[Record] = []
         for start, row in zip(starts, rows, strict=True):
             rx_id = row[self.col["rx_id"]].strip() if self.col["rx_id"] is not None else ""
             try:
-                yield self.convert(start, row)
+                out.append(self.convert(start, row))
             except ValueError as exc:
-                yield _reject(self.file, start, str(exc), rx_id)
+                out.append(_reject(self.file, start, str(exc), rx_id))
+        return out
 
 
 def _row_starts(rows: list[list[str]], first: int) -> tuple[list[int], int]:
