@@ -14,6 +14,7 @@ patients without any B12-relevant order are never stored.
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import io
 import itertools
@@ -108,6 +109,49 @@ class _InactiveStatus(dict[str | None, bool]):
 @dataclass
 class _PatientState:
     findings: list[OrderFindings] = field(default_factory=list)
+
+
+class _FewerCollections:
+    """While records are fed, let CPython's cyclic garbage collector run less often.
+
+    A large run allocates millions of short-lived containers (CSV rows, order tuples)
+    while it holds a growing set of findings.  With the default first-generation
+    threshold (700 allocations) the collector keeps re-scanning those findings: about a
+    third of a 1,000,000-row CSV run (measured: 7.9 s of CPU -> 5.7 s with 50,000, same
+    peak memory).  Nothing in a run needs prompt cycle collection (records are freed by
+    reference counting), so the threshold is raised while feeding and restored after.
+
+    Re-entrant and thread-safe: concurrent runs share one raise and the last one out
+    restores the thresholds; a threshold already higher, or a disabled collector
+    (threshold 0), is left alone.
+    """
+
+    FIRST_GENERATION = 50_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: tuple[int, int, int] | None = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                current = gc.get_threshold()
+                if 0 < current[0] < self.FIRST_GENERATION:
+                    self._saved = current
+                    gc.set_threshold(self.FIRST_GENERATION, current[1], current[2])
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._saved is not None:
+                if gc.get_threshold()[0] == self.FIRST_GENERATION:  # nobody changed it since
+                    gc.set_threshold(*self._saved)
+                self._saved = None
+
+
+_FEWER_COLLECTIONS = _FewerCollections()
 
 
 class Runtime:
@@ -327,8 +371,9 @@ class Screener:
         if source and source not in self.sources:
             self.sources.append(source)
         it = iter(records)
-        while chunk := list(itertools.islice(it, CHUNK)):  # chunks cut in C, not per record
-            self._process(chunk, source)
+        with _FEWER_COLLECTIONS:
+            while chunk := list(itertools.islice(it, CHUNK)):  # chunks cut in C, not per record
+                self._process(chunk, source)
 
     def _process(self, chunk: list[Record], source: str) -> None:
         """Screen one chunk of records, in order: the hot loop of a run.

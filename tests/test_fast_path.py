@@ -1,0 +1,100 @@
+"""The high-volume path (CSV blocks, OrderRow, the engine's hot loop) keeps exact books:
+line numbers across blocks, capped-but-counted notices, patient contexts, and the
+garbage-collector setting it borrows while feeding."""
+
+from __future__ import annotations
+
+import gc
+import io
+from collections.abc import Iterator
+
+from b12drugs.builtin import csv_input
+from b12drugs.builtin.csv_input import make_patient
+from b12drugs.engine import Screener
+from b12drugs.models import OrderRow, PatientEnd, Rejection
+from b12drugs.records import Record
+
+
+def _records(data: bytes) -> list[Record]:
+    return list(csv_input.parse(io.BytesIO(data), "f.csv"))
+
+
+def test_line_numbers_stay_exact_across_blocks_with_multiline_rows() -> None:
+    rows = [f"R{i},metformin,2024-01-01\n" for i in range(1500)]
+    rows[10] = 'R10,"metformin\n500 mg\ntablet",2024-01-01\n'  # spans 3 lines
+    rows[700] = "R700,omeprazole,2024-13-01\n"  # bad date, second block
+    rows[1300] = 'R1300,"a\r\nb",2024-01-01\n'  # spans 2 lines, third block
+    data = ("rx_id,drug_name,start_date\n" + "".join(rows) + "R1500,x,2024-02-30\n").encode()
+    records = _records(data)
+    orders = {r.id: r.line for r in records if isinstance(r, OrderRow)}
+    rejected = {r.record_id: r.location.line for r in records if isinstance(r, Rejection)}
+    # header is line 1, row i starts at line i + 2, plus 2 extra lines after R10 and
+    # 1 more after R1300
+    assert orders["R9"] == 11 and orders["R10"] == 12 and orders["R11"] == 15
+    assert rejected == {"R700": 704, "R1500": 1505}
+    assert orders["R1300"] == 1304 and orders["R1301"] == 1306
+    assert len(orders) + len(rejected) == 1501
+
+
+def test_bad_bytes_reject_only_their_row_in_a_later_block() -> None:
+    head = b"rx_id,drug_name\n" + b"".join(b"R%d,metformin\n" % i for i in range(1000))
+    data = head + b"R1000,met\xffformin\n" + b"R1001,omeprazole\n"
+    records = _records(data)
+    [rej] = [r for r in records if isinstance(r, Rejection)]
+    assert rej.location.line == 1002 and "UTF-8" in rej.reason
+    assert sum(isinstance(r, OrderRow) for r in records) == 1001
+
+
+def test_inactive_rows_beyond_the_notice_limit_are_counted_not_listed() -> None:
+    data = b"rx_id,drug_name,status\n" + b"".join(
+        b"R%d,omeprazole,%s\n" % (i, b"stopped" if i % 2 else b"active") for i in range(60))
+    s = Screener(notice_limit=5)
+    s.feed(_records(data), "f.csv")
+    report = s.finish()
+    skipped = [n for n in report.notices if n.kind == "skipped"]
+    assert report.counts.skipped == 30 and report.counts.screened == 30
+    assert [n.location for n in skipped[:5]] == ["f.csv:3", "f.csv:5", "f.csv:7", "f.csv:9",
+                                                 "f.csv:11"]
+    assert "25 more skipped notices" in skipped[5].message
+
+
+def _row(rx: str, text: str, line: int, fields: tuple[str, ...]) -> OrderRow:
+    return OrderRow(rx, "P1", text, (), "active", None, None, None, "f.csv", line, fields,
+                    make_patient)
+
+
+def test_patient_context_follows_changed_columns_and_patient_end() -> None:
+    plain = ("1940-01-01", "", "", "")
+    anemic = ("1940-01-01", "", "", "Anemia")
+    s = Screener()
+    s.feed([
+        _row("1", "metformin 500 mg", 2, plain),
+        _row("2", "metformin 850 mg", 3, plain),  # same columns: context reused
+        _row("3", "metformin 1000 mg", 4, anemic),  # changed columns: merged in
+        PatientEnd(patient_id="P1"),
+        _row("4", "omeprazole 20 mg", 6, anemic),  # after the end: built again
+    ], "f.csv")
+    report = s.finish()
+    by_class = {a.class_id: a for a in report.alerts}
+    assert set(by_class["metformin"].orders) == {"1", "2", "3"}
+    assert "anemia" in " ".join(by_class["metformin"].risk_factors).lower()
+    assert "anemia" in " ".join(by_class["proton_pump_inhibitors"].risk_factors).lower()
+
+
+def test_feeding_raises_the_collector_threshold_and_restores_it() -> None:
+    seen: list[int] = []
+
+    def records() -> Iterator[Record]:
+        seen.append(gc.get_threshold()[0])
+        yield _row("1", "metformin", 2, ("", "", "", ""))
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, before[1], before[2])
+        Screener().feed(records(), "f.csv")
+        assert seen == [50_000] and gc.get_threshold()[0] == 700
+        gc.set_threshold(0, before[1], before[2])  # a disabled collector is left alone
+        Screener().feed(records(), "f.csv")
+        assert seen[-1] == 0 and gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
