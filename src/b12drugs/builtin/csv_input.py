@@ -172,17 +172,18 @@ def _dose(value: str) -> float | None:
 def _check_patient(fields: tuple[str, ...]) -> None:
     """Validate the raw patient columns cheaply; the context itself is built later,
     only for patients with findings (see :class:`~b12drugs.models.OrderRow`)."""
-    _date(fields[0], "birth_date")
-    diet = fields[2].lower()
-    if diet and diet not in DIETS:
-        raise ValueError(f"diet: {fields[2][:40]!r} is not one of {', '.join(DIETS)}")
-    if len(fields[3]) > MAX_TEXT:
+    birth, _, diet, conditions = (f.strip() for f in fields)
+    _date(birth, "birth_date")
+    if diet and diet.lower() not in DIETS:
+        raise ValueError(f"diet: {diet[:40]!r} is not one of {', '.join(DIETS)}")
+    if len(conditions) > MAX_TEXT:
         raise ValueError(f"conditions: longer than {MAX_TEXT} characters")
 
 
 def make_patient(pid: str, fields: tuple[str, ...], where: SourceLocation) -> PatientContext:
-    """Build a patient context from the CSV patient columns (birth, sex, diet, conditions)."""
-    birth, sex, diet, conditions = fields
+    """Build a patient context from the raw CSV patient cells (birth, sex, diet,
+    conditions); they are kept unstripped so that rows without findings cost nothing."""
+    birth, sex, diet, conditions = (f.strip() for f in fields)
     return PatientContext(
         id=pid,
         birth_date=_date(birth, "birth_date"),
@@ -201,7 +202,8 @@ class _Memo(dict[str, _T]):
     column)``, a C loop) is several times cheaper than parsing every cell.  The
     converter is the slow path's own function, so both paths agree; it raises
     ``ValueError`` for a bad value, which sends the chunk to the slow path.  Bounded: past
-    ``limit`` distinct values new ones are converted but no longer remembered.
+    ``limit`` distinct values new ones are converted but no longer remembered.  Keys are
+    raw cells; the converter sees them stripped (so columns need no strip pass).
     """
 
     def __init__(self, convert: Callable[[str], _T], limit: int = 100_000):
@@ -210,7 +212,7 @@ class _Memo(dict[str, _T]):
         self.limit = limit
 
     def __missing__(self, raw: str) -> _T:
-        value = self.convert(raw)
+        value = self.convert(raw.strip())
         if len(self) < self.limit:
             self[raw] = value
         return value
@@ -391,7 +393,7 @@ class _Reader:
         status = _status(row[i_status].strip()) if i_status is not None else None
         fields = None
         if self.has_patient and pid:
-            fields = tuple(row[i].strip() if i is not None else "" for i in self.patient_cols)
+            fields = tuple(row[i] if i is not None else "" for i in self.patient_cols)
             _check_patient(fields)
         i_start, i_days, i_dose = col["start_date"], col["days_supply"], col["daily_dose_mg"]
         return OrderRow(
@@ -444,9 +446,8 @@ class _Reader:
             return values if all(values) else [v or None for v in values]  # type: ignore[return-value]
 
         def lookup(memo: _Memo[Any], name: str) -> Iterable[Any]:
-            values = column(name)
-            return itertools.repeat(None, n) if values is None else map(memo.__getitem__,
-                                                                         values)
+            i = self.col[name]
+            return itertools.repeat(None, n) if i is None else map(memo.__getitem__, table[i])
 
         ids = column("rx_id", 256)
         if ids is None:
@@ -462,7 +463,7 @@ class _Reader:
         fields: Iterable[tuple[str, ...] | None] = itertools.repeat(None, n)
         makers: Iterable[PatientFactory | None] = itertools.repeat(None, n)
         if self.has_patient:
-            cols = [strip(i) if i is not None else [""] * n for i in self.patient_cols]
+            cols = [table[i] if i is not None else ("",) * n for i in self.patient_cols]
             self._check_patients(cols, pids)
             fields = list(zip(*cols, strict=True))
             makers = [make_patient] * n
@@ -475,14 +476,16 @@ class _Reader:
             lookup(self.doses, "daily_dose_mg"), itertools.repeat(self.file, n), starts,
             fields, makers, strict=True)))
 
-    def _check_patients(self, cols: list[list[str]], pids: list[str | None]) -> None:
-        """:func:`_check_patient` column-wise, for the rows with a patient id."""
+    def _check_patients(self, cols: list[tuple[str, ...]], pids: list[str | None]) -> None:
+        """:func:`_check_patient` column-wise, for the rows with a patient id (raw cells:
+        a conditions cell too long only with its blanks goes to the slow path, which
+        decides)."""
         births, _, diets, conditions = cols
         if not all(pids):
-            births, diets, conditions = (list(itertools.compress(c, pids))
+            births, diets, conditions = (tuple(itertools.compress(c, pids))
                                          for c in (births, diets, conditions))
         list(map(self.birth_dates.__getitem__, births))  # converting is the check
-        if not {d.lower() for d in set(diets)} <= _DIET_VALUES or \
+        if not {d.strip().lower() for d in set(diets)} <= _DIET_VALUES or \
                 max(map(len, conditions), default=0) > MAX_TEXT:
             raise ValueError("a patient field is not valid")
 
