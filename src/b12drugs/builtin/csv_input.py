@@ -273,7 +273,7 @@ class _Reader:
         self.days = _Memo(functools.partial(_bounded_int, column="days_supply", high=36500))
         self.doses = _Memo(_dose)
         self.statuses = _Memo(_status)
-        self.birth_dates = _Memo(functools.partial(_date, column="birth_date"))
+        self.valid_births: set[str] = set()  # raw birth cells already checked
 
     # -- rows ------------------------------------------------------------------
     def blocks(self) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
@@ -484,7 +484,12 @@ class _Reader:
         if not all(pids):
             births, diets, conditions = (tuple(itertools.compress(c, pids))
                                          for c in (births, diets, conditions))
-        list(map(self.birth_dates.__getitem__, births))  # converting is the check
+        valid = self.valid_births
+        if not valid.issuperset(births):  # one C loop; nearly always true after a while
+            for birth in set(births).difference(valid):
+                _date(birth.strip(), "birth_date")  # raises for a bad one
+                if len(valid) < 100_000:
+                    valid.add(birth)
         if not {d.strip().lower() for d in set(diets)} <= _DIET_VALUES or \
                 max(map(len, conditions), default=0) > MAX_TEXT:
             raise ValueError("a patient field is not valid")
