@@ -166,3 +166,12 @@ def test_alert_carries_evidence_references_and_recommendation() -> None:
     assert any("Aroda" in r for r in a.references)
     assert "B12" in a.recommendation
     assert a.rule == "default-policy"
+
+
+def test_many_orders_keep_the_alert_within_size_bounds() -> None:
+    orders = [order(str(i), "metformin 500 mg") for i in range(3000)]
+    got, report = alerts(orders)
+    a = got["metformin"]
+    assert len(a.orders) == 3000  # every contributing order is listed in the data
+    assert "and 2980 more" in a.detail and len(a.detail) <= 2000
+    assert not [n for n in report.notices if n.kind == "rejected"]

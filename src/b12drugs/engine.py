@@ -535,9 +535,11 @@ class Screener:
 
     def finish(self) -> Report:
         """Finalize every patient still open, deliver to sinks, return the report."""
-        for key in list(self._patients):
-            self._finalize(key)
+        with _FEWER_COLLECTIONS:  # many alerts built while many findings are alive
+            for key in list(self._patients):
+                self._finalize(key)
         self._contexts.clear()
+        self._row_contexts.clear()
         for kind, n in self._notice_counts.items():
             if n > self._notice_limit:
                 self.notices.append(

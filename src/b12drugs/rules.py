@@ -25,7 +25,7 @@ from datetime import date
 from .assess import KNOWN_DEFICIENCY, label, ordered, short_label
 from .config import Config
 from .knowledge import ClassDef, KnowledgeBase
-from .models import SEVERITIES, Alert, Order, Severity
+from .models import MAX_TEXT, SEVERITIES, Alert, Order, Severity
 from .records import OrderFindings, PatientCase
 
 FOLATE_MASKING = "folate_masking"
@@ -63,8 +63,26 @@ def _sources(findings: Sequence[OrderFindings]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f.source for f in findings if f.source))
 
 
-def _class_findings(case: PatientCase, class_id: str) -> list[OrderFindings]:
-    return [f for f in case.findings if any(h.class_id == class_id for h in f.hits)]
+def _by_class(case: PatientCase) -> dict[str, list[OrderFindings]]:
+    """The patient's findings grouped by class id, each finding once per class."""
+    groups: dict[str, list[OrderFindings]] = {}
+    for f in case.findings:
+        for h in f.hits:
+            group = groups.setdefault(h.class_id, [])
+            if not group or group[-1] is not f:
+                group.append(f)
+    return groups
+
+
+def _listed(items: Sequence[str], limit: int = 20) -> str:
+    """A comma list that stays readable (and within the detail's size) for long lists."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
+
+
+def _detail(lines: list[str]) -> str:
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _drugs(findings: Sequence[OrderFindings], class_id: str) -> tuple[str, ...]:
@@ -83,16 +101,17 @@ def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderF
 def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:
     """One alert per B12-lowering class present, severity per the policy above."""
     disabled = set(config.policy.disabled_classes)
+    groups = _by_class(case)
     present: dict[str, list[OrderFindings]] = {}
     for cls in kb.alert_classes():
-        if cls.class_id in disabled:
+        if cls.class_id in disabled or cls.class_id not in groups:
             continue
-        found = _dose_qualifies(cls, _class_findings(case, cls.class_id))
+        found = _dose_qualifies(cls, groups[cls.class_id])
         if found:
             present[cls.class_id] = found
     if not present:
         return
-    on_b12 = bool(_class_findings(case, "b12_therapy"))
+    on_b12 = "b12_therapy" in groups
     patient_rf = set(case.risk_factors)
     for class_id, findings in present.items():
         cls = kb.classes[class_id]
@@ -125,7 +144,7 @@ def _alert(
 ) -> Alert:
     drugs = _drugs(findings, cls.class_id)
     labels = [label(f, config) for f in factors]
-    drug_list = ", ".join(drugs)
+    drug_list = _listed(drugs, 3)
     if set(factors) & KNOWN_DEFICIENCY:
         summary = f"{drug_list} with known B12 deficiency: review and monitor B12"
     else:
@@ -133,7 +152,7 @@ def _alert(
     if factors:
         summary += f" ({', '.join(short_label(f, config) for f in factors)})"
     lines = [
-        f"**Drugs:** {drug_list} (orders: {', '.join(_order_ids(findings))})",
+        f"**Drugs:** {_listed(drugs)} (orders: {_listed(_order_ids(findings))})",
         f"**Why:** {cls.mechanism}",
         f"**Evidence:** {cls.evidence}",
     ]
@@ -147,7 +166,7 @@ def _alert(
         class_id=cls.class_id,
         severity=severity,
         summary=_summary(summary[0].upper() + summary[1:]),
-        detail="\n".join(lines),
+        detail=_detail(lines),
         orders=_order_ids(findings),
         drugs=drugs,
         risk_factors=tuple(factors) + (("on_b12_therapy",) if on_b12 else ()),
@@ -163,9 +182,10 @@ def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
     """Folate for a patient with known deficiency and no B12 therapy: ``critical``."""
     if FOLATE_MASKING in config.policy.disabled_classes:
         return
-    folate = _class_findings(case, "folate")
+    groups = _by_class(case)
+    folate = groups.get("folate", [])
     known = sorted(set(case.risk_factors) & KNOWN_DEFICIENCY)
-    if not folate or not known or _class_findings(case, "b12_therapy"):
+    if not folate or not known or "b12_therapy" in groups:
         return
     cls = kb.classes.get("folate")
     drugs = _drugs(folate, "folate")
@@ -181,11 +201,11 @@ def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
         patient_id=case.patient_id,
         class_id=FOLATE_MASKING,
         severity="critical",
-        summary=_summary(f"{', '.join(drugs).capitalize()} with known B12 deficiency and no "
+        summary=_summary(f"{_listed(drugs, 3).capitalize()} with known B12 deficiency and no "
                          "B12 therapy: folate can mask it"),
-        detail="\n".join(
+        detail=_detail(
             [
-                f"**Drugs:** {', '.join(drugs)} (orders: {', '.join(_order_ids(folate))})",
+                f"**Drugs:** {_listed(drugs)} (orders: {_listed(_order_ids(folate))})",
                 f"**Known deficiency:** {'; '.join(labels)}",
                 "**Why:** folate corrects the anaemia of B12 deficiency while the "
                 "neurological damage goes on, so it can hide a deficiency.",
