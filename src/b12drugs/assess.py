@@ -16,7 +16,7 @@ import csv
 import re
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 
 from .config import Config
 from .knowledge import data_dir
@@ -137,11 +137,15 @@ def _system_kind(system: str | None) -> str:
     return s
 
 
-def condition_risk_factors(condition: Condition) -> set[str]:
-    """Risk factors named by one condition, by code or by text."""
+@lru_cache(maxsize=8192)
+def condition_risk_factors(condition: Condition) -> frozenset[str]:
+    """Risk factors named by one condition, by code or by text.
+
+    Cached: the same few hundred condition texts and codes recur across patients, and
+    every one is matched against every pattern of ``risk_conditions.csv``."""
     found: set[str] = set()
     if not condition.active:
-        return found
+        return frozenset()
     kind = _system_kind(condition.system)
     code = (condition.code or "").strip().upper()
     text = condition.text or ""
@@ -156,7 +160,7 @@ def condition_risk_factors(condition: Condition) -> set[str]:
                     found.add(rule.risk_factor)
             elif code == rule.code:
                 found.add(rule.risk_factor)
-    return found
+    return frozenset(found)
 
 
 def lab_risk_factors(lab: LabResult) -> set[str]:
