@@ -55,7 +55,7 @@ from .convert import (
     order_records,
 )
 from .fields import MAX_SHORT, json_type
-from .reader import MAX_LINE_BYTES, _loc, _read_line
+from .reader import _loc, ndjson_lines
 
 CONTEXT_TYPES = ("Patient", "Condition", "Observation")
 RELEVANT_TYPES = frozenset({"Medication", *CONTEXT_TYPES, *MEDICATION_TYPES})
@@ -180,18 +180,11 @@ def _load(
     for idx, path, name in files:
         only_observations = declared_type(path.name) == "Observation"
         with _open(path) as fh:
-            lineno = 0
-            while True:
-                line, too_long = _read_line(fh)
-                lineno += 1
-                if too_long:
-                    yield Rejection(location=_loc(name, lineno),
-                                    reason=f"line longer than {MAX_LINE_BYTES} bytes")
+            for item in ndjson_lines(fh, name):
+                if isinstance(item, Rejection):
+                    yield item
                     continue
-                if not line:
-                    break
-                if not line.strip():
-                    continue
+                lineno, line = item
                 if only_observations and not _LAB_HINT.search(line):
                     continue  # not a B12-related lab: not needed, not parsed
                 try:

@@ -98,6 +98,25 @@ def _read_line(stream: IO[bytes]) -> tuple[bytes, bool]:
             return b"", True
 
 
+def ndjson_lines(
+    stream: IO[bytes], source: str, first_no: int = 1
+) -> Iterator[tuple[int, bytes] | Rejection]:
+    """Non-blank lines of an NDJSON stream with their numbers (from ``first_no``), or a
+    rejection for a line longer than ``MAX_LINE_BYTES`` (never held in memory)."""
+    lineno = first_no - 1
+    while True:
+        line, too_long = _read_line(stream)
+        lineno += 1
+        if too_long:
+            yield Rejection(location=_loc(source, lineno),
+                            reason=f"line longer than {MAX_LINE_BYTES} bytes")
+            continue
+        if not line:
+            return
+        if line.strip():
+            yield lineno, line
+
+
 def _loc(source: str, line: int | None, pointer: str = "") -> SourceLocation:
     tail = source if len(source) <= 256 else "…" + source[-255:]
     return SourceLocation(file=tail or None, line=line, pointer=pointer or None)
@@ -140,18 +159,11 @@ def _looks_like_ndjson_line(line: bytes) -> bool:
 
 def _ndjson(first: bytes, first_no: int, stream: IO[bytes], source: str) -> Iterator[Record]:
     yield from _line_records(first, source, first_no)
-    lineno = first_no
-    while True:
-        line, too_long = _read_line(stream)
-        lineno += 1
-        if too_long:
-            yield Rejection(location=_loc(source, lineno),
-                            reason=f"line longer than {MAX_LINE_BYTES} bytes")
-            continue
-        if not line:
-            return
-        if line.strip():
-            yield from _line_records(line, source, lineno)
+    for item in ndjson_lines(stream, source, first_no + 1):
+        if isinstance(item, Rejection):
+            yield item
+        else:
+            yield from _line_records(item[1], source, item[0])
 
 
 def _document(data: bytes, source: str) -> Iterator[Record]:
