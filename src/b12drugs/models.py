@@ -320,7 +320,7 @@ class IngredientMatch(Model):
     """One ingredient an order was resolved to, with how it was found."""
 
     name: ShortText
-    rxcui: str | None = None
+    rxcui: RxCUI | None = None
     method: MatchMethod
     confidence: float = Field(ge=0.0, le=1.0)
     score: float | None = None
@@ -414,7 +414,7 @@ class ClassHit(Model):
     class_id: ClassId
     role: Literal["alert", "context"]
     ingredient: ShortText
-    rxcui: str | None = None
+    rxcui: RxCUI | None = None
     method: MatchMethod
     confidence: float
 
