@@ -37,7 +37,7 @@ def test_sample_newrx_is_detected_and_alerts(tmp_path: Path) -> None:
                            manager=PluginManager(strict=False))
     (alert,) = report.alerts
     assert alert.class_id == "metformin" and alert.severity == "warning"
-    assert alert.patient_id == "MRN-1001" and alert.orders == ("NEWRX-0001",)
+    assert alert.patient_id == "0000002:MRN-1001" and alert.orders == ("NEWRX-0001",)
     assert "peripheral_neuropathy" in alert.risk_factors
     assert report.counts.read == report.counts.screened == 1
 

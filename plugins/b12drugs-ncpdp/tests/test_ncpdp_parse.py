@@ -40,11 +40,11 @@ def test_sample_2017071_newrx() -> None:
     recs = records((DATA / "newrx.xml").read_bytes(), "newrx.xml")
     assert [type(r) for r in recs] == [PatientContext, Order, PatientEnd]
     patient, order, end = recs
-    assert patient.id == "MRN-1001" and patient.birth_date == date(1955, 6, 1)
+    assert patient.id == "0000002:MRN-1001" and patient.birth_date == date(1955, 6, 1)
     assert patient.sex == "F"
     assert patient.conditions[0].system == SNOMED_SYSTEM
     assert patient.conditions[0].code == h.NEUROPATHY_SNOMED
-    assert order.id == "NEWRX-0001" and order.patient_id == "MRN-1001"
+    assert order.id == "NEWRX-0001" and order.patient_id == "0000002:MRN-1001"
     assert order.rxnorm_codes() == (h.METFORMIN_SCD,)
     assert order.ndc_codes() == (h.FAKE_NDC_11,)
     assert order.text == "metformin hydrochloride 500 MG Oral Tablet"
@@ -54,7 +54,7 @@ def test_sample_2017071_newrx() -> None:
     assert order.status == "active"
     assert order.source.file == "newrx.xml" and order.source.line == 6
     assert order.source.pointer == "message 1 /Message/Body/NewRx/MedicationPrescribed"
-    assert end == PatientEnd(patient_id="MRN-1001")
+    assert end == PatientEnd(patient_id="0000002:MRN-1001")
 
 
 def test_script_106_flat_codes_no_namespace() -> None:
@@ -65,7 +65,7 @@ def test_script_106_flat_codes_no_namespace() -> None:
     assert order.ndc_codes() == ("99999000230",)
     assert order.dose == "Take 1 capsule daily before breakfast"
     assert order.strength == "20"
-    assert patient.id == "MRN-2002" and patient.birth_date == date(1950, 2, 14)
+    assert patient.id == "PRESC1:MRN-2002" and patient.birth_date == date(1950, 2, 14)
     assert patient.conditions[0].system == "http://hl7.org/fhir/sid/icd-10-cm"
     assert patient.conditions[0].code == "E538"
 
@@ -283,3 +283,26 @@ def test_empty_and_non_xml_input_raise_input_error() -> None:
 ])
 def test_sniff(head: bytes, expected: float) -> None:
     assert sniff(head, "x") == expected
+
+
+def test_shared_payer_identifiers_never_merge_patients() -> None:
+    """Processor/payer ids are shared by many patients: two different patients with
+    the same ProcessorIdentificationNumber must not share a patient id."""
+    def pat(born: str, sex: str) -> str:
+        return h.patient_2017071(patient_id=None, birth_date=born, gender=sex).replace(
+            "<Name>", "<Identification><ProcessorIdentificationNumber>PCN-RX1"
+            "</ProcessorIdentificationNumber><PayerID>PAYER-9</PayerID>"
+            "<MutuallyDefined>X</MutuallyDefined></Identification><Name>")
+    woman = h.message_2017071("MSG-W", patient=pat("1990-05-05", "F"))
+    man = h.message_2017071("MSG-M", patient=pat("1940-05-05", "M"), db_code=h.OMEPRAZOLE_SCD,
+                            description="Omeprazole 20 MG Delayed Release Oral Capsule",
+                            diagnoses=((h.NEUROPATHY_SNOMED, "LD", "neuropathy"),))
+    recs = records(h.container([woman, man]))
+    ids = [p.id for p in of(PatientContext, recs)]
+    assert ids == ["ncpdp-message:MSG-W", "ncpdp-message:MSG-M"]
+    assert [o.patient_id for o in of(Order, recs)] == ids
+
+
+def test_record_number_is_qualified_by_the_sender() -> None:
+    (patient,) = of(PatientContext, records(h.message_106(patient_id="ACC-7")))
+    assert patient.id == "PRESC1:ACC-7"

@@ -51,16 +51,16 @@ SHORT = 256
 _RXCUI = re.compile(r"^\d{1,10}$")
 _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})")
 
-#: Identification elements used as the patient id, most specific first.  The social
-#: security number is never used.
+#: Identification elements used as the patient id, most specific first.  Only
+#: identifiers unique to one patient are listed: payer/processor ids (PayerID,
+#: ProcessorIdentificationNumber, ...) are shared by many patients and would merge
+#: their contexts and orders, and any element not listed here is ignored for the same
+#: reason.  The social security number is never used.
 PATIENT_ID_ELEMENTS = (
     "MedicalRecordIdentificationNumberEHR",
     "PatientAccountNumber",
     "MedicareNumber",
     "MedicaidNumber",
-    "PayerID",
-    "ProcessorIdentificationNumber",
-    "MutuallyDefined",
 )
 NEVER_ID = frozenset({"SocialSecurity"})
 
@@ -224,8 +224,13 @@ def _diagnoses(med: Node, xpath: str) -> list[Condition]:
     return out
 
 
-def _patient(tx: Node, txpath: str, message_id: str) -> tuple[str, PatientContext | None]:
-    """(patient id, context).  Without an identifier the id is composed from the
+def _patient(
+    tx: Node, txpath: str, message_id: str, sender: str | None = None
+) -> tuple[str, PatientContext | None]:
+    """(patient id, context).  The id is a patient-unique identifier
+    (:data:`PATIENT_ID_ELEMENTS`), qualified by the sender (``Header/From``) when the
+    message names one -- record numbers are only unique within their sender -- as
+    ``<From>:<identifier>``.  Without such an identifier the id is composed from the
     message id (``ncpdp-message:<MessageID>``): no name or birth date goes into it."""
     fallback = f"ncpdp-message:{message_id}"[:SHORT]
     outer = tx.child("Patient")
@@ -237,12 +242,13 @@ def _patient(tx: Node, txpath: str, message_id: str) -> tuple[str, PatientContex
     ident = patient.child("Identification")
     if ident is not None:
         by_name = {c.name: c for c in ident.children if c.name not in NEVER_ID}
-        ordered = [by_name[n] for n in PATIENT_ID_ELEMENTS if n in by_name]
-        ordered += [c for c in by_name.values() if c not in ordered]
-        for node in ordered:
-            pid = _text(node, f"{ppath}/Identification/{node.name}")
-            if pid:
-                break
+        for name in PATIENT_ID_ELEMENTS:
+            if name in by_name:
+                pid = _text(by_name[name], f"{ppath}/Identification/{name}")
+                if pid:
+                    break
+    if pid and sender:
+        pid = f"{sender}:{pid}"[:SHORT]
     pid = pid or fallback
     birth = _date(patient.child("DateOfBirth"), f"{ppath}/DateOfBirth")
     sex = _text(patient.child("Gender"), f"{ppath}/Gender", 32)
@@ -290,7 +296,8 @@ def read_message(node: Node, index: int, location: SourceLocation) -> MessageRec
             reason = f"{tx.name}: this transaction carries no prescription to screen"
         return MessageRecords(message_id, None, [Skip(location=here, reason=reason,
                                                       record_id=message_id)])
-    patient_id, context = _patient(tx, txpath, message_id)
+    sender = _text(node.find("Header/From"), "/Message/Header/From")
+    patient_id, context = _patient(tx, txpath, message_id, sender)
     if tx.name == "RxFill":
         status_node = tx.child("FillStatus")
         if status_node is not None and status_node.child("NotDispensed") is not None:
