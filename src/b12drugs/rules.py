@@ -14,6 +14,14 @@ Alert fatigue is the main reason clinicians ignore screening, so (``clinical.md`
 * a folate for a patient with known deficiency and no B12 therapy is ``critical``
   (``folate_masking``): folate corrects the anaemia while nerve damage goes on.
 
+Folinic acid rescue is not "folate alone": leucovorin or levoleucovorin ordered for a
+patient who also has an antifolate or fluoropyrimidine cytostatic
+(:data:`RESCUE_PARTNERS`: methotrexate rescue, FOLFOX/FOLFIRI modulation) must never be
+withheld, so those folinic-acid orders do not raise ``folate_masking`` (telling the
+prescriber not to give the rescue would be dangerous).  Instead the cytostatic alert says
+that the rescue does not treat B12 deficiency.  Folic acid or levomefolate beside the
+cytostatic still raises ``folate_masking``.
+
 One alert per patient and class, listing every contributing order.
 """
 
@@ -29,6 +37,20 @@ from .models import MAX_TEXT, SEVERITIES, Alert, Order, Severity
 from .records import OrderFindings, PatientCase
 
 FOLATE_MASKING = "folate_masking"
+
+#: Folinic acid ingredients given as rescue/modulation with the cytostatics below.
+FOLINIC_ACIDS = frozenset({"leucovorin", "levoleucovorin"})
+#: Antifolate and fluoropyrimidine cytostatics whose folinic acid is rescue or
+#: modulation, matched by ingredient name of the patient's findings.
+RESCUE_PARTNERS = frozenset(
+    {"methotrexate", "pemetrexed", "pralatrexate", "raltitrexed", "fluorouracil",
+     "capecitabine", "tegafur"}
+)
+_RESCUE_NOTE = (
+    "**Folinic acid rescue:** leucovorin/levoleucovorin given with this cytostatic is "
+    "rescue or modulation and must not be withheld, but it does not treat B12 "
+    "deficiency: check B12 status and add B12 replacement if deficient."
+)
 _SUMMARY_MAX = 139
 
 
@@ -90,6 +112,16 @@ def _drugs(findings: Sequence[OrderFindings], class_id: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _ingredients(findings: Sequence[OrderFindings]) -> set[str]:
+    return {h.ingredient.lower() for f in findings for h in f.hits}
+
+
+def _rescue(case: PatientCase) -> bool:
+    """True when the patient has an antifolate/fluoropyrimidine cytostatic and folinic acid."""
+    names = _ingredients(case.findings)
+    return bool(names & RESCUE_PARTNERS) and bool(names & FOLINIC_ACIDS)
+
+
 def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
     """For dose-dependent classes (ascorbic acid) keep orders at or above the dose."""
     if cls.min_daily_dose_mg is None:
@@ -130,7 +162,12 @@ def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
             severity = shift(severity, 1)
         if on_b12:
             severity = shift(severity, -1)
-        yield _alert(case, cls, findings, ordered(factors), severity, on_b12, config)
+        note = (
+            _RESCUE_NOTE
+            if _rescue(case) and _ingredients(findings) & RESCUE_PARTNERS
+            else None
+        )
+        yield _alert(case, cls, findings, ordered(factors), severity, on_b12, config, note)
 
 
 def _alert(
@@ -141,6 +178,7 @@ def _alert(
     severity: Severity,
     on_b12: bool,
     config: Config,
+    note: str | None = None,
 ) -> Alert:
     drugs = _drugs(findings, cls.class_id)
     labels = [label(f, config) for f in factors]
@@ -160,6 +198,8 @@ def _alert(
         lines.append(f"**Patient risk factors:** {'; '.join(labels)}")
     if on_b12:
         lines.append("**Already on B12 therapy:** severity lowered one step; keep monitoring.")
+    if note:
+        lines.append(note)
     lines.append(f"**Monitor:** {cls.monitoring}")
     return Alert(
         patient_id=case.patient_id,
@@ -184,11 +224,19 @@ def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
         return
     groups = _by_class(case)
     folate = groups.get("folate", [])
+    if _rescue(case):
+        # Rescue folinic acid must not be withheld: only the other folates count.
+        folate = [
+            f for f in folate
+            if any(h.class_id == "folate" and h.ingredient.lower() not in FOLINIC_ACIDS
+                   for h in f.hits)
+        ]
     known = sorted(set(case.risk_factors) & KNOWN_DEFICIENCY)
     if not folate or not known or "b12_therapy" in groups:
         return
     cls = kb.classes.get("folate")
-    drugs = _drugs(folate, "folate")
+    drugs = tuple(d for d in _drugs(folate, "folate")
+                  if not (_rescue(case) and d.lower() in FOLINIC_ACIDS))
     labels = [label(f, config) for f in known]
     refs = cls.references if cls else ()
     advice = (

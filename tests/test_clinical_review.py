@@ -1,0 +1,55 @@
+"""Regression tests for the clinical review findings (rescue folinic acid, negated
+condition texts, code mappings, text gaps, false-friend drug names, local routes)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from b12drugs import screen
+from b12drugs.config import Config, PolicyConfig
+from b12drugs.models import Alert, Condition, Order, PatientContext
+
+AS_OF = date(2026, 11, 1)
+
+
+def _order(i: str, text: str, **kw: object) -> Order:
+    return Order(id=i, patient_id="p", text=text, status="active", **kw)  # type: ignore[arg-type]
+
+
+def _alerts(texts: list[str], conditions: tuple[str, ...] = ()) -> dict[str, Alert]:
+    pat = PatientContext(
+        id="p", birth_date=date(1980, 1, 1),
+        conditions=tuple(Condition(text=c) for c in conditions),
+    )
+    orders = [_order(str(i), t) for i, t in enumerate(texts)]
+    report = screen(orders, pat, Config(policy=PolicyConfig(as_of=AS_OF)))
+    return {a.class_id: a for a in report.alerts}
+
+
+# --- 1. folinic acid rescue is not "folate alone" ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cytostatic", ["methotrexate 2.5 mg tablet", "fluorouracil 500 mg/m2 injection",
+                   "pemetrexed 500 mg/m2", "capecitabine 500 mg tablet"],
+)
+@pytest.mark.parametrize("rescue", ["leucovorin calcium 15 mg", "levoleucovorin 50 mg"])
+def test_rescue_folinic_acid_is_not_folate_masking(cytostatic: str, rescue: str) -> None:
+    got = _alerts([cytostatic, rescue], ("Pernicious anemia",))
+    assert "folate_masking" not in got
+    cyto = got["cytostatics"]
+    assert cyto.severity == "critical"
+    assert "rescue" in cyto.detail and "does not treat" in cyto.detail
+
+
+def test_folic_acid_beside_a_cytostatic_still_masks() -> None:
+    got = _alerts(["methotrexate 2.5 mg", "leucovorin 15 mg", "folic acid 5 mg"],
+                  ("Pernicious anemia",))
+    assert got["folate_masking"].drugs == ("folic acid",)
+
+
+def test_folinic_acid_without_a_cytostatic_still_masks() -> None:
+    got = _alerts(["leucovorin 15 mg"], ("Pernicious anemia",))
+    assert got["folate_masking"].severity == "critical"
