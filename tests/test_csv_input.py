@@ -198,3 +198,30 @@ def test_nul_bytes_never_escape_as_csv_errors() -> None:
         parse(b"rx_id,drug\x00_name\nR1,metformin\n")
     records = parse(b"rx_id,drug_name\nR1,met\x00formin\nR2,omeprazole\n")
     assert any(isinstance(r, OrderRow) and r.id == "R2" for r in records)
+
+
+def test_unclosed_quote_at_end_of_file_is_rejected_with_its_lines() -> None:
+    """A quote left open used to swallow every following row into the first row's drug
+    (attributing their drugs to its patient) with no notice."""
+    text = ('patient_id,rx_id,drug_name\np1,r1,"lisinopril 10 mg\n'
+            "p2,r2,omeprazole 20 mg\np3,r3,metformin 500 mg\n")
+    records = parse(text)
+    assert not any(isinstance(r, OrderRow) for r in records)
+    [rej] = records
+    assert isinstance(rej, Rejection) and rej.location.line == 2
+    assert "unbalanced quote" in rej.reason and "line 4" in rej.reason
+
+
+def test_quote_closed_rows_later_rejects_the_swallowed_rows() -> None:
+    text = ('patient_id,rx_id,drug_name\np1,r1,"lisinopril 10 mg\n'
+            'p2,r2,omeprazole 20 mg\np3,r3,"\np4,r4,omeprazole\n')
+    records = parse(text)
+    assert [r.id for r in records if isinstance(r, OrderRow)] == ["r4"]
+    [rej] = [r for r in records if isinstance(r, Rejection)]
+    assert rej.location.line == 2 and "lines 2-4" in rej.reason
+
+
+def test_genuine_multiline_cell_is_still_read() -> None:
+    text = 'patient_id,rx_id,drug_name\np1,r1,"metformin\n500 mg"\np2,r2,omeprazole\n'
+    records = parse(text)
+    assert [(r.id, r.line) for r in records if isinstance(r, OrderRow)] == [("r1", 2), ("r2", 4)]

@@ -285,7 +285,9 @@ class _Reader:
         ``1 + (newlines in its fields)`` lines.  Blocks without such rows (almost all)
         are recognised by the reader's line count alone, with no per-row work.
         """
-        reader = csv.reader(self.lines, delimiter=self.delim)
+        # strict: a quote left open at the end of the file is an error, not a field that
+        # silently swallows every following line.
+        reader = csv.reader(self.lines, delimiter=self.delim, strict=True)
         last = 1  # the last physical line consumed
         while True:
             rows: list[list[str]] = []
@@ -296,25 +298,28 @@ class _Reader:
             except csv.Error as exc:
                 error = exc
             end = reader.line_num + 1
-            if error is None and end - last == len(rows):
+            multiline = not (error is None and end - last == len(rows))
+            if not multiline:
                 starts = list(range(last + 1, end + 1))
                 after = end + 1
             else:
                 starts, after = _row_starts(rows, last + 1)
             if rows:
-                yield from self._checked(starts, rows, after)
+                yield from self._checked(starts, rows, after, multiline)
             if error is not None:
-                yield _reject(self.file, after, f"unreadable CSV row: {error}")
+                yield _reject(self.file, after, _unreadable(error, after, end))
             elif len(rows) < self.CHUNK:
                 return
             last = end
 
-    def _checked(self, starts: list[int], rows: list[list[str]],
-                 after: int) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
-        """The block as it is when every row has the header's width and no line has bad
-        bytes; otherwise row by row: blank lines dropped, bad rows rejected."""
+    def _checked(self, starts: list[int], rows: list[list[str]], after: int,
+                 multiline: bool = False,
+                 ) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
+        """The block as it is when every row has the header's width, no line has bad
+        bytes and no row spans lines; otherwise row by row: blank lines dropped, bad rows
+        rejected (a row whose quoted field swallowed what look like further rows too)."""
         width, bad = self.width, self.bad
-        if not bad and all(map(width.__eq__, map(len, rows))):
+        if not bad and not multiline and all(map(width.__eq__, map(len, rows))):
             yield starts, rows
             return
         ends = [s - 1 for s in starts[1:]] + [after - 1]
@@ -322,7 +327,10 @@ class _Reader:
         good_rows: list[list[str]] = []
         for start, end, row in zip(starts, ends, rows, strict=True):
             reason = None
-            if len(row) != width:
+            if end > start and self._swallows_rows(row):
+                reason = (f"unbalanced quote: a quoted field runs over lines {start}-{end}; "
+                          "the rows on those lines were not read")
+            elif len(row) != width:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 reason = f"{len(row)} fields, header has {width}"
@@ -341,6 +349,17 @@ class _Reader:
         # Lines are decoded only as the csv reader pulls them, so every bad line seen so
         # far belongs to this block (or to a row rejected as unreadable).
         bad.clear()
+
+    def _swallows_rows(self, row: list[str]) -> bool:
+        """Whether a quoted field spanning lines holds a line that splits, at the
+        delimiter, into a whole row: the mark of a quote left open, which makes the csv
+        module read the following rows into one field.  (Genuine multi-line cells, such
+        as an address or a note, rarely hold a header's width of delimiters per line.)"""
+        width, delim = self.width, self.delim
+        if width < 2:
+            return False
+        return any(len(line.split(delim)) >= width
+                   for f in row if "\n" in f for line in f.split("\n")[1:])
 
     def rows(self) -> Iterator[tuple[int, list[str]] | Rejection]:
         """``(first line, fields)`` per data row, or a rejection for an unreadable one."""
@@ -527,6 +546,18 @@ def _row_starts(rows: list[list[str]], first: int) -> tuple[list[int], int]:
         starts.append(line)
         line += 1 + sum(f.count("\n") for f in row)
     return starts, line
+
+
+def _unreadable(error: csv.Error, first: int, last: int) -> str:
+    """The reason for a row the csv module refused (``first`` its first line, ``last``
+    the last line read)."""
+    if "unexpected end of data" in str(error):
+        return (f"unbalanced quote: a quoted field runs from line {first} to the end of the "
+                f"file (line {last}); the rows on those lines were not read")
+    if last > first:
+        return (f"unreadable CSV row spanning lines {first}-{last} (unbalanced quote?); "
+                f"the rows on those lines were not read: {error}")
+    return f"unreadable CSV row: {error}"
 
 
 def _opt(row: list[str], i: int | None) -> str | None:
