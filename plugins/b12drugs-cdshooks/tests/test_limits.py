@@ -186,3 +186,63 @@ def test_request_time_limit(tmp_path: Path, fhir: FhirEmulator) -> None:
         assert body["issue"][0]["code"] == "timeout"  # type: ignore[index]
     finally:
         live.stop()
+
+
+def test_slow_rxnav_does_not_freeze_the_service(tmp_path: Path) -> None:
+    """With RxNav on, an unknown drug waiting on RxNav answers 503 at the time limit
+    and /healthz answers meanwhile (screening runs off the event loop)."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked = threading.Event()
+
+    class SlowRxNav(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.set()
+            time.sleep(3.0)  # accepts, then answers long after the time limit
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    rxnav = ThreadingHTTPServer(("127.0.0.1", 0), SlowRxNav)
+    rxnav.daemon_threads = True
+    threading.Thread(target=rxnav.serve_forever, daemon=True).start()
+    config = Config(
+        rxnav={"enabled": True, "base_url": f"http://127.0.0.1:{rxnav.server_address[1]}",
+               "timeout": 5.0, "retries": 0, "cache_path": str(tmp_path / "rxnav.sqlite")},
+        rxnorm_index={"enabled": False},
+        plugin={"cdshooks": {"audit_db": str(tmp_path / "a.db"),
+                             "limits": {"request_timeout_seconds": 0.8}}},
+    )
+    live = LiveServer(create_app(config, insecure_no_auth=True), bound_socket()).start()
+    try:
+        req = hook_request("order-sign", {
+            "userId": "u", "patientId": "p",
+            "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": {
+                "resourceType": "MedicationRequest", "id": "x", "status": "draft",
+                "intent": "order", "subject": {"reference": "Patient/p"},
+                "medicationCodeableConcept": {"text": "zorblaxinate 5 mg tablet"}}}]}},
+            prefetch={"patient": None, "medications": None, "conditions": None, "labs": None})
+        answer: dict[str, object] = {}
+
+        def call() -> None:
+            started = time.monotonic()
+            answer["resp"] = requests.post(live.url + SIGN, data=json.dumps(req), timeout=10,
+                                           headers={"Content-Type": "application/json"})
+            answer["seconds"] = time.monotonic() - started
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert asked.wait(5), "the service never asked RxNav"
+        health = requests.get(live.url + "/healthz", timeout=0.5)
+        assert health.status_code == 200
+        caller.join(10)
+        body = _outcome(answer["resp"], 503)  # type: ignore[arg-type]
+        assert body["issue"][0]["code"] == "timeout"  # type: ignore[index]
+        assert answer["seconds"] < 2.0  # type: ignore[operator]
+    finally:
+        live.stop()
+        rxnav.shutdown()

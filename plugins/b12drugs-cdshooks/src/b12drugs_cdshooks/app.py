@@ -51,6 +51,9 @@ from .settings import CDSHooksSettings, settings_from_config
 
 log = logging.getLogger("b12drugs.cdshooks")
 
+#: The registered name of the in-memory knowledge-base resolver (b12drugs.builtin).
+OFFLINE_RESOLVER = "knowledge-base"
+
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9\-]")
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -101,7 +104,12 @@ class CDSHooksService:
         self.screener = CallScreener(
             lambda: Screener(runtime=self.runtime), settings.limits.max_orders
         )
-        self.runtime.resolvers()  # build this thread's resolvers now, not on the first call
+        # Build this thread's resolvers now, not on the first call.  Only the offline
+        # knowledge base answers from memory; any other resolver (RxNav over the network,
+        # the local RxNorm index on disk) may block, so screening must then leave the
+        # event loop (see ``screen_off_loop``).
+        names = [name for name, _ in self.runtime.resolvers()]
+        self.screen_off_loop = any(name != OFFLINE_RESOLVER for name in names)
         self.cards = CardBuilder(settings, self.kb, config)
         self.dedupe = (
             DedupeCache(settings.dedupe_ttl_seconds, settings.dedupe_max_entries)
@@ -268,9 +276,20 @@ def create_app(
             patient_data = await anyio.to_thread.run_sync(
                 state.gather, hreq, context, abandon_on_cancel=True
             )
-        # Screening is bounded CPU work (~1 ms): done on the event loop, since a thread
-        # hand-off costs more than it saves under the GIL.
-        result = state.process(service, hreq, context, patient_data)
+        if state.screen_off_loop:
+            # A network (RxNav) or disk resolver may block for seconds on one unknown
+            # drug: on the event loop that would freeze every request (/healthz too) and
+            # the time limit could never fire.  In a worker thread the time limit answers
+            # 503 and other requests proceed; the abandoned thread ends by itself within
+            # the resolver's own timeout.
+            result = await anyio.to_thread.run_sync(
+                state.process, service, hreq, context, patient_data, abandon_on_cancel=True
+            )
+        else:
+            # Offline knowledge base only: screening is bounded CPU work (~1 ms), done on
+            # the event loop, since a thread hand-off costs more than it saves under the
+            # GIL.
+            result = state.process(service, hreq, context, patient_data)
         request.state.log.update(result.stats)
         return JSONResponse({"cards": result.cards})
 
