@@ -25,7 +25,7 @@ def test_elderly_patient_with_neuropathy_on_metformin_gets_a_warning() -> None:
     report = screen_inputs([DATA / "rde_o11_v25.hl7"], config=config())
     (alert,) = report.alerts
     assert alert.class_id == "metformin"
-    assert alert.patient_id == "PAT1001"
+    assert alert.patient_id == "EXAMPLE-HOSP:PAT1001"
     assert alert.severity == "warning"
     assert "peripheral_neuropathy" in alert.risk_factors
     assert "older_age" in alert.risk_factors
@@ -56,18 +56,18 @@ def test_dispense_alerts_for_ppi_and_text_only_colchicine_alerts() -> None:
         [DATA / "rds_o13_v26.hl7", DATA / "omp_o09_v28.hl7", DATA / "batch.hl7"], config=config()
     )
     classes = {(a.patient_id, a.class_id) for a in report.alerts}
-    assert ("PAT2002", "proton_pump_inhibitors") in classes
-    assert ("PAT3003", "colchicine") in classes
-    assert ("PAT6001", "metformin") in classes
-    assert ("PAT6002", "colchicine") in classes
-    assert not any(p == "PAT6003" for p, _ in classes)  # lisinopril: nothing found
+    assert ("EXAMPLE-HOSP:PAT2002", "proton_pump_inhibitors") in classes
+    assert ("EXAMPLE-CLINIC:PAT3003", "colchicine") in classes
+    assert ("EXAMPLE-HOSP:PAT6001", "metformin") in classes
+    assert ("EXAMPLE-HOSP:PAT6002", "colchicine") in classes
+    assert not any(p == "EXAMPLE-HOSP:PAT6003" for p, _ in classes)  # lisinopril: nothing found
 
 
 def test_partly_bad_file_screens_the_good_messages_and_names_the_bad_ones() -> None:
     report = screen_inputs([DATA / "partly_bad.hl7"], config=config())
     c = report.counts
     assert (c.read, c.screened, c.rejected) == (4, 2, 2)
-    assert {a.patient_id for a in report.alerts} == {"PAT8001", "PAT8004"}
+    assert {a.patient_id for a in report.alerts} == {"EXAMPLE-HOSP:PAT8001", "EXAMPLE-HOSP:PAT8004"}
     locations = sorted(n.location or "" for n in report.notices if n.kind == "rejected")
     assert any("message 2 (MSH-10 ABC123), RXE[1]-2" in loc for loc in locations)
     assert any("message 3, MSH[1]-1" in loc for loc in locations)
@@ -87,4 +87,4 @@ def test_error_string_names_message_segment_and_field() -> None:
 def test_format_is_detected_by_content_among_installed_formats() -> None:
     report = screen_inputs([DATA / "mllp_stream.hl7"], config=config(), manager=PluginManager())
     assert report.counts.read == 2
-    assert {a.patient_id for a in report.alerts} == {"PAT7001", "PAT7002"}
+    assert {a.patient_id for a in report.alerts} == {"EXAMPLE-HOSP:PAT7001", "EXAMPLE-HOSP:PAT7002"}

@@ -62,7 +62,7 @@ def test_good_message_gets_aa_and_alerts_reach_the_jsonl_sink(tmp_path: Path) ->
     assert str(tree.segment("MSA")[2]) == "RDE0001"
     (line,) = _sink_lines(tmp_path)
     assert line["class_id"] == "metformin"
-    assert line["patient_id"] == "PAT1001"
+    assert line["patient_id"] == "EXAMPLE-HOSP:PAT1001"
     assert line["severity"] == "warning"
 
 
@@ -157,7 +157,7 @@ def test_two_connections_are_screened_concurrently(tmp_path: Path) -> None:
             t.join(30)
     assert results == {"a": "AA", "b": "AA"}
     patients = {line["patient_id"] for line in _sink_lines(tmp_path)}
-    assert patients == {"PAT1001", "PAT2002"}
+    assert patients == {"EXAMPLE-HOSP:PAT1001", "EXAMPLE-HOSP:PAT2002"}
 
 
 def test_many_messages_on_one_connection_keep_order(tmp_path: Path) -> None:
@@ -250,7 +250,7 @@ def test_cli_listen_send_and_sigterm(tmp_path: Path) -> None:
         assert "stopped: 1 message(s) (AA 1, AE 0, AR 0), 2 alert(s)" in rest
         classes = sorted(json.loads(x)["class_id"] for x in sink.read_text().splitlines())
         assert classes == ["metformin", "proton_pump_inhibitors"]
-        assert "PAT1001" not in line + rest  # no patient data in the logs
+        assert "EXAMPLE-HOSP:PAT1001" not in line + rest  # no patient data in the logs
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -31,7 +31,7 @@ def test_rde_o11_v25_patient_order_and_diagnosis() -> None:
     recs = parse_bytes(data("rde_o11_v25.hl7"), "rde.hl7")
     assert [type(r).__name__ for r in recs] == ["PatientContext", "Order", "PatientEnd"]
     (pat,) = patients(recs)
-    assert pat.id == "PAT1001"
+    assert pat.id == "EXAMPLE-HOSP:PAT1001"
     assert pat.birth_date == date(1948, 3, 15)
     assert pat.sex == "female"
     (cond,) = pat.conditions
@@ -39,7 +39,7 @@ def test_rde_o11_v25_patient_order_and_diagnosis() -> None:
     assert cond.text == "Neuropathy due to type 2 diabetes mellitus"
     (o,) = orders(recs)
     assert o.id == "ORD-1001@msg1"
-    assert o.patient_id == "PAT1001"
+    assert o.patient_id == "EXAMPLE-HOSP:PAT1001"
     assert o.rxnorm_codes() == ("861007",)
     assert o.text == "metformin hydrochloride 500 MG Oral Tablet"
     assert o.status == "active"
@@ -52,7 +52,7 @@ def test_rde_o11_v25_patient_order_and_diagnosis() -> None:
     assert o.source is not None
     assert o.source.file == "rde.hl7" and o.source.line == 7
     assert o.source.pointer == "message 1 (MSH-10 RDE0001), RXE[1]"
-    assert ends(recs)[0].patient_id == "PAT1001"
+    assert ends(recs)[0].patient_id == "EXAMPLE-HOSP:PAT1001"
 
 
 def test_rds_o13_v26_fake_ndc_and_rxnorm_alternate_with_newline_separators() -> None:
@@ -88,7 +88,7 @@ def test_rde_o01_v23_custom_encoding_characters_and_escapes() -> None:
     assert o.start_date == date(2024, 4, 1)  # RXE-1 TQ start
     assert o.days_supply == 30
     (pat,) = patients(recs)
-    assert pat.id == "PAT4004"
+    assert pat.id == "EXAMPLE-HOSP:PAT4004"
     assert pat.birth_date == date(1950, 12, 31)
 
 
@@ -148,7 +148,7 @@ def test_batch_envelope_is_dropped_and_messages_read() -> None:
 
 def test_mllp_framed_file() -> None:
     recs = parse_bytes(data("mllp_stream.hl7"))
-    assert [o.patient_id for o in orders(recs)] == ["PAT7001", "PAT7002"]
+    assert [o.patient_id for o in orders(recs)] == ["EXAMPLE-HOSP:PAT7001", "EXAMPLE-HOSP:PAT7002"]
     assert not rejections(recs)
 
 
@@ -298,3 +298,21 @@ def test_invalid_dates_are_ignored_with_a_notice_not_silently() -> None:
     assert any("PID" in p and "7" in p for p in pointers), pointers
     assert any("ORC" in p and "15" in p for p in pointers), pointers
     assert all("19X0" not in n.message for n in notes)  # no patient data echoed
+
+
+@pytest.mark.parametrize(
+    ("pid3", "expected"),
+    [
+        ("12345^^^HOSP-A^MR", "HOSP-A:12345"),
+        ("12345^^^&1.2.3.4&ISO^MR", "1.2.3.4:12345"),
+        ("12345", "12345"),
+    ],
+)
+def test_pid3_is_qualified_by_its_assigning_authority(pid3: str, expected: str) -> None:
+    """Two hospitals may both issue 12345: CX.4 keeps their patients apart."""
+    pid = f"PID|1||{pid3}||X^Y||1950|F"
+    body = ("ORC|NW|O1", "RXE|^QD|^metformin 500 mg|1")
+    (pat,) = patients(parse_bytes(message(pid=pid, body=body).encode()))
+    assert pat.id == expected
+    (o,) = orders(parse_bytes(message(pid=pid, body=body).encode()))
+    assert o.patient_id == expected

@@ -181,6 +181,19 @@ def _pointer(header: Header, seg: str | None, index: int = 0, fld: int = 0) -> s
     return out[:256]
 
 
+def _qualified_id(seg: Seg, fld: int) -> str:
+    """CX.1 qualified by its assigning authority CX.4 as ``<authority>:<id>``.
+
+    Identifiers are unique only within their assigning authority: two hospitals may
+    both issue ``12345``.  The authority is the HD namespace id, else its universal
+    id; without CX.4 the plain CX.1 is kept."""
+    value = seg.get(fld)
+    if not value:
+        return ""
+    authority = seg.get(fld, 4) or seg.get(fld, 4, sub=2)
+    return f"{authority}:{value}" if authority else value
+
+
 def _split_msh(segment: bytes) -> tuple[Encoding, list[str]]:
     """MSH-1/MSH-2 separators and the raw MSH fields; raises _Reject-worthy ValueError."""
     text = segment.decode("latin-1")
@@ -465,7 +478,7 @@ class _Builder:
     def patient(self, pid: Seg | None, conditions: list[Condition]) -> str:
         pid_value = ""
         if pid is not None:
-            pid_value = pid.get(3) or pid.get(2) or pid.get(4)
+            pid_value = _qualified_id(pid, 3) or _qualified_id(pid, 2) or _qualified_id(pid, 4)
         patient_id = _trunc(pid_value) or f"unidentified-message-{self.header.number}"
         birth = self.date_field(pid, 7, "the birth date (age-based risk not assessed)", latest=True,
                           patient_id=patient_id)
