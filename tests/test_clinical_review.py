@@ -53,3 +53,61 @@ def test_folic_acid_beside_a_cytostatic_still_masks() -> None:
 def test_folinic_acid_without_a_cytostatic_still_masks() -> None:
     got = _alerts(["leucovorin 15 mg"], ("Pernicious anemia",))
     assert got["folate_masking"].severity == "critical"
+
+
+# --- 2. negated, family-history and screening texts are not risk factors -----------------
+
+from b12drugs.assess import condition_risk_factors  # noqa: E402
+
+
+def _factors(text: str) -> frozenset[str]:
+    return condition_risk_factors(Condition(text=text))
+
+
+@pytest.mark.parametrize(
+    ("text", "factor"),
+    [
+        ("Family history of pernicious anemia", "pernicious_anemia"),
+        ("FH: pernicious anaemia", "pernicious_anemia"),
+        ("B12 deficiency ruled out", "b12_deficiency"),
+        ("No anemia", "anemia"),
+        ("Anemia ruled out", "anemia"),
+        ("Dementia screening negative", "neurological"),
+        ("Screening for dementia", "neurological"),
+        ("Patient denies paresthesia", "peripheral_neuropathy"),
+        ("Intrinsic factor antibody negative", "pernicious_anemia"),
+        ("No evidence of Crohn's disease", "malabsorption"),
+        ("History of anemia", "anemia"),
+        ("Rule out megaloblastic anemia", "megaloblastic_anemia"),
+        ("Family history of alcoholism", "alcohol_use_disorder"),
+        ("Negative for celiac disease", "malabsorption"),
+    ],
+)
+def test_negated_condition_texts_do_not_count(text: str, factor: str) -> None:
+    assert factor not in _factors(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "factor"),
+    [
+        ("History of gastrectomy", "gastric_surgery"),
+        ("History of pernicious anemia", "pernicious_anemia"),
+        ("History of B12 deficiency", "b12_deficiency"),
+        ("History of Crohn's disease", "malabsorption"),
+        ("Pernicious anemia", "pernicious_anemia"),
+        ("Anemia", "anemia"),
+        ("Megaloblastic anemia, not elsewhere classified", "megaloblastic_anemia"),
+        ("Crohn's disease without complications", "malabsorption"),
+        ("Dementia", "neurological"),
+        ("Vitamin B12 deficiency", "b12_deficiency"),
+        ("Acquired absence of stomach", "gastric_surgery"),
+        ("Alcohol dependence", "alcohol_use_disorder"),
+    ],
+)
+def test_affirmed_condition_texts_count(text: str, factor: str) -> None:
+    assert factor in _factors(text), text
+
+
+def test_family_history_does_not_raise_folate_masking() -> None:
+    got = _alerts(["folic acid 5 mg"], ("Family history of pernicious anemia",))
+    assert "folate_masking" not in got

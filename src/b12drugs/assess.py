@@ -7,6 +7,25 @@ and a known deficiency (which escalates a second step).  Conditions are matched 
 ``data/risk_conditions.csv``.  Order-level factors (long-term use, several classes at
 once) are decided by the alert policy in :mod:`b12drugs.rules`.
 
+Condition texts are free text, so a pattern alone would also match what a condition
+list says is *absent*: "Family history of pernicious anemia", "B12 deficiency ruled out",
+"No anemia", "Dementia screening negative".  :func:`negated` drops such texts centrally
+(for every text row of ``risk_conditions.csv``) before the patterns are tried:
+
+* family history (``family history``, ``FH``, ``FHx``) never counts: it is not the patient;
+* negation and exclusion (``no ...`` at the start, ``no evidence/history/signs of``,
+  ``ruled out``, ``rule out``/``r/o``, ``excluded``, ``negative``, ``denies``/``denied``,
+  ``not present/found/confirmed/detected``) and screening or suspicion (``screening``,
+  ``screen for``, ``suspected``, ``at risk of``) never count: they are not a diagnosis;
+* ``history of`` drops only the transient states (:data:`TRANSIENT`: anaemia, megaloblastic
+  anaemia, pregnancy).  It still counts for permanent or persisting factors: a gastrectomy
+  or ileal resection stays (deficiency can appear years later), as do pernicious anaemia,
+  atrophic gastritis, malabsorbing bowel disease, neuropathy, dementia, alcohol use
+  disorder and a documented past B12 deficiency (whose cause usually persists; alerting
+  is the safer error).
+
+Coded conditions are not affected: a code already says what it means.
+
 This module is the builtin implementation of the ``b12drugs_risk_factors`` hook.
 """
 
@@ -100,6 +119,27 @@ def label(risk_factor: str, config: Config | None = None) -> str:
     return RISK_LABELS.get(risk_factor, risk_factor.replace("_", " ")).format(age_limit=limit)
 
 
+#: Texts that deny, exclude or only screen for a condition, or concern a relative.
+_NEGATION = re.compile(
+    r"\bfamily (?:medical )?history\b|\bfh\b|\bfhx\b|^\W*no\b"
+    r"|\bno (?:evidence|history|signs?|symptoms?|sign or symptoms?) of\b"
+    r"|\bruled? out\b|\br/o\b|\bexcluded\b|\bnegative\b|\bdenie[sd]\b"
+    r"|\bnot (?:present|found|confirmed|detected|seen)\b"
+    r"|\bscreen(?:ing)?\b|\bsuspected\b|\bat risk (?:of|for)\b",
+    re.IGNORECASE,
+)
+_HISTORY_OF = re.compile(r"\bhistory of\b|\bh/o\b|\bhx of\b", re.IGNORECASE)
+#: Risk factors that are past once resolved: "history of" them does not count.
+TRANSIENT = frozenset({"anemia", "megaloblastic_anemia", "pregnancy"})
+
+
+def negated(text: str, risk_factor: str) -> bool:
+    """True when a condition text does not assert the risk factor for this patient."""
+    if _NEGATION.search(text):
+        return True
+    return risk_factor in TRANSIENT and bool(_HISTORY_OF.search(text))
+
+
 @dataclass(frozen=True)
 class _ConditionRule:
     risk_factor: str
@@ -151,7 +191,10 @@ def condition_risk_factors(condition: Condition) -> frozenset[str]:
     text = condition.text or ""
     for rule in condition_rules():
         if rule.system == "text":
-            if rule.pattern is not None and text and rule.pattern.search(text):
+            if (
+                rule.pattern is not None and text and rule.pattern.search(text)
+                and not negated(text, rule.risk_factor)
+            ):
                 found.add(rule.risk_factor)
         elif code and rule.system == kind:
             if rule.system == "icd10":
