@@ -443,3 +443,42 @@ def test_logs_carry_counts_but_no_patient_data(service: Service,
         assert field in line
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "danae" not in text and "etformin" not in text
+
+
+def test_order_select_matches_selections_by_full_url(service: Service) -> None:
+    """A draft named by its fullUrl (urn:uuid, no id) is screened when selected."""
+    data = synthea()
+    metformin = next(m for m in data["medicationRequests"]
+                     if "Metformin" in m["medicationCodeableConcept"]["text"])
+    resource = draft(metformin, "x")
+    resource.pop("id")
+    full_url = f"urn:uuid:{uuid.uuid4()}"
+    context = {
+        "userId": "Practitioner/dr-1", "patientId": "danae", "selections": [full_url],
+        "draftOrders": {"resourceType": "Bundle", "entry": [
+            {"fullUrl": full_url, "resource": resource}]},
+    }
+    prefetch = full_prefetch(data, meds=[])
+    cards = service.post(SELECT, hook_request("order-select", context, prefetch)).json()["cards"]
+    assert [c["source"]["topic"]["code"] for c in cards if "topic" in c["source"]] == [
+        "metformin"]
+
+
+def test_order_select_of_an_unknown_order_says_it_was_not_checked(service: Service) -> None:
+    data = synthea()
+    metformin = next(m for m in data["medicationRequests"]
+                     if "Metformin" in m["medicationCodeableConcept"]["text"])
+    context = {
+        "userId": "Practitioner/dr-1", "patientId": "danae",
+        "selections": ["MedicationRequest/not-in-the-bundle"],
+        "draftOrders": bundle([draft(metformin, "rx-metformin")]),
+    }
+    resp = service.post(SELECT, hook_request("order-select", context, full_prefetch(data)))
+    assert resp.status_code == 200, resp.text
+    cards = resp.json()["cards"]
+    assert len(cards) == 1
+    assert cards[0]["indicator"] == "info"
+    assert "could not be checked" in cards[0]["summary"]
+    assert "not found among the draft orders" in cards[0]["detail"]
+    assert "not\\-in\\-the\\-bundle" in cards[0]["detail"] or "not-in-the-bundle" in (
+        cards[0]["detail"])

@@ -201,10 +201,13 @@ class CardBuilder:
         return BuiltCard(card, alert.class_id, tuple(sorted(alert.orders)))
 
     def unchecked_card(self, screening: Screening) -> BuiltCard | None:
-        names = screening.unresolved + screening.rejected
+        names = screening.unresolved + screening.rejected + screening.unmatched_selections
         if not names and not screening.unavailable:
             return None
         lines = []
+        if screening.unmatched_selections:
+            lines.append("**Selected order not found among the draft orders, so not checked:** "
+                         + "; ".join(md(n) for n in screening.unmatched_selections))
         if screening.unresolved:
             lines.append("**Not recognised, so not checked:** "
                          + "; ".join(md(n) for n in screening.unresolved))
@@ -255,7 +258,7 @@ class CardBuilder:
     def build(self, screening: Screening, data: PatientData, patient_id: str,
               encounter: str | None) -> list[BuiltCard]:
         """All cards of one call, most urgent first; empty when there is nothing to say."""
-        if not screening.scope:
+        if not screening.scope and not screening.unmatched_selections:
             return []
         alerts = sorted(screening.alerts, key=lambda a: -SEVERITIES.index(a.severity))
         cards = [self.alert_card(a, screening, patient_id, encounter) for a in alerts]

@@ -13,10 +13,14 @@ alerts are returned depends on the hook:
 
 Order ids are the FHIR references (``MedicationRequest/103``) so that they match
 ``context.selections``; a draft without an id gets ``MedicationRequest/#<index>``.
+A selection also matches a draft by the entry's ``fullUrl`` (``urn:uuid:...``); a
+selection that matches no draft MedicationRequest is reported (the "could not be
+checked" card), never silently dropped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +56,8 @@ class Screening:
     context_unreadable: int = 0  # conditions / observations that could not be read
     orders_read: int = 0
     info: list[str] = field(default_factory=list)  # in-scope remarks (no card), e.g. dosage
+    # order-select selections that match no draft MedicationRequest (by id or fullUrl)
+    unmatched_selections: list[str] = field(default_factory=list)
     medication_orders_in_scope: int = 0
 
 
@@ -60,6 +66,32 @@ def _ref(resource: dict[str, Any], index: int) -> str:
     if isinstance(rid, str) and rid:
         return f"MedicationRequest/{rid}"
     return f"MedicationRequest/#{index}"
+
+
+_TYPED_REF = re.compile(r"^([A-Z][A-Za-z]+)/[^/]+$")
+
+
+def _selected(selection: str, aliases: dict[str, str]) -> str | None:
+    """The draft a selection names: ``MedicationRequest/<id>``, the entry's ``fullUrl``
+    (``urn:uuid:...`` or an absolute URL), or an absolute URL ending in the reference."""
+    if selection in aliases:
+        return aliases[selection]
+    if "://" in selection:
+        tail = "/".join(selection.rstrip("/").split("/")[-2:])
+        return aliases.get(tail)
+    return None
+
+
+def _may_be_medication(selection: str, other_drafts: set[str]) -> bool:
+    """Could an unmatched selection be a medication order?  Selections of other drafts
+    (a NutritionOrder) and references typed as another resource are not our business."""
+    if selection in other_drafts:
+        return False
+    tail = "/".join(selection.rstrip("/").split("/")[-2:]) if "://" in selection else selection
+    if tail in other_drafts:
+        return False
+    typed = _TYPED_REF.match(tail)
+    return typed is None or typed.group(1) == "MedicationRequest"
 
 
 def _label(order: Order) -> str:
@@ -138,6 +170,9 @@ class CallScreener:
         convert = _convert()
         patient_id = context.patientId
         drafts: list[tuple[str, str, dict[str, Any]]] = []
+        aliases: dict[str, str] = {}  # MedicationRequest/<id>, fullUrl (urn:uuid:...) -> ref
+        other_drafts: set[str] = set()  # names of drafts that are not MedicationRequests
+        unmatched: list[str] = []
         meds = dict(data.medications)
         if isinstance(context, (OrderSelectContext, OrderSignContext)):
             bundle = context.draftOrders
@@ -148,8 +183,18 @@ class CallScreener:
             meds.update(_medication_index(bundle))
             for i, entry in enumerate(entries):
                 res = entry.get("resource") if isinstance(entry, dict) else None
+                full = entry.get("fullUrl") if isinstance(entry, dict) else None
+                names: set[str] = {full} if isinstance(full, str) and full else set()
                 if isinstance(res, dict) and res.get("resourceType") == "MedicationRequest":
-                    drafts.append((_ref(res, i), f"/context/draftOrders/entry/{i}/resource", res))
+                    ref = _ref(res, i)
+                    drafts.append((ref, f"/context/draftOrders/entry/{i}/resource", res))
+                    for name in names | {ref}:
+                        aliases[name] = ref
+                elif isinstance(res, dict):
+                    rtype, rid = res.get("resourceType"), res.get("id")
+                    if isinstance(rtype, str) and isinstance(rid, str):
+                        names.add(f"{rtype}/{rid}")
+                    other_drafts.update(names)
         draft_refs = {ref for ref, _, _ in drafts}
         current: list[tuple[str, str, dict[str, Any]]] = []
         for i, res in enumerate(data.medication_requests):
@@ -162,7 +207,14 @@ class CallScreener:
 
         if hook == "order-select":
             assert isinstance(context, OrderSelectContext)
-            scope = frozenset(s for s in context.selections if s in draft_refs)
+            selected: set[str] = set()
+            for sel in context.selections:
+                ref = _selected(sel, aliases)
+                if ref is not None:
+                    selected.add(ref)
+                elif _may_be_medication(sel, other_drafts):
+                    unmatched.append(sel)
+            scope = frozenset(selected)
         elif hook == "order-sign":
             scope = frozenset(draft_refs)
         else:
@@ -182,6 +234,7 @@ class CallScreener:
         report = run.finish()
 
         result = Screening(patient=patient, scope=scope, labels=labels,
+                           unmatched_selections=unmatched,
                            orders_read=report.counts.read,
                            context_unreadable=len(unreadable),
                            medication_orders_in_scope=len(scope))
