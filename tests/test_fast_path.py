@@ -98,3 +98,17 @@ def test_feeding_raises_the_collector_threshold_and_restores_it() -> None:
         assert seen[-1] == 0 and gc.get_threshold()[0] == 0
     finally:
         gc.set_threshold(*before)
+
+
+def test_patient_columns_on_rows_without_findings_still_count() -> None:
+    """The fast path used to build a patient's context only from rows with findings, so a
+    risk factor written only on an unrelated row (lisinopril) was lost."""
+    data = (b"patient_id,rx_id,drug_name,start_date,birth_date,conditions\n"
+            b"P1,R1,lisinopril 10 mg,2020-01-01,1940-01-01,Pernicious anemia\n"
+            b"P1,R2,metformin 500 mg,2020-01-01,,\n")
+    s = Screener()
+    s.feed(_records(data), "f.csv")
+    report = s.finish()
+    [alert] = report.alerts
+    assert alert.patient_id == "P1" and alert.severity == "critical"
+    assert s._held == {}

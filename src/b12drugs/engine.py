@@ -9,6 +9,15 @@ resolved together (resolvers may look them up concurrently).  Memory grows with 
 patients that have findings and with alerts, not with rows: a patient's state is
 dropped as soon as a parser says the patient is complete (:class:`PatientEnd`), and
 patients without any B12-relevant order are never stored.
+
+One exception, for correctness: a CSV-style reader puts a patient's columns (birth date,
+conditions, ...) on every row, and a patient's risk factors may be filled in only on rows
+whose drug has no B12 class.  So for rows with non-empty patient columns the engine keeps
+the row per patient (the first one, plus up to :data:`MAX_HELD_ROWS` with different
+columns) until the patient is finalised, and builds contexts from them only for patients
+with findings.  This costs a few hundred bytes per such patient (not per row) and nothing
+for inputs without patient columns or with a :class:`PatientEnd` per patient; it is the
+price of not missing a risk factor written on an unrelated row.
 """
 
 from __future__ import annotations
@@ -69,6 +78,8 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 SNIFF_BYTES = 64 * 1024
 DEFAULT_NOTICE_LIMIT = 1000
+#: Distinct patient-column variants remembered per patient from rows without findings.
+MAX_HELD_ROWS = 8
 
 
 @dataclass
@@ -270,6 +281,8 @@ class Screener:
         self._contexts: dict[str, PatientContext] = {}
         # patient id -> (raw patient columns, the context they went into): see _has_context_of
         self._row_contexts: dict[str, tuple[object, PatientContext]] = {}
+        # patient id -> rows without findings that carry patient columns (see module doc)
+        self._held: dict[str, OrderRow | list[OrderRow]] = {}
         self._min_severity = SEVERITIES.index(self.config.policy.min_severity)
         self._inactive = _InactiveStatus()
 
@@ -388,7 +401,7 @@ class Screener:
             # Bounded memory for long-running services: start a fresh cache.  Swap, never
             # clear, so that other runs sharing the old one keep their answers.
             self._outcomes = self.runtime.outcomes = {}
-        inactive, outcomes = self._inactive, self._outcomes
+        inactive, outcomes, held = self._inactive, self._outcomes, self._held
         plain = 0
         try:
             for rec in chunk:
@@ -406,6 +419,11 @@ class Screener:
                         outcome = outcomes[order.codings, order.text]
                     if outcome.plain:
                         plain += 1
+                        if kind is OrderRow and rec[10] and rec[1]:  # type: ignore[index]
+                            prior = held.get(rec[1])  # type: ignore[index,arg-type]
+                            if prior is None or (prior is not rec and
+                                                 prior[10] != rec[10]):  # type: ignore[index]
+                                self._hold(rec)  # type: ignore[arg-type]
                     else:
                         self._screen_order(order, outcome, source)
                 elif kind is PatientContext:
@@ -459,6 +477,8 @@ class Screener:
             if context is not None:
                 self._add_context(context)
                 self._row_contexts[context.id] = (row.patient_fields, self._contexts[context.id])
+        elif type(order) is OrderRow:
+            self._hold(order)
         self.counts["read"] += 1
         self.counts["screened"] += 1
         if not outcome.resolved:
@@ -471,6 +491,35 @@ class Screener:
             if state is None:
                 state = self._patients[key] = _PatientState()
             state.findings.append(OrderFindings(order, outcome.hits, source))  # type: ignore[arg-type]
+
+    def _hold(self, row: OrderRow) -> None:
+        """Remember a row without findings for its patient columns (see the module doc):
+        the first per patient, then up to MAX_HELD_ROWS with different columns."""
+        if not row.patient_id or not row.patient_fields or not any(row.patient_fields):
+            return
+        prior = self._held.get(row.patient_id)
+        if prior is None:
+            self._held[row.patient_id] = row
+            return
+        rows = prior if isinstance(prior, list) else [prior]
+        if len(rows) < MAX_HELD_ROWS and all(r.patient_fields != row.patient_fields
+                                             for r in rows):
+            rows.append(row)
+            self._held[row.patient_id] = rows
+
+    def _held_contexts(self, patient_id: str) -> None:
+        """Merge the contexts of the patient's held rows into its context."""
+        held = self._held.pop(patient_id, None)
+        if held is None:
+            return
+        for row in held if isinstance(held, list) else (held,):
+            try:
+                context = row.patient(row.location())
+            except (ValidationError, ValueError):
+                continue  # the reader checked these columns; a context it cannot build
+                # here was not usable on its own rows either
+            if context is not None:
+                self._add_context(context)
 
     def _has_context_of(self, row: OrderRow) -> bool:
         """Whether the patient's context already holds exactly this row's patient columns.
@@ -516,6 +565,10 @@ class Screener:
     # -- patients ---------------------------------------------------------------
     def _finalize(self, key: object) -> None:
         state = self._patients.pop(key, None)
+        if state is not None and isinstance(key, str):
+            self._held_contexts(key)
+        elif isinstance(key, str):
+            self._held.pop(key, None)
         context = self._contexts.pop(key, None) if isinstance(key, str) else None
         if state is None:
             return
@@ -540,6 +593,7 @@ class Screener:
                 self._finalize(key)
         self._contexts.clear()
         self._row_contexts.clear()
+        self._held.clear()
         for kind, n in self._notice_counts.items():
             if n > self._notice_limit:
                 self.notices.append(
