@@ -317,3 +317,30 @@ def test_resolvers_are_built_once_per_worker_and_closed_at_shutdown() -> None:
     assert counting.built == 1
     assert counting.queries == 5  # every message's drug still went through it
     assert counting.closed == 1
+
+
+def test_aa_text_reports_unrecognised_and_skipped_orders_with_a_warning(tmp_path: Path) -> None:
+    """An AA must not say "screened" for a drug that was not checked: MSA-3 carries the
+    engine's counts and an ERR (severity W) names the order not recognised."""
+    msg = message("UNK1", body=(
+        "ORC|NW|O-KNOWN", "RXE|^QD|861007^metformin hydrochloride 500 MG Oral Tablet^RXNORM|1",
+        "ORC|NW|O-UNKNOWN", "RXE|^QD|^zzqxv frobnicate 10 mg tablet|1",
+        "ORC|DC|O-STOPPED", "RXE|^QD|^metformin 500 mg tablet|1",
+    )).encode()
+    with _listener(tmp_path) as bg, MLLPClient(bg.host, bg.port) as client:
+        ack = client.send(msg)
+    assert ack.code == "AA"
+    assert "screened 2" in ack.text and "skipped 1" in ack.text
+    assert "not recognised 1 (drug not checked)" in ack.text
+    tree = hl7.parse(ack.raw.decode())
+    errs = [s for s in tree if str(s[0]) == "ERR"]
+    assert len(errs) == 1
+    assert str(errs[0][4]) == "W"
+    assert "O-UNKNOWN" in str(errs[0][8]) and str(errs[0][2]).startswith("RXE")
+
+
+def test_fully_recognised_message_has_no_warning(tmp_path: Path) -> None:
+    with _listener(tmp_path) as bg, MLLPClient(bg.host, bg.port) as client:
+        ack = client.send(GOOD)
+    assert ack.code == "AA" and "screened 1, skipped 0" in ack.text
+    assert b"\rERR" not in ack.raw

@@ -29,6 +29,7 @@ _ERROR_TEXT = {
     "207": "Application internal error",
 }
 _counter = itertools.count(1)
+MAX_WARNINGS = 10
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class AckDecision:
     code: AckCode
     text: str = ""
     problem: Problem | None = None
+    #: warnings (ERR-4 = W) reported even with AA, e.g. an order whose drug was not
+    #: recognised and so was not checked
+    warnings: tuple[Problem, ...] = ()
 
 
 def escape(text: str, enc: Encoding) -> str:
@@ -101,8 +105,9 @@ def build_ack(header: Header, decision: AckDecision) -> bytes:
     text = escape(decision.text, enc)[:200]
     msa = f.join(["MSA", decision.code, escape(header.control_id, enc), text]).rstrip(f)
     segments = [msh, msa]
-    p = decision.problem
-    if p is not None and decision.code != "AA":
+    problems = [decision.problem] if decision.problem and decision.code != "AA" else []
+    problems += list(decision.warnings[:MAX_WARNINGS])
+    for p in problems:
         label = _ERROR_TEXT.get(p.code, "Application error")
         seg_id = escape(p.segment, enc)
         seq = str(p.index) if p.index else ""
@@ -116,7 +121,7 @@ def build_ack(header: Header, decision: AckDecision) -> bytes:
                     "",
                     c.join([seg_id, seq, fld]).rstrip(c),
                     c.join([p.code, label, "HL70357"]),
-                    "E",
+                    p.severity,
                     "",
                     "",
                     "",

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 import signal
 import threading
 import time
@@ -28,7 +29,7 @@ from typing import Any
 from b12drugs.config import Config
 from b12drugs.engine import Runtime, Screener
 from b12drugs.errors import ConfigError
-from b12drugs.models import Report
+from b12drugs.models import Order, Report
 from b12drugs.plugins import PluginManager, get_plugin_manager
 from b12drugs.records import Record
 
@@ -72,6 +73,33 @@ def build_sinks(
             )
         out.append((name, sink.factory(options)))
     return out
+
+
+_SEGMENT_AT = re.compile(r", ([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?")
+
+
+def _outcome(report: Report, result: MessageResult) -> tuple[str, tuple[Problem, ...]]:
+    """MSA-3 text from what the engine did (not from what the parser read) and a
+    warning per order whose drug was not recognised: an AA must never suggest an
+    order was checked when it was not."""
+    counts = report.counts
+    unresolved = [n for n in report.notices if n.kind == "unresolved"]
+    text = f"screened {counts.screened}, skipped {counts.skipped}"
+    if counts.rejected:
+        text += f", not read {counts.rejected}"
+    if unresolved:
+        text += f", not recognised {len(unresolved)} (drug not checked)"
+    text += f"; {len(report.alerts)} alert(s)"
+    pointers = {
+        r.id: (r.source.pointer or "") for r in result.records if isinstance(r, Order) and r.source
+    }
+    warnings = []
+    for notice in unresolved:
+        m = _SEGMENT_AT.search(pointers.get(notice.order_id or "", ""))
+        seg, index = (m[1], int(m[2] or 1)) if m else ("ORC", 0)
+        reason = f"order {notice.order_id or '?'}: drug not recognised, NOT checked for B12 risk"
+        warnings.append(Problem(seg, index, 0, reason, "207", severity="W"))
+    return text, tuple(warnings)
 
 
 @dataclass
@@ -183,9 +211,12 @@ class Listener:
         if failed:
             why = f"alerts not delivered to sink(s) {', '.join(failed)}"
             return header, AckDecision("AE", why, Problem("MSH", 0, 0, why, "207")), 0
+        summary, warnings = _outcome(report, result)
         if decision.code == "AA":
-            text = f"screened: {result.orders} order(s), {len(report.alerts)} alert(s)"
-            decision = AckDecision("AA", text)
+            decision = AckDecision("AA", summary, warnings=warnings)
+        else:
+            decision = AckDecision(decision.code, f"{decision.text}; {summary}",
+                                   decision.problem, warnings)
         return header, decision, len(report.alerts)
 
     @staticmethod

@@ -139,6 +139,7 @@ class Problem:
     code: str = "207"  # HL7 table 0357: application internal error
     level: Literal["reject", "error"] = "error"
     line: int | None = None
+    severity: Literal["E", "W"] = "E"  # ERR-4 (HL7 table 0516): error or warning
 
 
 @dataclass
