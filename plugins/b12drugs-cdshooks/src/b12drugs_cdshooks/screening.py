@@ -209,9 +209,9 @@ class CallScreener:
             assert isinstance(context, OrderSelectContext)
             selected: set[str] = set()
             for sel in context.selections:
-                ref = _selected(sel, aliases)
-                if ref is not None:
-                    selected.add(ref)
+                match = _selected(sel, aliases)
+                if match is not None:
+                    selected.add(match)
                 elif _may_be_medication(sel, other_drafts):
                     unmatched.append(sel)
             scope = frozenset(selected)
