@@ -111,3 +111,29 @@ def test_affirmed_condition_texts_count(text: str, factor: str) -> None:
 def test_family_history_does_not_raise_folate_masking() -> None:
     got = _alerts(["folic acid 5 mg"], ("Family history of pernicious anemia",))
     assert "folate_masking" not in got
+
+
+# --- 3. code mappings and summaries name the actual known factor ------------------------
+
+
+def _coded(code: str) -> frozenset[str]:
+    return condition_risk_factors(Condition(system="http://hl7.org/fhir/sid/icd-10-cm", code=code))
+
+
+def test_e53_8_is_not_a_known_b12_deficiency() -> None:
+    # E53.8 also covers folate, biotin and pantothenic acid deficiency.
+    assert not _coded("E53.8") & {"b12_deficiency", "pernicious_anemia",
+                                   "megaloblastic_anemia", "low_serum_b12"}
+
+
+def test_folate_deficiency_anaemia_is_named_not_called_b12_deficiency() -> None:
+    got = _alerts(["metformin 500 mg", "folic acid 5 mg"], ("Folate deficiency anemia",))
+    for class_id in ("metformin", "folate_masking"):
+        a = got[class_id]
+        assert "known B12 deficiency" not in a.summary, a.summary
+        assert "megaloblastic anaemia" in a.summary, a.summary
+
+
+def test_documented_b12_deficiency_keeps_its_wording() -> None:
+    got = _alerts(["metformin 500 mg"], ("Vitamin B12 deficiency",))
+    assert "known B12 deficiency" in got["metformin"].summary

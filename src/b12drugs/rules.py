@@ -8,7 +8,10 @@ Alert fatigue is the main reason clinicians ignore screening, so (``clinical.md`
   :mod:`b12drugs.assess`, plus long-term use of the class and several B12-lowering
   classes at once);
 * +1 further level when a deficiency is already known (documented deficiency,
-  pernicious or megaloblastic anaemia, low serum B12); capped at ``critical``;
+  pernicious or megaloblastic anaemia, low serum B12); capped at ``critical``.  The
+  summary names the factor found ("megaloblastic anaemia", "low serum B12") rather than
+  always "known B12 deficiency": a folate-deficiency anaemia is megaloblastic without
+  being a B12 deficiency;
 * -1 level (floor ``info``) when the patient is already on B12 therapy — the alert
   stays, and says so, because monitoring is still needed;
 * a folate for a patient with known deficiency and no B12 therapy is ``critical``
@@ -122,6 +125,13 @@ def _rescue(case: PatientCase) -> bool:
     return bool(names & RESCUE_PARTNERS) and bool(names & FOLINIC_ACIDS)
 
 
+def _known_phrase(known: Sequence[str], config: Config) -> str:
+    """Name the actual known-deficiency factors ("megaloblastic anaemia", "low serum B12"):
+    a folate-deficiency anaemia (ICD-10 D52) is megaloblastic but not a B12 deficiency."""
+    names = [short_label(k, config) for k in ordered(list(known))]
+    return " and ".join(names[:2]) + (" ..." if len(names) > 2 else "")
+
+
 def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
     """For dose-dependent classes (ascorbic acid) keep orders at or above the dose."""
     if cls.min_daily_dose_mg is None:
@@ -183,12 +193,14 @@ def _alert(
     drugs = _drugs(findings, cls.class_id)
     labels = [label(f, config) for f in factors]
     drug_list = _listed(drugs, 3)
-    if set(factors) & KNOWN_DEFICIENCY:
-        summary = f"{drug_list} with known B12 deficiency: review and monitor B12"
+    known = [f for f in factors if f in KNOWN_DEFICIENCY]
+    others = [f for f in factors if f not in KNOWN_DEFICIENCY]
+    if known:
+        summary = f"{drug_list} with {_known_phrase(known, config)}: review and monitor B12"
     else:
         summary = f"{drug_list} can lower vitamin B12; consider a B12 level"
-    if factors:
-        summary += f" ({', '.join(short_label(f, config) for f in factors)})"
+    if others:
+        summary += f" ({', '.join(short_label(f, config) for f in others)})"
     lines = [
         f"**Drugs:** {_listed(drugs)} (orders: {_listed(_order_ids(findings))})",
         f"**Why:** {cls.mechanism}",
@@ -249,12 +261,13 @@ def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
         patient_id=case.patient_id,
         class_id=FOLATE_MASKING,
         severity="critical",
-        summary=_summary(f"{_listed(drugs, 3).capitalize()} with known B12 deficiency and no "
-                         "B12 therapy: folate can mask it"),
+        summary=_summary(f"{_listed(drugs, 3).capitalize()} with "
+                         f"{_known_phrase(known, config)} and no B12 therapy: folate can "
+                         "mask B12 deficiency"),
         detail=_detail(
             [
                 f"**Drugs:** {_listed(drugs)} (orders: {_listed(_order_ids(folate))})",
-                f"**Known deficiency:** {'; '.join(labels)}",
+                f"**Known deficiency or megaloblastic anaemia:** {'; '.join(labels)}",
                 "**Why:** folate corrects the anaemia of B12 deficiency while the "
                 "neurological damage goes on, so it can hide a deficiency.",
                 f"**Do:** {advice}",
