@@ -246,3 +246,46 @@ def test_slow_rxnav_does_not_freeze_the_service(tmp_path: Path) -> None:
     finally:
         live.stop()
         rxnav.shutdown()
+
+
+def test_unavailable_knowledge_source_is_named_on_the_card(tmp_path: Path) -> None:
+    """RxNav down: the card names RxNav (the notice message), not the feed name."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class DownRxNav(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    rxnav = ThreadingHTTPServer(("127.0.0.1", 0), DownRxNav)
+    threading.Thread(target=rxnav.serve_forever, daemon=True).start()
+    config = Config(
+        rxnav={"enabled": True, "base_url": f"http://127.0.0.1:{rxnav.server_address[1]}",
+               "timeout": 2.0, "retries": 0, "cache_path": str(tmp_path / "rxnav.sqlite")},
+        rxnorm_index={"enabled": False},
+        plugin={"cdshooks": {"audit_db": str(tmp_path / "a.db")}},
+    )
+    live = LiveServer(create_app(config, insecure_no_auth=True), bound_socket()).start()
+    try:
+        req = hook_request("order-sign", {
+            "userId": "u", "patientId": "p",
+            "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": {
+                "resourceType": "MedicationRequest", "id": "x", "status": "draft",
+                "intent": "order", "subject": {"reference": "Patient/p"},
+                "medicationCodeableConcept": {"text": "zorblaxinate 5 mg tablet"}}}]}},
+            prefetch={"patient": None, "medications": None, "conditions": None, "labs": None})
+        resp = requests.post(live.url + SIGN, data=json.dumps(req), timeout=10,
+                             headers={"Content-Type": "application/json"})
+        assert resp.status_code == 200, resp.text
+        detail = resp.json()["cards"][0]["detail"]
+        line = next(x for x in detail.split("\n\n") if "knowledge source unavailable" in x)
+        assert "RxNav" in line and "could not be reached" in line
+        assert "draftOrders" not in line
+    finally:
+        live.stop()
+        rxnav.shutdown()

@@ -264,7 +264,9 @@ class CallScreener:
             if in_scope:
                 result.info.append(n.message)
         elif n.kind == "source_unavailable":
-            what = n.source or "a drug knowledge source"
+            # The message names the source ("RxNav could not be reached: ..."); the
+            # engine overwrites ``Notice.source`` with the feed name ("draftOrders").
+            what = n.message or "a drug knowledge source could not be reached"
             if what not in seen_unavailable:
                 seen_unavailable.add(what)
                 result.unavailable.append(what)
