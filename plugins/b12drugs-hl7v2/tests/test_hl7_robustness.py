@@ -213,3 +213,23 @@ def test_read_chunk_boundaries_do_not_change_the_messages(chunk_size: int) -> No
         return [(m.number, m.segments, m.lines) for m in items if isinstance(m, RawMessage)]
 
     assert split(chunk_size) == split(64 * 1024)
+
+
+def test_line_feed_inside_a_field_of_a_cr_message_is_data() -> None:
+    """Segments end with \\r: a \\n inside NTE text must not split the segment (and
+    so must not refuse the whole message)."""
+    body = (
+        "ORC|NW|ORD1",
+        "RXE|^QD|861007^metformin hydrochloride 500 MG Oral Tablet^RXNORM|500||mg",
+        "NTE|1||take with\nfood",
+    )
+    raw = (message("LF1", body=body) + message("LF2")).encode()
+    recs = parse_bytes(raw)
+    assert rejections(recs) == []
+    assert [o.id for o in orders(recs)] == ["ORD1@msg1", "ORD1@msg2"]
+    assert orders(recs)[0].rxnorm_codes() == ("861007",)
+
+
+def test_line_feed_separated_messages_still_split_on_line_feeds() -> None:
+    raw = (message("N1", sep="\n") + message("N2", sep="\r\n")).encode()
+    assert len(orders(parse_bytes(raw))) == 2

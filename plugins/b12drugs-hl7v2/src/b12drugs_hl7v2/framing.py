@@ -1,10 +1,11 @@
 """Split a byte stream into HL7 v2 messages, one at a time, with bounded memory.
 
 Real feeds and exports mix conventions, so the splitter accepts all of them in one
-pass: segment separators ``\\r``, ``\\n`` or ``\\r\\n``; MLLP framing bytes (``0x0b``
-start block, ``0x1c`` end block) written into files; batch and file envelopes
-(``FHS``/``BHS``/``BTS``/``FTS``), which are dropped; a UTF-8 byte-order mark.  A new
-message starts at every ``MSH`` segment.
+pass: segment separators ``\\r``, ``\\n`` or ``\\r\\n`` (but in a message whose
+MSH ends with ``\\r``, the standard terminator, a bare ``\\n`` is data inside a field);
+MLLP framing bytes (``0x0b`` start block, ``0x1c`` end block) written into files; batch
+and file envelopes (``FHS``/``BHS``/``BTS``/``FTS``), which are dropped; a UTF-8
+byte-order mark.  A new message starts at every ``MSH`` segment.
 
 Why not :func:`hl7.split_file` or :func:`hl7.parse_file`: they need the whole file as
 one string (memory grows with the file) and only know ``\\r`` separators.  Here memory
@@ -44,6 +45,21 @@ class RawMessage:
     lines: list[int] = field(default_factory=list)
     size: int = 0
     oversize: bool = False
+    #: the MSH segment ended with a bare ``\r`` (the standard segment terminator): a
+    #: bare ``\n`` inside this message is then data, not a segment break
+    cr_only: bool = False
+
+    def join(self, text: bytes, limit: int) -> None:
+        """Append ``text`` to the last segment after a line feed kept as data."""
+        self.size += len(text) + 1
+        if self.oversize:
+            return
+        if self.size > limit:
+            self.oversize = True
+            self.segments = self.segments[:1]
+            self.lines = self.lines[:1]
+            return
+        self.segments[-1] += b"\n" + text
 
     def add(self, segment: bytes, line: int, limit: int) -> None:
         self.size += len(segment) + 1
@@ -68,8 +84,11 @@ class Stray:
     sample: str = ""
 
 
-def _tokens(stream: IO[bytes], chunk_size: int, max_line: int) -> Iterator[tuple[int, int, bytes]]:
-    """Yield ``(kind, line, data)``: kind 0 segment text, 1 start block, 2 end block.
+def _tokens(
+    stream: IO[bytes], chunk_size: int, max_line: int
+) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """Yield ``(kind, line, data, sep)``: kind 0 segment text, 1 start block, 2 end block;
+    ``sep`` is the separator that ended the text (empty at the end of the stream).
 
     ``line`` is 1-based and counts ``\\r\\n`` as one line break.  A line longer than
     ``max_line`` is cut to ``HEAD_KEEP`` bytes and flagged with kind 3 (overlong) so
@@ -95,23 +114,23 @@ def _tokens(stream: IO[bytes], chunk_size: int, max_line: int) -> Iterator[tuple
             if skipping:
                 skipping = False
             elif text:
-                yield 0, line, text
+                yield 0, line, text, sep
             if sep == START_BLOCK:
-                yield 1, line, b""
+                yield 1, line, b"", sep
             elif sep == END_BLOCK:
-                yield 2, line, b""
+                yield 2, line, b"", sep
             else:
                 line += 1
             pos = m.end()
         buf = buf[pos:]
         if len(buf) > max_line:
             if not skipping:
-                yield 3, line, buf[:HEAD_KEEP]
+                yield 3, line, buf[:HEAD_KEEP], b""
                 skipping = True
             buf = buf[-1:] if buf.endswith(b"\r") else b""
         if eof:
             if buf and not skipping:
-                yield 0, line, buf
+                yield 0, line, buf, b""
             return
 
 
@@ -125,16 +144,27 @@ def iter_messages(
     current: RawMessage | None = None
     stray: Stray | None = None
     number = 0
-    for kind, line, data in _tokens(stream, chunk_size, max_message_bytes):
+    after = b""  # separator that ended the previous segment text of ``current``
+    for kind, line, data, sep in _tokens(stream, chunk_size, max_message_bytes):
         if kind in (1, 2):
             if current is not None:
                 yield current
                 current = None
             continue
         seg = data.strip(b" \t\x00")
+        name = seg[:3]
+        if (
+            current is not None and current.cr_only and after == b"\n" and kind == 0
+            and name != b"MSH" and name not in ENVELOPE
+        ):
+            # a message whose segments end with \r: a bare \n is data inside a field
+            # (e.g. NTE "take with\nfood"), not a segment break
+            current.join(data, max_message_bytes)
+            after = sep
+            continue
+        after = sep
         if not seg:
             continue
-        name = seg[:3]
         if name == b"MSH":
             if stray is not None:
                 yield stray
@@ -142,7 +172,7 @@ def iter_messages(
             if current is not None:
                 yield current
             number += 1
-            current = RawMessage(number, line)
+            current = RawMessage(number, line, cr_only=sep == b"\r")
             current.add(seg, line, max_message_bytes)
             if kind == 3:
                 current.oversize = True
