@@ -137,3 +137,23 @@ def test_folate_deficiency_anaemia_is_named_not_called_b12_deficiency() -> None:
 def test_documented_b12_deficiency_keeps_its_wording() -> None:
     got = _alerts(["metformin 500 mg"], ("Vitamin B12 deficiency",))
     assert "known B12 deficiency" in got["metformin"].summary
+
+
+# --- 4. text gaps --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "factor"),
+    [
+        ("Polyneuropathy due to diabetes", "peripheral_neuropathy"),
+        ("Polyneuropathy", "peripheral_neuropathy"),
+        ("Sensorimotor polyneuropathy", "peripheral_neuropathy"),
+        ("Gastric sleeve", "gastric_surgery"),
+        ("Status post gastric sleeve surgery", "gastric_surgery"),
+        ("Sleeve gastrectomy", "gastric_surgery"),
+        ("Gluten enteropathy", "malabsorption"),
+        ("Gluten-induced enteropathy", "malabsorption"),
+    ],
+)
+def test_text_gaps_closed(text: str, factor: str) -> None:
+    assert factor in _factors(text), text
