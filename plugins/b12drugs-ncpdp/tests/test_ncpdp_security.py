@@ -219,3 +219,29 @@ def test_ten_thousand_messages_stream_with_flat_memory() -> None:
     # 50x the messages must not cost more than a small constant more memory.
     assert big_peak < small_peak + 256 * 1024, (small_peak, big_peak)
     assert big_peak < 2 * 1024 * 1024
+
+
+def test_many_empty_elements_are_refused_with_bounded_memory() -> None:
+    """500,000 empty elements fit in 2 MB but would cost >100 MiB as nodes."""
+    flood = "<X/>" * 500_000
+    big = h.message_2017071("FLOOD").replace("<Header>", f"<Header>{flood}", 1)
+    data = h.container([h.message_2017071("A"), big, h.message_2017071("C")])
+    tracemalloc.start()
+    recs = records(data)
+    _, top = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    (rej,) = [r for r in recs if isinstance(r, Rejection)]
+    assert rej.location.pointer.startswith("message 2 /Message/Header/X")
+    assert "more than 20000 elements" in rej.reason
+    assert [o.id for o in recs if isinstance(o, Order)] == ["A", "C"]
+    assert top < 40 * 1024 * 1024
+
+
+def test_deep_nesting_is_refused_naming_the_xpath() -> None:
+    deep = "<D>" * 40 + "</D>" * 40
+    bad = h.message_2017071("DEEP").replace("<Header>", f"<Header>{deep}", 1)
+    recs = records(h.container([bad, h.message_2017071("C")]))
+    (rej,) = [r for r in recs if isinstance(r, Rejection)]
+    assert rej.location.pointer == "message 1 /Message/Header" + "/D" * 31
+    assert "nested more than 32 deep" in rej.reason
+    assert [o.id for o in recs if isinstance(o, Order)] == ["C"]

@@ -59,9 +59,10 @@ class NcpdpReader:
                 where = SourceLocation(file=file, line=item.line)
                 if item.node is None:
                     yield Rejection(
-                        location=where.model_copy(
-                            update={"pointer": f"message {item.index} /Message"}),
-                        reason=f"message larger than the {limit}-byte limit; not read",
+                        location=where.model_copy(update={
+                            "pointer": f"message {item.index} {item.xpath or '/Message'}"[:256]}),
+                        reason=item.reason
+                        or f"message larger than the {limit}-byte limit; not read",
                     )
                     continue
                 try:

@@ -43,6 +43,11 @@ from .tree import Node, local_name
 
 #: Default bound on the size of one message (bytes of XML).
 DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+#: Bounds on the tree built for one message: a byte bound alone lets a small message
+#: cost a lot of memory (500,000 empty elements fit in 2 MB and take >100 MiB as
+#: nodes).  A real SCRIPT message has a few hundred elements, nested about 8 deep.
+MAX_ELEMENTS = 20_000
+MAX_DEPTH = 32
 CHUNK = 64 * 1024
 
 _NAME = rb"(?:[A-Za-z_][\w.\-]*:)?"
@@ -57,6 +62,10 @@ class MessageItem:
     index: int
     line: int
     node: Node | None
+    #: why the message was not built (``node`` is ``None``) when not the byte bound,
+    #: and the XPath of the element where that was found
+    reason: str | None = None
+    xpath: str | None = None
 
 
 @dataclass
@@ -105,6 +114,8 @@ class _Target:
         self.names: list[str] = []
         self.stack: list[Node] = []
         self.discarding = False
+        self.elements = 0
+        self.refusal: tuple[str, str] | None = None  # (reason, xpath)
 
     # -- positions -------------------------------------------------------
     def line(self) -> int:
@@ -126,6 +137,15 @@ class _Target:
         self.depth += 1
         if self.in_message:
             self.names.append(name)
+            self.elements += 1
+            if not self.discarding and (
+                self.elements > MAX_ELEMENTS or len(self.names) > MAX_DEPTH
+            ):
+                what = (f"more than {MAX_ELEMENTS} elements" if self.elements > MAX_ELEMENTS
+                        else f"elements nested more than {MAX_DEPTH} deep")
+                self.refusal = (f"message has {what}; not read", self.xpath() or "/Message")
+                self.discarding = True
+                self.stack = []
             if not self.discarding:
                 node = Node(name, {local_name(k): v for k, v in attrib.items()} if attrib else None)
                 self.stack[-1].children.append(node)
@@ -142,6 +162,8 @@ class _Target:
             self.msg_start = pos
             self.names = [name]
             self.discarding = False
+            self.elements = 1
+            self.refusal = None
             self.stack = [Node(name)]
         elif depth == 1:
             self.out.append(OtherItem(name, self.line()))
@@ -152,7 +174,8 @@ class _Target:
         if self.in_message:
             if self.depth == self.msg_depth:
                 node = None if self.discarding else self.stack[0]
-                self.out.append(MessageItem(self.msg_index, self.msg_line, node))
+                reason, xpath = self.refusal or (None, None)
+                self.out.append(MessageItem(self.msg_index, self.msg_line, node, reason, xpath))
                 self.in_message = False
                 self.stack = []
                 self.names = []
