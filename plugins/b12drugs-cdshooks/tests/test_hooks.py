@@ -482,3 +482,33 @@ def test_order_select_of_an_unknown_order_says_it_was_not_checked(service: Servi
     assert "not found among the draft orders" in cards[0]["detail"]
     assert "not\\-in\\-the\\-bundle" in cards[0]["detail"] or "not-in-the-bundle" in (
         cards[0]["detail"])
+
+
+def test_fetch_on_demand_asks_for_a_full_page(service: Service, fhir: FhirEmulator) -> None:
+    """Servers page at their own default: fetch queries say how many entries to send."""
+    context, _ = _metformin_session()
+    body = hook_request("order-sign", context, {"patient": synthea()["patient"]},
+                        fhirServer=fhir.url, fhirAuthorization=_fhir_auth())
+    assert service.post(SIGN, body).status_code == 200
+    by_path = {p.split("?")[0]: p for p, _ in fhir.requests}
+    assert "_count=5000" in by_path["/fhir/MedicationRequest"]
+    assert "_count=5000" in by_path["/fhir/Condition"]
+    assert by_path["/fhir/Observation"].count("_count=") == 1  # the template's 20 newest
+
+
+@pytest.mark.parametrize("extra,reason", [
+    ({"link": [{"relation": "self", "url": "https://fhir.example.org/MedicationRequest"},
+               {"relation": "next", "url": "https://fhir.example.org/MedicationRequest?p=2"}]},
+     "first page"),
+    ({"total": 40}, "40 entries match"),
+])
+def test_truncated_medication_list_is_reported(service: Service, extra: dict[str, Any],
+                                               reason: str) -> None:
+    context, prefetch = _metformin_session()
+    prefetch["medications"].update(extra)
+    cards = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"]
+    assert cards[0]["source"]["topic"]["code"] == "metformin"
+    note = cards[-1]
+    assert note["indicator"] == "info"
+    assert "complete current medications" in note["summary"]
+    assert reason in note["detail"] and "incomplete" in note["detail"]

@@ -175,3 +175,14 @@ def test_left_out_detail_reaches_the_engine_as_info_without_a_card() -> None:
     # the same notices are in the run's report (for the audit/log), under the hook's ref
     info = [n for n in run.notices if n.kind == "info"]
     assert {n.order_id for n in info} == {"MedicationRequest/#0"}
+
+
+def test_prefetch_limit_marks_the_list_incomplete() -> None:
+    from b12drugs_cdshooks.prefetch import PatientData, _absorb
+
+    data = PatientData()
+    meds = {"resourceType": "Bundle", "entry": [
+        {"resource": {"resourceType": "MedicationRequest", "id": f"m{i}"}} for i in range(3)]}
+    _absorb(data, "medications", meds, 2)
+    assert len(data.medication_requests) == 2
+    assert "only the first 2 of 3" in data.incomplete["medications"]

@@ -173,6 +173,7 @@ class CDSHooksService:
             "deduped": suppressed,
             "fetched": len(data.fetched),
             "missing": len(data.missing),
+            "incomplete": len(data.incomplete),
         }
         return _Result([b.card for b in shown], stats)
 

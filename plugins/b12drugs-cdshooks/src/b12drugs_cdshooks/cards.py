@@ -236,10 +236,12 @@ class CardBuilder:
 
     def incomplete_card(self, data: PatientData, screening: Screening) -> BuiltCard | None:
         unreadable = screening.context_unreadable
-        if not (data.missing or unreadable) or not self._s.warn_missing_prefetch:
+        if not (data.missing or data.incomplete or unreadable) or not self._s.warn_missing_prefetch:
             return None
         what = [DESCRIPTIONS[k] for k in data.missing]
+        what += [f"the complete {DESCRIPTIONS[k]}" for k in data.incomplete]
         lines = [f"- {md(DESCRIPTIONS[k])}: {md(why)}" for k, why in data.missing.items()]
+        lines += [f"- {md(DESCRIPTIONS[k])}: {md(why)}" for k, why in data.incomplete.items()]
         if unreadable:
             what.append(f"{unreadable} unreadable condition/lab record(s)")
             lines.append(f"- {unreadable} condition or laboratory record(s) could not be read")

@@ -57,6 +57,7 @@ class PatientData:
     available: set[str] = field(default_factory=set)
     fetched: set[str] = field(default_factory=set)
     missing: dict[str, str] = field(default_factory=dict)  # key -> why
+    incomplete: dict[str, str] = field(default_factory=dict)  # key -> why (list truncated)
 
     def missing_descriptions(self) -> list[str]:
         return [DESCRIPTIONS[k] for k in PREFETCH if k in self.missing]
@@ -77,10 +78,44 @@ def _entries(bundle: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     return out
 
 
+def _truncation(key: str, bundle: dict[str, Any], limit: int) -> str | None:
+    """Why a searchset bundle holds less than the whole list, or ``None``.
+
+    A server pages its answer (``link`` with relation ``next``), says how many matched
+    (``total``) or sends more entries than the service reads (``max_prefetch_entries``).
+    The labs query asks for the 20 newest results on purpose, so a next page of older
+    labs is not a gap.
+    """
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        return None
+    if len(entries) > limit:
+        return f"incomplete: only the first {limit} of {len(entries)} entries were read"
+    if key == LABS:
+        return None
+    links = bundle.get("link")
+    if isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("relation") == "next" for link in links
+    ):
+        return "incomplete: the FHIR server sent only the first page of the list"
+    total = bundle.get("total")
+    matches = sum(
+        1 for e in entries
+        if isinstance(e, dict) and not (
+            isinstance(e.get("search"), dict) and e["search"].get("mode") == "include")
+    )
+    if isinstance(total, int) and not isinstance(total, bool) and total > matches:
+        return f"incomplete: {total} entries match but {matches} were sent"
+    return None
+
+
 def _absorb(data: PatientData, key: str, resource: dict[str, Any], limit: int) -> None:
     if key == PATIENT:
         data.patient = resource
         return
+    why = _truncation(key, resource, limit)
+    if why is not None:
+        data.incomplete[key] = why
     for r in _entries(resource, limit):
         rtype = r.get("resourceType")
         if key == MEDICATIONS:
@@ -94,9 +129,15 @@ def _absorb(data: PatientData, key: str, resource: dict[str, Any], limit: int) -
             data.observations.append(r)
 
 
-def query_url(base: str, key: str, context: Context) -> str:
-    """The FHIR query of a prefetch template, tokens replaced (ids URL-quoted)."""
+def query_url(base: str, key: str, context: Context, count: int | None = None) -> str:
+    """The FHIR query of a prefetch template, tokens replaced (ids URL-quoted).
+
+    Searches get ``_count=<count>`` unless the template sets one: servers page at their
+    own default (often 20), and the service reads only the first page.
+    """
     query = PREFETCH[key].replace("{{context.patientId}}", quote(context.patientId, safe=""))
+    if count is not None and "?" in query and "_count=" not in query:
+        query += f"&_count={count}"
     return f"{base.rstrip('/')}/{query}"
 
 
@@ -107,6 +148,7 @@ class Fetcher:
         self._allowed = set(settings.fhir_servers)
         self._timeout = settings.limits.fetch_timeout_seconds
         self._max_bytes = settings.limits.fetch_max_bytes
+        self._count = settings.limits.max_prefetch_entries
 
     def allowed(self, server: str | None) -> bool:
         return bool(server) and str(server).rstrip("/") in self._allowed
@@ -149,7 +191,7 @@ class Fetcher:
         assert request.fhirServer and request.fhirAuthorization
         token = request.fhirAuthorization.access_token
         deadline = time.monotonic() + self._timeout
-        urls = {k: query_url(request.fhirServer, k, context) for k in keys}
+        urls = {k: query_url(request.fhirServer, k, context, self._count) for k in keys}
         results: dict[str, dict[str, Any] | FetchError] = {}
         with ThreadPoolExecutor(max_workers=min(4, len(keys)) or 1) as pool:
             futures = {k: pool.submit(self._get, u, token, deadline) for k, u in urls.items()}
