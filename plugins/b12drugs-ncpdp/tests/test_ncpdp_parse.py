@@ -139,6 +139,7 @@ def test_bad_fields_are_rejected_naming_the_xpath(field: str, value: str, xpath:
                                 h.message_2017071("B")]))
     (rej,) = of(Rejection, recs)
     assert rej.location.pointer == f"message 1 {xpath}"
+    assert value[:4] not in rej.reason  # the field is named, its value never echoed
     assert [o.id for o in of(Order, recs)] == ["B"]
 
 
@@ -147,6 +148,13 @@ def test_bad_birth_date_names_patient_xpath() -> None:
     (rej,) = of(Rejection, records(h.message_2017071(patient=pat)))
     assert rej.location.pointer == (
         "message 1 /Message/Body/NewRx/Patient/HumanPatient/DateOfBirth/Date")
+    assert "19X5" not in rej.reason and "not a valid date" in rej.reason
+
+
+@pytest.mark.parametrize("days", ["ninety", "99999"])
+def test_days_supply_rejection_does_not_echo_the_value(days: str) -> None:
+    (rej,) = of(Rejection, records(h.message_2017071(days_supply=days)))
+    assert days not in rej.reason and "DaysSupply" in rej.location.pointer
 
 
 def test_long_sig_is_truncated_not_rejected() -> None:

@@ -50,6 +50,9 @@ from .tree import Node
 SHORT = 256
 _RXCUI = re.compile(r"^\d{1,10}$")
 _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})")
+#: Rejection reasons name the field (its XPath is the pointer), never its value:
+#: values are patient data and reports travel further than the input.
+_NOT_A_DATE = "not a valid date (expected YYYY-MM-DD); the value is not shown"
 
 #: Identification elements used as the patient id, most specific first.  Only
 #: identifiers unique to one patient are listed: payer/processor ids (PayerID,
@@ -104,11 +107,11 @@ def _date(node: Node | None, xpath: str) -> date | None:
         return None
     m = _DATE.match(raw)
     if m is None:
-        raise FieldError(xpath, f"not a date: {raw!r}")
+        raise FieldError(xpath, _NOT_A_DATE)
     try:
         return date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
-        raise FieldError(xpath, f"not a date: {raw!r}") from None
+        raise FieldError(xpath, _NOT_A_DATE) from None
 
 
 def _code_and_qualifier(
@@ -200,9 +203,9 @@ def _days_supply(med: Node, xpath: str) -> int | None:
     try:
         days = int(raw)
     except ValueError:
-        raise FieldError(f"{xpath}/DaysSupply", f"not a whole number of days: {raw!r}") from None
+        raise FieldError(f"{xpath}/DaysSupply", "not a whole number of days") from None
     if not 0 <= days <= 36500:
-        raise FieldError(f"{xpath}/DaysSupply", f"out of range (0-36500): {days}")
+        raise FieldError(f"{xpath}/DaysSupply", "out of range (0-36500 days)")
     return days
 
 
