@@ -289,3 +289,26 @@ def test_unavailable_knowledge_source_is_named_on_the_card(tmp_path: Path) -> No
     finally:
         live.stop()
         rxnav.shutdown()
+
+
+def test_alert_sinks_are_not_fed_by_the_cds_service(tmp_path: Path) -> None:
+    """Cards are the delivery channel: [[sinks]] of the config get nothing."""
+    sink = tmp_path / "alerts.jsonl"
+    config = Config(sinks=[{"name": "jsonl-file", "path": str(sink)}],
+                    plugin={"cdshooks": {"audit_db": str(tmp_path / "a.db")}})
+    live = LiveServer(create_app(config, insecure_no_auth=True), bound_socket()).start()
+    try:
+        req = hook_request("order-sign", {
+            "userId": "u", "patientId": "p",
+            "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": {
+                "resourceType": "MedicationRequest", "id": "x", "status": "draft",
+                "intent": "order", "subject": {"reference": "Patient/p"},
+                "medicationCodeableConcept": {"text": "metformin 500 mg oral tablet"}}}]}},
+            prefetch={"patient": None, "medications": None, "conditions": None, "labs": None})
+        resp = requests.post(live.url + SIGN, data=json.dumps(req), timeout=10,
+                             headers={"Content-Type": "application/json"})
+        assert resp.status_code == 200, resp.text
+        assert [c["source"]["topic"]["code"] for c in resp.json()["cards"]] == ["metformin"]
+        assert not sink.exists() or sink.read_text() == ""
+    finally:
+        live.stop()

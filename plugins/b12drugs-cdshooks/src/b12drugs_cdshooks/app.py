@@ -98,7 +98,10 @@ class CDSHooksService:
         self.manager = manager or get_plugin_manager()
         # One runtime for the service's life: knowledge base, resolvers (built once per
         # thread) and the resolution cache are shared by every call.
-        self.runtime = Runtime(config, self.manager)
+        # Without [[sinks]]: the cards are this service's delivery channel.  The engine
+        # would otherwise deliver every call's alerts (also those out of the hook's scope,
+        # and repeats of one encounter) to the sinks, on the event loop.
+        self.runtime = Runtime(config.model_copy(update={"sinks": ()}), self.manager)
         self.kb = self.runtime.kb
         self.fetcher = Fetcher(settings)
         self.screener = CallScreener(
