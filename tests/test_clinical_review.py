@@ -157,3 +157,45 @@ def test_documented_b12_deficiency_keeps_its_wording() -> None:
 )
 def test_text_gaps_closed(text: str, factor: str) -> None:
     assert factor in _factors(text), text
+
+
+# --- 5. false friends ------------------------------------------------------------------------
+
+
+def _classes(text: str) -> dict[str, tuple[str, ...]]:
+    report = screen([_order("1", text)], None, Config(policy=PolicyConfig(as_of=AS_OF)))
+    return {a.class_id: a.drugs for a in report.alerts}
+
+
+def _notices(text: str) -> list[str]:
+    report = screen([_order("1", text)], None, Config(policy=PolicyConfig(as_of=AS_OF)))
+    return [n.kind for n in report.notices]
+
+
+@pytest.mark.parametrize("text", ["5-aminosalicylate 1.2 g", "5 aminosalicylate 800 mg tablet",
+                                  "5-aminosalicylic acid 500 mg"])
+def test_5_aminosalicylate_is_mesalamine_not_pas(text: str) -> None:
+    assert _classes(text) == {}
+    assert "unresolved" not in _notices(text)
+
+
+def test_dph_is_not_read_as_phenytoin() -> None:
+    assert "phenytoin" not in _classes("DPH 25 mg capsule")
+    assert _classes("phenytoin 100 mg") == {"phenytoin": ("phenytoin",)}
+
+
+def test_zantac_360_is_famotidine_only() -> None:
+    assert _classes("Zantac 360 20 mg tablet") == {"h2_receptor_antagonists": ("famotidine",)}
+    assert _classes("Zantac 150 mg") == {"h2_receptor_antagonists": ("ranitidine",)}
+
+
+def test_celebyx_is_not_read_as_cerebyx() -> None:
+    assert "phenytoin" not in _classes("Celebyx 200 mg")
+    assert _classes("Cerebyx 500 mg") == {"phenytoin": ("fosphenytoin",)}
+    assert _classes("metformn 500 mg") == {"metformin": ("metformin",)}  # typos still read
+
+
+@pytest.mark.parametrize("text", ["pentobarbital 100 mg", "cinnarizine 25 mg", "Nembutal 50 mg"])
+def test_look_alikes_are_known_non_b12_drugs(text: str) -> None:
+    assert _classes(text) == {}
+    assert "unresolved" not in _notices(text)

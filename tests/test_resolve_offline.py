@@ -461,12 +461,16 @@ def test_fuzzy_refuses_ties_between_different_drugs() -> None:
 
 
 def test_fuzzy_refuses_a_classed_drug_near_a_known_other_drug() -> None:
-    # "abcdefghij" is 1 edit from the classed drug and 2 from the other one: the
-    # allowed radius at 10 letters is 1, so only the classed drug is in reach: accepted.
-    kb = _mini_kb(("a", "abcdefghik"), (None, "abcdefghzz"))
+    # "abcdefghij" is 1 edit from the classed drug and 3 from the other one: accepted.
+    kb = _mini_kb(("a", "abcdefghik"), (None, "abcdefgzzz"))
     r = OfflineResolver(kb)
     res = r.resolve([DrugQuery(texts=("abcdefghij",))])
     assert [m.name for v in res.values() for m in v.ingredients] == ["abcdefghik"]
+    # 1 edit from the classed drug but only 2 from the other one (one edit more than the
+    # best): refused, as "celebyx" between Cerebyx and Celebrex.
+    kb = _mini_kb(("a", "abcdefghik"), (None, "abcdefghzz"))
+    r = OfflineResolver(kb)
+    assert r.resolve([DrugQuery(texts=("abcdefghij",))]) == {}
     # At 14+ letters two edits are allowed, the other drug is within reach: refused,
     # even though the classed drug is closer.
     kb = _mini_kb(("a", "abcdefghijklmnop"), (None, "abcdefghijklmnzz"))

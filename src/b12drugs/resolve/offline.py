@@ -18,8 +18,10 @@ component that was not recognised: never a silent pass.  A query that resolves o
 known drugs without a B12 class is answered ``resolved=True`` ("checked, nothing found").
 
 The known non-B12 drugs of ``other_drugs.csv`` are part of the vocabulary precisely so
-that look-alike names (metoprolol/metformin, pentobarbital/phenobarbital) resolve to
-the right drug instead of a B12 class.
+that look-alike names (metoprolol/metformin, pentobarbital/phenobarbital,
+celecoxib's Celebrex/fosphenytoin's Cerebyx) resolve to the right drug, or are refused as
+ambiguous, instead of a B12 class; pentobarbital and cinnarizine are listed there by name
+only.
 """
 
 from __future__ import annotations
@@ -176,7 +178,10 @@ class FuzzyMatcher:
       at the start more often than typos do (phenobarbital/pentobarbital);
     * the best key is *clearly* better: no key naming other ingredients is as close;
     * when the best key names a drug with a B12 class or role, no known drug without
-      one (``other_drugs.csv``) lies within the allowed edits either.
+      one (``other_drugs.csv``) lies within the allowed edits either, nor within one
+      edit more than the best key: "celebyx" is 1 edit from Cerebyx (fosphenytoin) but
+      only 2 from Celebrex (celecoxib), so it is refused as ambiguous rather than read
+      as a B12-lowering drug (a wrong alert is worse than a visible "not recognised").
 
     Candidates come from symmetric-deletion indexes (one deletion for short words, two
     for long ones), built on first use; every candidate is then scored exactly.
@@ -187,6 +192,22 @@ class FuzzyMatcher:
         self._classified = classified
         self._deletes: dict[str, set[str]] | None = None
         self._deletes2: dict[str, set[str]] | None = None
+        self._plain: tuple[str, ...] | None = None
+
+    def _unclassified_near(self, q: str, names: set[str], limit: int) -> str | None:
+        """A key of a drug without a B12 class within ``limit`` edits of ``q``, if any."""
+        if self._plain is None:
+            self._plain = tuple(
+                k for k, h in self._vocab.keys.items() if not set(h.names) & self._classified
+            )
+        for k in self._plain:
+            if (
+                abs(len(k) - len(q)) <= limit
+                and osa_distance(q, k, limit) <= limit
+                and set(self._vocab.keys[k].names) != names
+            ):
+                return k
+        return None
 
     def _index(self, depth: int) -> dict[str, set[str]]:
         """The deletion index for one or two edits, built on first use."""
@@ -254,6 +275,15 @@ class FuzzyMatcher:
                         sim,
                         f"{k1!r} is close, but so is {k!r}, a drug without a B12 class",
                     )
+            near = self._unclassified_near(q, names, d1 + 1)
+            if near is not None:
+                return FuzzyResult(
+                    None,
+                    None,
+                    d1,
+                    sim,
+                    f"{k1!r} is close, but so is {near!r}, a drug without a B12 class",
+                )
         return FuzzyResult(k1, hit, d1, sim, f"read as {k1!r} ({d1} edit(s), similarity {sim:.2f})")
 
 

@@ -57,9 +57,13 @@ def fold(text: str) -> str:
 #: "MS"/"MSO4" (morphine or magnesium sulfate) and "CTX" (cyclophosphamide or
 #: ceftriaxone) are on the ISMP list of error-prone abbreviations and are left alone.
 #: "5-ASA" is mesalamine and must not fall through to "ASA" (aspirin); "PAS"/"4-ASA" is
-#: para-aminosalicylic acid.
+#: para-aminosalicylic acid; "5-aminosalicylate" is mesalamine too, not the PAS salt
+#: "aminosalicylate".  "Zantac 360" is famotidine (the brand name was reused after
+#: ranitidine's withdrawal), while bare "Zantac" stays ranitidine.
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     (r"5[\s-]?asa", "mesalamine"),
+    (r"5[\s-]?amino[\s-]?salicylates?", "mesalamine"),
+    (r"zantac[\s-]?360", "famotidine"),
     (r"5[\s-]?amino[\s-]?salicylic(?:\s+acid)?", "mesalamine"),
     (r"(?:4|p|para)[\s-]?amino[\s-]?salicylic(?:\s+acid)?", "aminosalicylic acid"),
     (r"4[\s-]?asa", "aminosalicylic acid"),
