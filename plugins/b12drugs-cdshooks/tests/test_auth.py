@@ -192,3 +192,56 @@ def test_unauthenticated_body_is_not_read(service: Service) -> None:
     # authentication comes first: a huge body from an unknown caller is refused as 401
     resp = service.post(SIGN, None, raw=b"x" * (4 * 1024 * 1024), auth=False)
     assert resp.status_code == 401
+
+
+def test_failing_jku_is_fetched_once_for_many_forged_tokens(
+        tmp_path: Any, make_token: TokenFactory) -> None:
+    """Concurrent and repeated tokens naming a broken jku cause one outbound fetch."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import requests
+    from b12drugs_cdshooks import create_app
+    from cds_support import LiveServer, bound_socket
+
+    from b12drugs.config import Config
+
+    hits: list[str] = []
+
+    class Broken(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            time.sleep(0.3)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    jwks = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    jwks.daemon_threads = True
+    threading.Thread(target=jwks.serve_forever, daemon=True).start()
+    jku = f"http://127.0.0.1:{jwks.server_address[1]}/jwks.json"
+    sock = bound_socket()
+    host, port = sock.getsockname()[:2]
+    base = f"http://{host}:{port}"
+    config = Config(plugin={"cdshooks": {
+        "base_url": base, "audit_db": str(tmp_path / "a.db"),
+        "issuers": {JKU_ISSUER: {"jku": [jku]}}}})
+    live = LiveServer(create_app(config), sock).start()
+    try:
+        def call(_: int) -> int:
+            token = make_token(base + DISCOVERY, iss=JKU_ISSUER, headers={"jku": jku})
+            return requests.get(base + DISCOVERY, timeout=10,
+                                headers={"Authorization": f"Bearer {token}"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(call, range(8))) == [401] * 8
+        assert [call(i) for i in range(5)] == [401] * 5
+        assert hits == ["/jwks.json"]
+    finally:
+        live.stop()
+        jwks.shutdown()

@@ -116,6 +116,8 @@ class KeyStore:
         self._cache_seconds = cache_seconds
         self._files: dict[str, dict[str, dict[str, Any]]] = {}
         self._urls: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._failures: dict[str, float] = {}  # url -> when a fetch last failed
+        self._url_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         for iss, conf in self._issuers.items():
             if conf.jwks_file:
@@ -143,22 +145,46 @@ class KeyStore:
             log.warning("JWK Set %s could not be fetched: %s", url, type(exc).__name__)
             raise _unauthorized("the JWK Set of the issuer could not be fetched") from None
 
-    def _from_url(self, url: str, kid: str, allow_fetch: bool) -> dict[str, Any] | None:
+    def _cached(self, url: str, kid: str) -> tuple[bool, dict[str, Any] | None]:
+        """``(True, key or None)`` when the cache (or a recent failure) decides."""
         now = time.monotonic()
         with self._lock:
             cached = self._urls.get(url)
+            failed_at = self._failures.get(url)
         if cached is not None:
             fetched_at, keys = cached
             fresh = now - fetched_at < self._cache_seconds
             if kid in keys and fresh:
-                return keys[kid]
+                return True, keys[kid]
             if fresh and now - fetched_at < _REFETCH_INTERVAL:
-                return keys.get(kid)
+                return True, keys.get(kid)
+        if failed_at is not None and now - failed_at < _REFETCH_INTERVAL:
+            # A failed fetch is remembered: forged tokens naming a trusted issuer must not
+            # turn the service into a stream of outbound requests.
+            raise _unauthorized("the JWK Set of the issuer could not be fetched")
+        return False, None
+
+    def _from_url(self, url: str, kid: str, allow_fetch: bool) -> dict[str, Any] | None:
+        decided, jwk = self._cached(url, kid)
+        if decided:
+            return jwk
         if not allow_fetch:
             raise NeedsFetch(url)
-        keys = self._fetch(url)
         with self._lock:
-            self._urls[url] = (now, keys)
+            url_lock = self._url_locks.setdefault(url, threading.Lock())
+        with url_lock:  # one fetch per URL in flight; the others wait for its outcome
+            decided, jwk = self._cached(url, kid)
+            if decided:
+                return jwk
+            try:
+                keys = self._fetch(url)
+            except Problem:
+                with self._lock:
+                    self._failures[url] = time.monotonic()
+                raise
+            with self._lock:
+                self._urls[url] = (time.monotonic(), keys)
+                self._failures.pop(url, None)
         return keys.get(kid)
 
     def key_for(self, iss: str, kid: str, jku: str | None, allow_fetch: bool = True
