@@ -462,3 +462,23 @@ def test_patient_context_public_api() -> None:
     assert patient_context(None, patient_id="x").id == "x"
     with pytest.raises(ValueError, match="patient id"):
         patient_context(None)
+
+
+@pytest.mark.parametrize(("birth", "expected"), [
+    ("1960", date(1960, 12, 31)),
+    ("1960-02", date(1960, 2, 29)),
+    ("1961-02", date(1961, 2, 28)),
+    ("1960-06-15", date(1960, 6, 15)),
+])
+def test_partial_birth_date_takes_the_latest_possible_day(birth: str, expected: date) -> None:
+    """"1960" must not become 1960-01-01: that overstates the age (wrong escalation)."""
+    ctx = patient_context(h.patient(birth=birth))
+    assert ctx.birth_date == expected
+
+
+def test_bad_partial_birth_month_is_rejected_without_the_value() -> None:
+    rejections: list[Rejection] = []
+    ctx = patient_context(h.patient(birth="1960-13"), rejections=rejections)
+    assert ctx.birth_date is None
+    assert [(r.location.pointer, r.reason) for r in rejections] == [
+        ("/birthDate", "not a valid calendar date")]

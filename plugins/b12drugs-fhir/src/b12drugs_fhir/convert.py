@@ -790,7 +790,7 @@ def lab_from_observation(resource: Mapping[str, Any], pointer: str = "") -> LabR
 
 
 def _patient_facts(patient: Mapping[str, Any], ptr: str) -> tuple[date | None, str | None]:
-    birth = get_date(patient, "birthDate", ptr)
+    birth = get_date(patient, "birthDate", ptr, latest=True)  # age never overstated
     gender = get_str(patient, "gender", ptr, max_len=MAX_SHORT)
     return birth, gender
 

@@ -9,6 +9,7 @@ deep in the conversion.  The converters catch it and yield a
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -118,11 +119,16 @@ def objects(obj: Mapping[str, Any], key: str, ptr: str) -> list[tuple[Mapping[st
     return out
 
 
-def get_date(obj: Mapping[str, Any], key: str, ptr: str) -> date | None:
+def get_date(
+    obj: Mapping[str, Any], key: str, ptr: str, *, latest: bool = False
+) -> date | None:
     """A FHIR ``date``/``dateTime``/``instant`` as a calendar date.
 
     Partial dates (``2019``, ``2019-04``) become the first day of their period: the
-    start of a medication is then never later than the sender said.
+    start of a medication is then never later than the sender said.  With ``latest``
+    they become the last day instead (``2019`` -> 2019-12-31): for a birth date, so
+    that age is never overstated (an overstated age escalates alerts wrongly); the
+    HL7 v2 plugin does the same.
     """
     raw = get_str(obj, key, ptr)
     if raw is None:
@@ -132,8 +138,14 @@ def get_date(obj: Mapping[str, Any], key: str, ptr: str) -> date | None:
         # The value is not echoed: a date of a patient's record is patient data.
         raise FhirDataError(f"{ptr}/{escape(key)}", "not a FHIR date or dateTime")
     try:
-        return date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
-    except ValueError:
+        year = int(m.group(1))
+        if not latest:
+            return date(year, int(m.group(2) or 1), int(m.group(3) or 1))
+        month = int(m.group(2) or 12)
+        if m.group(3):
+            return date(year, month, int(m.group(3)))
+        return date(year, month, calendar.monthrange(year, month)[1])
+    except (ValueError, calendar.IllegalMonthError):
         raise FhirDataError(f"{ptr}/{escape(key)}", "not a valid calendar date") from None
 
 
