@@ -512,3 +512,23 @@ def test_truncated_medication_list_is_reported(service: Service, extra: dict[str
     assert note["indicator"] == "info"
     assert "complete current medications" in note["summary"]
     assert reason in note["detail"] and "incomplete" in note["detail"]
+
+
+def test_current_medication_without_id_is_not_mistaken_for_a_draft(service: Service) -> None:
+    """A draft and a prefetched medication, both without id, at index 0: both count."""
+    data = synthea()
+    colch = synthea("synthea_colchicine.json")
+    metformin = next(m for m in data["medicationRequests"]
+                     if "Metformin" in m["medicationCodeableConcept"]["text"])
+    colchicine = next(m for m in colch["medicationRequests"]
+                      if "Colchicine" in m["medicationCodeableConcept"]["text"])
+    new = draft(metformin, "x")
+    new.pop("id")
+    current = dict(colchicine, subject={"reference": "Patient/danae"})
+    current.pop("id")
+    context = {"userId": "Practitioner/dr-1", "patientId": "danae",
+               "draftOrders": bundle([new])}
+    prefetch = full_prefetch(data, meds=[current])
+    cards = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"]
+    assert cards[0]["source"]["topic"]["code"] == "metformin"
+    assert "several B12-lowering drugs" in cards[0]["detail"]

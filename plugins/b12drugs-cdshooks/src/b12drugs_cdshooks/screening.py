@@ -12,7 +12,8 @@ alerts are returned depends on the hook:
 * ``patient-view``: every alert on the active medication list.
 
 Order ids are the FHIR references (``MedicationRequest/103``) so that they match
-``context.selections``; a draft without an id gets ``MedicationRequest/#<index>``.
+``context.selections``; a draft without an id gets ``MedicationRequest/#<index>``, a
+prefetched medication without an id ``MedicationRequest/#prefetch-<index>``.
 A selection also matches a draft by the entry's ``fullUrl`` (``urn:uuid:...``); a
 selection that matches no draft MedicationRequest is reported (the "could not be
 checked" card), never silently dropped.
@@ -61,11 +62,14 @@ class Screening:
     medication_orders_in_scope: int = 0
 
 
-def _ref(resource: dict[str, Any], index: int) -> str:
+def _ref(resource: dict[str, Any], index: int, prefix: str = "") -> str:
+    """``MedicationRequest/<id>``, or a synthetic ``MedicationRequest/#<prefix><index>``
+    (``#`` cannot occur in a FHIR id).  Drafts and prefetched medications use distinct
+    prefixes so that two resources without id never share a key."""
     rid = resource.get("id")
     if isinstance(rid, str) and rid:
         return f"MedicationRequest/{rid}"
-    return f"MedicationRequest/#{index}"
+    return f"MedicationRequest/#{prefix}{index}"
 
 
 _TYPED_REF = re.compile(r"^([A-Z][A-Za-z]+)/[^/]+$")
@@ -198,7 +202,7 @@ class CallScreener:
         draft_refs = {ref for ref, _, _ in drafts}
         current: list[tuple[str, str, dict[str, Any]]] = []
         for i, res in enumerate(data.medication_requests):
-            ref = _ref(res, i)
+            ref = _ref(res, i, "prefetch-")
             if ref not in draft_refs:
                 current.append((ref, f"/prefetch/medications/entry/{i}/resource", res))
         if len(current) > self._max_orders:
