@@ -344,3 +344,56 @@ def test_fully_recognised_message_has_no_warning(tmp_path: Path) -> None:
         ack = client.send(GOOD)
     assert ack.code == "AA" and "screened 1, skipped 0" in ack.text
     assert b"\rERR" not in ack.raw
+
+
+def test_connections_beyond_max_connections_are_closed_at_once(tmp_path: Path) -> None:
+    with _listener(tmp_path, max_connections=2) as bg:
+        held = [MLLPClient(bg.host, bg.port) for _ in range(2)]
+        try:
+            assert held[0].send(GOOD).code == "AA"  # both held connections are served
+            assert held[1].send(GOOD).code == "AA"
+            extra = socket.create_connection((bg.host, bg.port), timeout=10)
+            try:
+                assert extra.recv(10) == b""  # closed by the server without an answer
+            finally:
+                extra.close()
+            assert bg.listener.stats.refused_connections == 1
+            assert held[0].send(GOOD).code == "AA"  # the held ones still work
+        finally:
+            for c in held:
+                c.close()
+        deadline = time.monotonic() + 10
+        while bg.listener._open and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with MLLPClient(bg.host, bg.port) as again:  # slots are freed on close
+            assert again.send(GOOD).code == "AA"
+
+
+def test_slow_sender_is_cut_off_by_the_frame_time_limit(tmp_path: Path) -> None:
+    """One byte every 0.1 s never trips the 1 s idle timeout, but the frame must be
+    complete within frame_timeout."""
+    with _listener(tmp_path, idle_timeout=1.0, frame_timeout=0.5) as bg:
+        sock = socket.create_connection((bg.host, bg.port), timeout=10)
+        started = time.monotonic()
+        closed = False
+        try:
+            for byte in frame(GOOD):
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.1)
+                if time.monotonic() - started > 5:
+                    break
+            if not closed:
+                sock.settimeout(5)
+                try:
+                    closed = sock.recv(10) == b""
+                except OSError:
+                    closed = True
+        finally:
+            sock.close()
+        assert closed
+        assert time.monotonic() - started < 5
+        assert bg.listener.stats.messages == 0

@@ -15,7 +15,14 @@ import click
 from b12drugs.errors import B12DrugsError, ConfigError
 
 from .framing import RawMessage, iter_messages
-from .listener import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, Listener, serve
+from .listener import (
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Listener,
+    serve,
+)
 
 EXIT_USAGE, EXIT_INPUT = 2, 3
 
@@ -48,6 +55,21 @@ def hl7_group() -> None:
     show_default=True,
     help="Close a connection after this many silent seconds.",
 )
+@click.option(
+    "--frame-timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_FRAME_TIMEOUT,
+    show_default=True,
+    help="Close a connection whose frame is not complete this many seconds after its "
+    "first byte (slow senders).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Connections served at once; more are closed immediately.",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log each message (control id, ACK, timing).")
 def listen(
@@ -57,6 +79,8 @@ def listen(
     sink_path: str | None,
     max_message_bytes: int,
     idle_timeout: float,
+    frame_timeout: float,
+    max_connections: int,
     workers: int,
     verbose: bool,
 ) -> None:
@@ -86,6 +110,8 @@ def listen(
                 sink_path=sink_path,
                 max_message_bytes=max_message_bytes,
                 idle_timeout=idle_timeout,
+                frame_timeout=frame_timeout,
+                max_connections=max_connections,
                 workers=workers,
                 ready=ready,
             )

@@ -36,12 +36,16 @@ from b12drugs.records import Record
 from .ack import AckDecision, build_ack
 from .framing import RawMessage, iter_messages
 from .message import Header, MessageResult, Problem, read_message
-from .mllp import Frame, frame, read_frames
+from .mllp import Frame, FrameTimeout, frame, read_frames
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
+#: Seconds a sender has to complete one frame once its first byte arrived.
+DEFAULT_FRAME_TIMEOUT = 60.0
+#: Connections served at once; more are closed at once (and logged).
+DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_SINK = "jsonl-file"
 DEFAULT_SINK_PATH = "b12drugs-alerts.jsonl"
 
@@ -110,6 +114,7 @@ class Stats:
     acks: dict[str, int] = field(default_factory=lambda: {"AA": 0, "AE": 0, "AR": 0})
     alerts: int = 0
     connections: int = 0
+    refused_connections: int = 0
 
 
 class Listener:
@@ -128,6 +133,8 @@ class Listener:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         workers: int = 4,
         screen: ScreenFn | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
     ):
         self.host = host
         self.port = port
@@ -138,6 +145,9 @@ class Listener:
         )
         self.max_message_bytes = max_message_bytes
         self.idle_timeout = idle_timeout
+        self.frame_timeout = frame_timeout
+        self.max_connections = max_connections
+        self._open = 0  # connections being served (touched on the event loop only)
         self.stats = Stats()
         self._screen = screen or self._default_screen
         # the listener delivers to its own sinks; the engine must not deliver again
@@ -263,15 +273,34 @@ class Listener:
             self._tasks.add(task)
         addr = writer.get_extra_info("peername")
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else "peer"
+        if self._open >= self.max_connections:
+            self.stats.refused_connections += 1
+            log.warning(
+                "refusing connection from %s: %d connections open (max_connections=%d)",
+                peer, self._open, self.max_connections,
+            )
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._tasks.discard(task)
+            return
+        self._open += 1
         self.stats.connections += 1
         loop = asyncio.get_running_loop()
         try:
             async for data in read_frames(
-                reader, max_bytes=self.max_message_bytes, idle_timeout=self.idle_timeout
+                reader,
+                max_bytes=self.max_message_bytes,
+                idle_timeout=self.idle_timeout,
+                frame_timeout=self.frame_timeout,
             ):
                 ack = await loop.run_in_executor(self._executor, self.process, data, peer)
                 writer.write(frame(ack))
                 await writer.drain()
+        except FrameTimeout:
+            log.warning("closing connection from %s: frame not complete within %ss",
+                        peer, self.frame_timeout)
         except asyncio.TimeoutError:
             log.info("closing idle connection from %s", peer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -279,6 +308,7 @@ class Listener:
         except asyncio.CancelledError:
             pass
         finally:
+            self._open -= 1
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -318,6 +348,8 @@ async def serve(
     workers: int = 4,
     ready: Callable[[Listener], None] | None = None,
     stop: asyncio.Event | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
 ) -> Listener:
     """Run a listener until SIGINT/SIGTERM (or ``stop`` is set); returns it stopped."""
     listener = Listener(
@@ -329,6 +361,8 @@ async def serve(
         max_message_bytes=max_message_bytes,
         idle_timeout=idle_timeout,
         workers=workers,
+        max_connections=max_connections,
+        frame_timeout=frame_timeout,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -29,23 +29,48 @@ def frame(message: bytes) -> bytes:
     return START_BLOCK + message + FRAME_END
 
 
+class FrameTimeout(asyncio.TimeoutError):
+    """A frame was not complete within the per-frame time limit."""
+
+
 async def read_frames(
     reader: asyncio.StreamReader,
     *,
     max_bytes: int,
     idle_timeout: float | None,
+    frame_timeout: float | None = None,
     chunk_size: int = 64 * 1024,
 ) -> AsyncIterator[Frame]:
     """Yield each frame received on ``reader`` until EOF or ``idle_timeout`` seconds of
-    silence (raises :class:`TimeoutError` then)."""
+    silence (raises :class:`TimeoutError` then).
+
+    The idle timeout restarts with every chunk, so a sender trickling one byte at a
+    time (slow-loris) would hold the connection for ever: ``frame_timeout`` bounds the
+    total time from a frame's first byte (after the previous frame) to its end block
+    (raises :class:`FrameTimeout`)."""
+    loop = asyncio.get_running_loop()
     inside = False
     parts: list[bytes] = []
     size = 0
     oversize = False
+    deadline: float | None = None  # set when the bytes of the next frame start
     while True:
-        chunk = await asyncio.wait_for(reader.read(chunk_size), idle_timeout)
+        wait = idle_timeout
+        if deadline is not None:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise FrameTimeout
+            wait = left if wait is None else min(wait, left)
+        try:
+            chunk = await asyncio.wait_for(reader.read(chunk_size), wait)
+        except asyncio.TimeoutError:
+            if deadline is not None and loop.time() >= deadline:
+                raise FrameTimeout from None
+            raise
         if not chunk:
             return
+        if deadline is None and frame_timeout is not None:
+            deadline = loop.time() + frame_timeout
         pos = 0
         n = len(chunk)
         while pos < n:
@@ -71,3 +96,7 @@ async def read_frames(
             yield Frame(b"".join(parts), size, oversize)
             inside, parts = False, []
             pos = end + 1
+            # the clock of the next frame starts with its first byte
+            deadline = None
+            if frame_timeout is not None and pos < n:
+                deadline = loop.time() + frame_timeout
