@@ -199,3 +199,59 @@ def test_celebyx_is_not_read_as_cerebyx() -> None:
 def test_look_alikes_are_known_non_b12_drugs(text: str) -> None:
     assert _classes(text) == {}
     assert "unresolved" not in _notices(text)
+
+
+# --- 6. topical, ophthalmic and otic products raise no systemic alert --------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "gentamicin 0.1% cream", "gentamicin ointment", "Neosporin ointment",
+        "Tobradex eye drops", "neomycin/polymyxin/dexamethasone eye drops",
+        "tobramycin 0.3% ophthalmic solution", "neomycin otic suspension",
+        "ciprofloxacin/gentamicin ear drops", "fluorouracil 5% cream", "Efudex 5% cream",
+        "Efudex", "Carac 0.5% cream", "Mitosol 0.2 mg kit", "fluorouracil topical solution",
+        "gentamicin sulfate 0.3% solution for eye",
+    ],
+)
+def test_local_products_raise_no_systemic_alert(text: str) -> None:
+    got = _classes(text)
+    assert "aminoglycosides" not in got and "cytostatics" not in got, text
+
+
+@pytest.mark.parametrize("route", ["ophthalmic", "Topical", "OTIC", "cutaneous"])
+def test_order_route_field_is_used(route: str) -> None:
+    report = screen([_order("1", "gentamicin 0.3%", route=route)], None,
+                    Config(policy=PolicyConfig(as_of=AS_OF)))
+    assert report.alerts == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "route", "class_id"),
+    [
+        ("neomycin 500 mg tablet", None, "aminoglycosides"),
+        ("gentamicin 80 mg injection", "intravenous", "aminoglycosides"),
+        ("fluorouracil 500 mg/m2 injection", None, "cytostatics"),
+        ("capecitabine 500 mg tablet", "oral", "cytostatics"),
+        ("methotrexate 2.5 mg tablet", "oral", "cytostatics"),
+    ],
+)
+def test_systemic_products_still_alert(text: str, route: str | None, class_id: str) -> None:
+    report = screen([_order("1", text, route=route)], None,
+                    Config(policy=PolicyConfig(as_of=AS_OF)))
+    assert class_id in {a.class_id for a in report.alerts}
+
+
+def test_metformin_gel_name_is_not_excluded() -> None:
+    # exclude_routes applies only to the classes that list it.
+    assert "metformin" in _classes("metformin 500 mg gel-coated tablet")
+
+
+def test_exclude_routes_loaded_from_data() -> None:
+    from b12drugs.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    assert set(kb.classes["aminoglycosides"].exclude_routes) == {"topical", "ophthalmic", "otic"}
+    assert set(kb.classes["cytostatics"].exclude_routes) == {"topical", "ophthalmic", "otic"}
+    assert kb.classes["metformin"].exclude_routes == ()

@@ -44,6 +44,7 @@ CLASSES_HEADER = [
     "long_term_days",
     "min_daily_dose_mg",
     "references",
+    "exclude_routes",
 ]
 OTHER_HEADER = ["ingredient", "rxcui", "synonyms", "brands", "category", "rxcui_source", "note"]
 RISK_HEADER = ["risk_factor", "system", "code", "pattern", "source"]
@@ -218,6 +219,11 @@ def test_class_definitions(classes: list[dict[str, str]]) -> None:
     assert [c for c, r in by_id.items() if r["min_daily_dose_mg"]] == ["ascorbic_acid"]
     assert "methylmalonic" in by_id["nitrous_oxide"]["monitoring"].lower()
     assert "homocysteine" in by_id["nitrous_oxide"]["monitoring"].lower()
+    for cid, row in by_id.items():
+        assert set(_split(row["exclude_routes"])) <= {"topical", "ophthalmic", "otic"}, cid
+    assert [c for c, r in by_id.items() if r["exclude_routes"]] == [
+        "cytostatics", "aminoglycosides"
+    ]
 
 
 def test_alert_rows_have_evidence_and_reference(drug_map: list[dict[str, str]]) -> None:

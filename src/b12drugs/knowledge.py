@@ -68,8 +68,11 @@ class ClassDef(BaseModel):
     long_term_days: int | None = None
     min_daily_dose_mg: float | None = None
     references: tuple[str, ...] = ()
+    #: Local routes (``topical``, ``ophthalmic``, ``otic``) whose products do not raise
+    #: this class's alert: the mechanism is gut malabsorption or mucosal/systemic toxicity.
+    exclude_routes: tuple[str, ...] = ()
 
-    @field_validator("atc_prefixes", "atc_exclude", mode="before")
+    @field_validator("atc_prefixes", "atc_exclude", "exclude_routes", mode="before")
     @classmethod
     def _lists(cls, v: object) -> object:
         return _split(v) if isinstance(v, str) else v
@@ -144,6 +147,7 @@ def read_classes(path: Path) -> list[ClassDef]:
                     float(row["min_daily_dose_mg"]) if row.get("min_daily_dose_mg") else None
                 ),
                 references=row.get("references", ""),  # type: ignore[arg-type]
+                exclude_routes=row.get("exclude_routes", ""),  # type: ignore[arg-type]
             )
         )
     return out

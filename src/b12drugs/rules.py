@@ -25,11 +25,22 @@ prescriber not to give the rescue would be dangerous).  Instead the cytostatic a
 that the rescue does not treat B12 deficiency.  Folic acid or levomefolate beside the
 cytostatic still raises ``folate_masking``.
 
+Local products do not raise systemic alerts: a class may list ``exclude_routes``
+(``data/drug_classes.csv``; aminoglycosides and cytostatics: ``topical;ophthalmic;otic``)
+because its mechanism is gut malabsorption (clinical.md: "mainly oral neomycin") or
+mucosal damage from systemic exposure, which a cream, eye drop or ear drop does not
+give.  The route is read from ``Order.route`` and from route words in the order text
+(cream, ointment, gel, lotion, eye/ear drops, ophthalmic, otic, topical, cutaneous ...)
+and a short list of brands sold only for local use (:data:`LOCAL_BRANDS`: Efudex, Carac,
+Tolak, Mitosol, Neosporin, Tobradex, Maxitrol).  A brand-only order of another local
+product without a route word still alerts (the safe direction).
+
 One alert per patient and class, listing every contributing order.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import date
 
@@ -49,6 +60,50 @@ RESCUE_PARTNERS = frozenset(
     {"methotrexate", "pemetrexed", "pralatrexate", "raltitrexed", "fluorouracil",
      "capecitabine", "tegafur"}
 )
+#: Route words in an order's route or text, by local route.
+_ROUTE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ophthalmic", re.compile(
+        r"\bophthalmic|\bophth?\b|\beye[\s-]?(?:drops?|ointment|gel|solution|suspension)"
+        r"|\bsolution for (?:the )?eye|\bconjunctival|\bocular\b|\bintraocular",
+        re.IGNORECASE)),
+    ("otic", re.compile(
+        r"\botic\b|\bauricular|\bear[\s-]?(?:drops?|solution|suspension)", re.IGNORECASE)),
+    ("topical", re.compile(
+        r"\btopical|\bcutaneous|\bdermal\b|\bcream\b|\bointment|\bgel\b|\blotion"
+        r"|\bexternal use|\bapply to (?:the )?(?:skin|affected)", re.IGNORECASE)),
+)
+#: Brands sold only as local (skin, eye, surgical-site) products.
+LOCAL_BRANDS: dict[str, str] = {
+    "efudex": "topical", "carac": "topical", "tolak": "topical", "neosporin": "topical",
+    "mitosol": "ophthalmic", "tobradex": "ophthalmic", "maxitrol": "ophthalmic",
+}
+_LOCAL_BRAND = re.compile(r"\b(" + "|".join(LOCAL_BRANDS) + r")\b", re.IGNORECASE)
+_SYSTEMIC = re.compile(r"\btransdermal|\b(?:oral|tablets?|capsules?|inject|intraven|\biv\b)",
+                       re.IGNORECASE)
+
+
+def local_routes(order: Order) -> set[str]:
+    """The local routes (topical, ophthalmic, otic) an order's route or text names."""
+    found: set[str] = set()
+    displays = tuple(c.display or "" for c in order.codings)
+    for text in (order.route or "", order.text or "", *displays):
+        if not text or _SYSTEMIC.search(text):
+            continue
+        found |= {route for route, pattern in _ROUTE_WORDS if pattern.search(text)}
+    m = _LOCAL_BRAND.search(order.text or "")
+    if m and not _SYSTEMIC.search(order.route or ""):
+        found.add(LOCAL_BRANDS[m.group(1).lower()])
+    return found
+
+
+def _systemic(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
+    """Drop orders given by a route the class excludes (``exclude_routes``)."""
+    if not cls.exclude_routes:
+        return findings
+    excluded = set(cls.exclude_routes)
+    return [f for f in findings if not local_routes(f.order) & excluded]
+
+
 _RESCUE_NOTE = (
     "**Folinic acid rescue:** leucovorin/levoleucovorin given with this cytostatic is "
     "rescue or modulation and must not be withheld, but it does not treat B12 "
@@ -148,7 +203,7 @@ def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
     for cls in kb.alert_classes():
         if cls.class_id in disabled or cls.class_id not in groups:
             continue
-        found = _dose_qualifies(cls, groups[cls.class_id])
+        found = _systemic(cls, _dose_qualifies(cls, groups[cls.class_id]))
         if found:
             present[cls.class_id] = found
     if not present:
