@@ -56,10 +56,11 @@ class Screening:
     labels: dict[str, str] = field(default_factory=dict)  # order ref -> display text
     context_unreadable: int = 0  # conditions / observations that could not be read
     orders_read: int = 0
-    info: list[str] = field(default_factory=list)  # in-scope remarks (no card), e.g. dosage
+    # In-scope remarks that make no card (optional detail left out, e.g. a dosage): kept
+    # so that the "identity vs detail" behaviour is visible to callers and tests.
+    info: list[str] = field(default_factory=list)
     # order-select selections that match no draft MedicationRequest (by id or fullUrl)
     unmatched_selections: list[str] = field(default_factory=list)
-    medication_orders_in_scope: int = 0
 
 
 def _ref(resource: dict[str, Any], index: int, prefix: str = "") -> str:
@@ -240,8 +241,7 @@ class CallScreener:
         result = Screening(patient=patient, scope=scope, labels=labels,
                            unmatched_selections=unmatched,
                            orders_read=report.counts.read,
-                           context_unreadable=len(unreadable),
-                           medication_orders_in_scope=len(scope))
+                           context_unreadable=len(unreadable))
         result.alerts = [a for a in report.alerts if scope.intersection(a.orders)]
         seen_unavailable: set[str] = set()
         for n in report.notices:
