@@ -105,3 +105,12 @@ def test_single_attacked_file_is_an_input_error_notice_not_a_crash(
     assert report.alerts == ()
     assert report.counts.rejected >= 1
     assert any("DTD" in n.message for n in report.notices)
+
+
+def test_two_medications_of_one_newrx_both_alert(tmp_path: Path) -> None:
+    meds = (h.medication_2017071(),
+            h.medication_2017071(db_code=h.OMEPRAZOLE_SCD, ndc=None,
+                                 description="Omeprazole 20 MG Delayed Release Oral Capsule"))
+    report = screen_xml(tmp_path, h.message_2017071("TWO", medications=meds))
+    assert report.counts.read == report.counts.screened == 2
+    assert {a.class_id for a in report.alerts} >= {"metformin", "proton_pump_inhibitors"}

@@ -314,3 +314,32 @@ def test_shared_payer_identifiers_never_merge_patients() -> None:
 def test_record_number_is_qualified_by_the_sender() -> None:
     (patient,) = of(PatientContext, records(h.message_106(patient_id="ACC-7")))
     assert patient.id == "PRESC1:ACC-7"
+
+
+def test_every_medication_of_a_newrx_is_read() -> None:
+    meds = (h.medication_2017071(),
+            h.medication_2017071(db_code=h.OMEPRAZOLE_SCD, ndc=None,
+                                 description="Omeprazole 20 MG Delayed Release Oral Capsule"))
+    recs = records(h.message_2017071("TWO", medications=meds))
+    assert [(o.id, o.rxnorm_codes()) for o in of(Order, recs)] == [
+        ("TWO#1", (h.METFORMIN_SCD,)), ("TWO#2", (h.OMEPRAZOLE_SCD,))]
+    assert of(Rejection, recs) == []
+
+
+def test_every_dispensed_medication_of_an_rxfill_is_read() -> None:
+    meds = (h.medication_2017071(element="MedicationDispensed"),
+            h.medication_2017071(element="MedicationDispensed", db_code=h.OMEPRAZOLE_SCD,
+                                 ndc=None, description="omeprazole 20 mg capsule"))
+    recs = records(h.message_2017071("FILL", transaction="RxFill", medications=meds))
+    assert [o.id for o in of(Order, recs)] == ["FILL#1", "FILL#2"]
+
+
+def test_a_second_transaction_in_the_body_is_reported_not_dropped() -> None:
+    xml = h.message_2017071("B2").replace(
+        "</NewRx></Body>", "</NewRx><NewRx><MedicationPrescribed><DrugDescription>omeprazole"
+        "</DrugDescription></MedicationPrescribed></NewRx></Body>")
+    recs = records(xml)
+    assert [o.id for o in of(Order, recs)] == ["B2"]
+    (rej,) = of(Rejection, recs)
+    assert rej.location.pointer == "message 1 /Message/Body/NewRx[2]"
+    assert "was not read" in rej.reason

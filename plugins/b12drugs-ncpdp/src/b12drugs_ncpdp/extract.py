@@ -39,6 +39,7 @@ from b12drugs.models import (
     Condition,
     Order,
     PatientContext,
+    Rejection,
     Skip,
     SourceLocation,
     normalize_ndc,
@@ -83,7 +84,7 @@ class MessageRecords:
 
     message_id: str
     patient: PatientContext | None
-    records: list[Order | Skip] = field(default_factory=list)
+    records: list[Order | Skip | Rejection] = field(default_factory=list)
 
 
 def _text(node: Node | None, xpath: str, limit: int = SHORT) -> str | None:
@@ -261,13 +262,16 @@ def _patient(
 def _medications(tx: Node) -> list[tuple[Node, str]]:
     """(medication element, status) pairs for a transaction with a prescription."""
     name = tx.name
+    # Every medication element is read: a message carrying more than one must not have
+    # the others dropped silently.
     if name == "NewRx":
-        return [(m, "active") for m in tx.children_named("MedicationPrescribed")][:1]
+        return [(m, "active") for m in tx.children_named("MedicationPrescribed")]
     if name in ("RxFill", "RxRenewalRequest"):
-        med = tx.child("MedicationDispensed") or tx.child("MedicationPrescribed")
-        return [(med, "active")] if med is not None else []
+        meds = list(tx.children_named("MedicationDispensed")) or list(
+            tx.children_named("MedicationPrescribed"))
+        return [(m, "active") for m in meds]
     if name == "RxChangeRequest":
-        out = [(m, "active") for m in tx.children_named("MedicationPrescribed")][:1]
+        out = [(m, "active") for m in tx.children_named("MedicationPrescribed")]
         out += [(m, "draft") for m in tx.children_named("MedicationRequested")]
         return out
     return []
@@ -286,6 +290,17 @@ def read_message(node: Node, index: int, location: SourceLocation) -> MessageRec
     tx = body.children[0]
     txpath = f"/Message/Body/{tx.name}"
     here = location.model_copy(update={"pointer": f"message {index} {txpath}"})
+    # A Body holds one transaction; any further one is reported, never dropped silently.
+    extra: list[Rejection] = [
+        Rejection(
+            location=location.model_copy(update={
+                "pointer": f"message {index} /Message/Body/{other.name}[{k}]"[:256]}),
+            reason=f"a Body holds one transaction: this further <{other.name}> "
+                   f"(child {k} of Body) was not read",
+            record_id=message_id,
+        )
+        for k, other in enumerate(body.children[1:], start=2)
+    ]
     meds = _medications(tx)
     if not meds:
         if tx.name == "CancelRx":
@@ -298,7 +313,7 @@ def read_message(node: Node, index: int, location: SourceLocation) -> MessageRec
         else:
             reason = f"{tx.name}: this transaction carries no prescription to screen"
         return MessageRecords(message_id, None, [Skip(location=here, reason=reason,
-                                                      record_id=message_id)])
+                                                      record_id=message_id), *extra])
     sender = _text(node.find("Header/From"), "/Message/Header/From")
     patient_id, context = _patient(tx, txpath, message_id, sender)
     if tx.name == "RxFill":
@@ -306,8 +321,8 @@ def read_message(node: Node, index: int, location: SourceLocation) -> MessageRec
         if status_node is not None and status_node.child("NotDispensed") is not None:
             reason = "RxFill: the pharmacy reports the prescription NotDispensed; not screened"
             return MessageRecords(message_id, context, [Skip(location=here, reason=reason,
-                                                             record_id=message_id)])
-    records: list[Order | Skip] = []
+                                                             record_id=message_id), *extra])
+    records: list[Order | Skip | Rejection] = []
     conditions: list[Condition] = []
     for n, (med, status) in enumerate(meds):
         mpath = f"{txpath}/{med.name}"
@@ -337,4 +352,4 @@ def read_message(node: Node, index: int, location: SourceLocation) -> MessageRec
         context = context.model_copy(update={"conditions": tuple(conditions)})
     elif context is None and conditions:
         context = PatientContext(id=patient_id, conditions=tuple(conditions))
-    return MessageRecords(message_id, context, records)
+    return MessageRecords(message_id, context, [*records, *extra])
