@@ -255,3 +255,8 @@ def test_exclude_routes_loaded_from_data() -> None:
     assert set(kb.classes["aminoglycosides"].exclude_routes) == {"topical", "ophthalmic", "otic"}
     assert set(kb.classes["cytostatics"].exclude_routes) == {"topical", "ophthalmic", "otic"}
     assert kb.classes["metformin"].exclude_routes == ()
+
+
+def test_topical_fluorouracil_does_not_make_folinic_acid_a_rescue() -> None:
+    got = _alerts(["fluorouracil 5% cream", "leucovorin 15 mg"], ("Pernicious anemia",))
+    assert got["folate_masking"].drugs == ("leucovorin",)

@@ -175,9 +175,11 @@ def _ingredients(findings: Sequence[OrderFindings]) -> set[str]:
 
 
 def _rescue(case: PatientCase) -> bool:
-    """True when the patient has an antifolate/fluoropyrimidine cytostatic and folinic acid."""
+    """True when the patient has a systemic antifolate/fluoropyrimidine cytostatic and
+    folinic acid (a fluorouracil cream needs no rescue)."""
     names = _ingredients(case.findings)
-    return bool(names & RESCUE_PARTNERS) and bool(names & FOLINIC_ACIDS)
+    systemic = _ingredients([f for f in case.findings if not local_routes(f.order)])
+    return bool(systemic & RESCUE_PARTNERS) and bool(names & FOLINIC_ACIDS)
 
 
 def _known_phrase(known: Sequence[str], config: Config) -> str:
