@@ -312,3 +312,62 @@ def test_alert_sinks_are_not_fed_by_the_cds_service(tmp_path: Path) -> None:
         assert not sink.exists() or sink.read_text() == ""
     finally:
         live.stop()
+
+
+def test_a_timed_out_call_does_not_hide_its_card_from_order_sign(tmp_path: Path) -> None:
+    """order-select answered 503 (time limit) while screening went on in a thread: its
+    card was never shown, so order-sign of the same encounter must still show it."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cds_support import bundle, draft, synthea
+
+    class SlowForUnknown(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if "zorblax" in self.path:
+                time.sleep(1.5)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    rxnav = ThreadingHTTPServer(("127.0.0.1", 0), SlowForUnknown)
+    rxnav.daemon_threads = True
+    threading.Thread(target=rxnav.serve_forever, daemon=True).start()
+    config = Config(
+        rxnav={"enabled": True, "base_url": f"http://127.0.0.1:{rxnav.server_address[1]}",
+               "timeout": 5.0, "retries": 0, "cache_path": str(tmp_path / "rxnav.sqlite")},
+        rxnorm_index={"enabled": False},
+        plugin={"cdshooks": {"audit_db": str(tmp_path / "a.db"),
+                             "limits": {"request_timeout_seconds": 0.5}}},
+    )
+    live = LiveServer(create_app(config, insecure_no_auth=True), bound_socket()).start()
+    try:
+        data = synthea()
+        metformin = draft(next(m for m in data["medicationRequests"]
+                               if "Metformin" in m["medicationCodeableConcept"]["text"]),
+                          "rx-metformin")
+        unknown = {"resourceType": "MedicationRequest", "id": "rx-unknown", "status": "draft",
+                   "intent": "order", "subject": {"reference": "Patient/danae"},
+                   "medicationCodeableConcept": {"text": "zorblaxinate 5 mg tablet"}}
+        empty = {"patient": None, "medications": None, "conditions": None, "labs": None}
+        common = {"userId": "Practitioner/dr-1", "patientId": "danae", "encounterId": "enc-t"}
+        select = hook_request("order-select", dict(
+            common, selections=["MedicationRequest/rx-metformin"],
+            draftOrders=bundle([metformin, unknown])), empty)
+        headers = {"Content-Type": "application/json"}
+        resp = requests.post(live.url + "/cds-services/b12drugs-order-select",
+                             data=json.dumps(select), timeout=10, headers=headers)
+        _outcome(resp, 503)
+        time.sleep(2.0)  # the abandoned screening finishes meanwhile
+        sign = hook_request("order-sign", dict(common, draftOrders=bundle([metformin])), empty)
+        resp = requests.post(live.url + SIGN, data=json.dumps(sign), timeout=10,
+                             headers=headers)
+        assert resp.status_code == 200, resp.text
+        assert [c["source"]["topic"]["code"] for c in resp.json()["cards"]] == ["metformin"]
+    finally:
+        live.stop()
+        rxnav.shutdown()

@@ -15,8 +15,10 @@ never patient ids or drug names.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -148,7 +150,14 @@ class CDSHooksService:
         return gather(hreq, context, self.settings, self.fetcher)
 
     def process(self, service: Service, hreq: HookRequest, context: Context,
-                data: PatientData | None = None) -> _Result:
+                data: PatientData | None = None,
+                abandoned: threading.Event | None = None) -> _Result:
+        """Screen one call and build its cards.
+
+        ``abandoned`` is set when the request's time limit answered 503 while this ran in
+        a worker thread: its cards were never shown, so they must neither enter the
+        de-duplication cache (order-sign would then hide them) nor the audit log.
+        """
         if data is None:
             data = self.gather(hreq, context)
         if service.hook == "patient-view" and MEDICATIONS in data.missing:
@@ -161,6 +170,8 @@ class CDSHooksService:
             )
         screening = self.screener.screen(service.hook, context, data)
         built = self.cards.build(screening, data, context.patientId, context.encounterId)
+        if abandoned is not None and abandoned.is_set():
+            return _Result([], {})
         shown, suppressed = self._dedupe(service, context, built)
         self.audit.record_cards(
             service.id,
@@ -286,9 +297,16 @@ def create_app(
             # the time limit could never fire.  In a worker thread the time limit answers
             # 503 and other requests proceed; the abandoned thread ends by itself within
             # the resolver's own timeout.
-            result = await anyio.to_thread.run_sync(
-                state.process, service, hreq, context, patient_data, abandon_on_cancel=True
-            )
+            abandoned = threading.Event()
+            try:
+                result = await anyio.to_thread.run_sync(
+                    functools.partial(state.process, service, hreq, context, patient_data,
+                                      abandoned=abandoned),
+                    abandon_on_cancel=True,
+                )
+            except BaseException:  # the time limit (cancellation): the thread runs on
+                abandoned.set()
+                raise
         else:
             # Offline knowledge base only: screening is bounded CPU work (~1 ms), done on
             # the event loop, since a thread hand-off costs more than it saves under the
