@@ -316,3 +316,13 @@ def test_pid3_is_qualified_by_its_assigning_authority(pid3: str, expected: str) 
     assert pat.id == expected
     (o,) = orders(parse_bytes(message(pid=pid, body=body).encode()))
     assert o.patient_id == expected
+
+
+def test_social_security_number_is_never_the_patient_id() -> None:
+    pid = "PID|1||99-FAKE^^^SSA^SS~PAT5^^^HOSP^MR||X^Y||1950|F"
+    body = ("ORC|NW|O1", "RXE|^QD|^metformin 500 mg|1")
+    (pat,) = patients(parse_bytes(message(pid=pid, body=body).encode()))
+    assert pat.id == "HOSP:PAT5"
+    only_ssn = "PID|1||99-FAKE^^^SSA^SS||X^Y||1950|F"
+    (pat,) = patients(parse_bytes(message("C9", pid=only_ssn, body=body).encode()))
+    assert "99-FAKE" not in pat.id

@@ -187,12 +187,16 @@ def _qualified_id(seg: Seg, fld: int) -> str:
 
     Identifiers are unique only within their assigning authority: two hospitals may
     both issue ``12345``.  The authority is the HD namespace id, else its universal
-    id; without CX.4 the plain CX.1 is kept."""
-    value = seg.get(fld)
-    if not value:
-        return ""
-    authority = seg.get(fld, 4) or seg.get(fld, 4, sub=2)
-    return f"{authority}:{value}" if authority else value
+    id; without CX.4 the plain CX.1 is kept.  The first repetition that is not a
+    social security number (CX.5 ``SS``) is used: an SSN never becomes the patient id
+    (it would travel into every report)."""
+    for rep in range(1, len(seg.reps(fld)) + 1):
+        value = seg.get(fld, 1, rep)
+        if not value or seg.get(fld, 5, rep).upper() == "SS":
+            continue
+        authority = seg.get(fld, 4, rep) or seg.get(fld, 4, rep, sub=2)
+        return f"{authority}:{value}" if authority else value
+    return ""
 
 
 def _split_msh(segment: bytes) -> tuple[Encoding, list[str]]:
