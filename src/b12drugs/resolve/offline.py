@@ -192,21 +192,28 @@ class FuzzyMatcher:
         self._classified = classified
         self._deletes: dict[str, set[str]] | None = None
         self._deletes2: dict[str, set[str]] | None = None
-        self._plain: tuple[str, ...] | None = None
+        self._plain: dict[tuple[str, int], tuple[tuple[str, frozenset[str]], ...]] | None = None
 
     def _unclassified_near(self, q: str, names: set[str], limit: int) -> str | None:
-        """A key of a drug without a B12 class within ``limit`` edits of ``q``, if any."""
+        """A key of a drug without a B12 class within ``limit`` edits of ``q``, if any.
+
+        Only keys with the same first letter and a length within ``limit`` are scanned
+        (bucketed on first use): the matcher already trusts the first letter, and a
+        full scan costs milliseconds per lookup."""
         if self._plain is None:
-            self._plain = tuple(
-                k for k, h in self._vocab.keys.items() if not set(h.names) & self._classified
-            )
-        for k in self._plain:
-            if (
-                abs(len(k) - len(q)) <= limit
-                and osa_distance(q, k, limit) <= limit
-                and set(self._vocab.keys[k].names) != names
-            ):
-                return k
+            buckets: dict[tuple[str, int], list[tuple[str, frozenset[str]]]] = {}
+            for k, h in self._vocab.keys.items():
+                if k and not set(h.names) & self._classified:
+                    buckets.setdefault((k[0], len(k)), []).append((k, frozenset(k)))
+            self._plain = {b: tuple(ks) for b, ks in buckets.items()}
+        letters = frozenset(q)
+        for n in range(len(q) - limit, len(q) + limit + 1):
+            for k, k_letters in self._plain.get((q[:1], n), ()):
+                # One edit changes the set of letters by at most two: a cheap pre-filter.
+                if len(letters ^ k_letters) > 2 * limit:
+                    continue
+                if osa_distance(q, k, limit) <= limit and set(self._vocab.keys[k].names) != names:
+                    return k
         return None
 
     def _index(self, depth: int) -> dict[str, set[str]]:
