@@ -112,3 +112,17 @@ def test_patient_columns_on_rows_without_findings_still_count() -> None:
     [alert] = report.alerts
     assert alert.patient_id == "P1" and alert.severity == "critical"
     assert s._held == {}
+
+
+def test_patient_columns_after_blank_ones_still_count() -> None:
+    data = (b"patient_id,rx_id,drug_name,start_date,birth_date,conditions\n"
+            b"P1,R0,amlodipine 5 mg,2020-01-01,,\n"
+            b"P1,R1,lisinopril 10 mg,2020-01-01,1940-01-01,Pernicious anemia\n"
+            b"P1,R2,metformin 500 mg,2020-01-01,,\n"
+            b"P2,R3,metformin 500 mg,2020-01-01,,\n"
+            b"P2,R4,lisinopril 10 mg,2020-01-01,,\n")
+    s = Screener()
+    s.feed(_records(data), "f.csv")
+    report = s.finish()
+    severity = {a.patient_id: a.severity for a in report.alerts}
+    assert severity["P1"] == "critical" and severity["P2"] != "critical"

@@ -12,12 +12,13 @@ patients without any B12-relevant order are never stored.
 
 One exception, for correctness: a CSV-style reader puts a patient's columns (birth date,
 conditions, ...) on every row, and a patient's risk factors may be filled in only on rows
-whose drug has no B12 class.  So for rows with non-empty patient columns the engine keeps
-the row per patient (the first one, plus up to :data:`MAX_HELD_ROWS` with different
-columns) until the patient is finalised, and builds contexts from them only for patients
-with findings.  This costs a few hundred bytes per such patient (not per row) and nothing
-for inputs without patient columns or with a :class:`PatientEnd` per patient; it is the
-price of not missing a risk factor written on an unrelated row.
+whose drug has no B12 class.  So for rows with patient columns the engine keeps the
+first non-blank raw columns per patient until the patient is finalised, and builds a
+context from them only for patients with findings.  Trade-off: this costs about 200 bytes
+per patient with patient columns (not per row; nothing for inputs without them, and a
+:class:`PatientEnd` frees it) and ~3% of a large CSV run; a *second*, different set of
+columns on another row without findings is not kept (comparing every row's columns cost
+~12%), so a reader should repeat a patient's columns on every row.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ from .models import (
     OrderRow,
     PatientContext,
     PatientEnd,
+    PatientFactory,
     Rejection,
     Report,
     Resolution,
     Skip,
+    SourceLocation,
 )
 from .plugins import PluginManager, get_plugin_manager
 from .records import (
@@ -78,8 +81,8 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 SNIFF_BYTES = 64 * 1024
 DEFAULT_NOTICE_LIMIT = 1000
-#: Distinct patient-column variants remembered per patient from rows without findings.
-MAX_HELD_ROWS = 8
+#: Held for a patient whose rows without findings had only blank patient columns so far.
+_BLANK: tuple[str, ...] = tuple([""])
 
 
 @dataclass
@@ -282,7 +285,10 @@ class Screener:
         # patient id -> (raw patient columns, the context they went into): see _has_context_of
         self._row_contexts: dict[str, tuple[object, PatientContext]] = {}
         # patient id -> rows without findings that carry patient columns (see module doc)
-        self._held: dict[str, OrderRow | list[OrderRow]] = {}
+        # (raw columns only: tuples of strings, which the garbage collector stops tracking)
+        self._held: dict[str, tuple[str, ...]] = {}
+        self._makers: dict[str, PatientFactory] = {}  # when not self._maker
+        self._maker: PatientFactory | None = None
         self._min_severity = SEVERITIES.index(self.config.policy.min_severity)
         self._inactive = _InactiveStatus()
 
@@ -419,10 +425,10 @@ class Screener:
                         outcome = outcomes[order.codings, order.text]
                     if outcome.plain:
                         plain += 1
-                        if kind is OrderRow and rec[10] and rec[1]:  # type: ignore[index]
-                            prior = held.get(rec[1])  # type: ignore[index,arg-type]
-                            if prior is None or (prior is not rec and
-                                                 prior[10] != rec[10]):  # type: ignore[index]
+                        # patient columns, per patient: a C call per row, no comparison
+                        if kind is OrderRow and (pf := rec[10]):  # type: ignore[index]
+                            prior = held.setdefault(rec[1], pf)  # type: ignore[index,arg-type]
+                            if prior is pf or prior is _BLANK:
                                 self._hold(rec)  # type: ignore[arg-type]
                     else:
                         self._screen_order(order, outcome, source)
@@ -493,33 +499,42 @@ class Screener:
             state.findings.append(OrderFindings(order, outcome.hits, source))  # type: ignore[arg-type]
 
     def _hold(self, row: OrderRow) -> None:
-        """Remember a row without findings for its patient columns (see the module doc):
-        the first per patient, then up to MAX_HELD_ROWS with different columns."""
-        if not row.patient_id or not row.patient_fields or not any(row.patient_fields):
+        """Remember the first non-blank patient columns of a patient's rows without
+        findings (see the module doc; blank ones are held as ``_BLANK`` so that the hot
+        loop only looks at a patient's columns again while they are blank)."""
+        pid, fields, maker = row.patient_id, row.patient_fields, row.make_patient
+        if not pid or not fields or maker is None:
             return
-        prior = self._held.get(row.patient_id)
-        if prior is None:
-            self._held[row.patient_id] = row
+        held = self._held
+        if not any(fields):
+            held.setdefault(pid, _BLANK)
+            if held[pid] is fields:
+                held[pid] = _BLANK
             return
-        rows = prior if isinstance(prior, list) else [prior]
-        if len(rows) < MAX_HELD_ROWS and all(r.patient_fields != row.patient_fields
-                                             for r in rows):
-            rows.append(row)
-            self._held[row.patient_id] = rows
+        prior = held.get(pid)
+        if prior is not None and prior is not fields and prior is not _BLANK:
+            return
+        held[pid] = fields
+        if self._maker is None:
+            self._maker = maker
+        elif maker is not self._maker:
+            self._makers[pid] = maker
 
     def _held_contexts(self, patient_id: str) -> None:
-        """Merge the contexts of the patient's held rows into its context."""
+        """Merge the contexts built from the patient's held columns into its context."""
         held = self._held.pop(patient_id, None)
-        if held is None:
+        maker = self._makers.pop(patient_id, None) or self._maker
+        if held is None or maker is None:
             return
-        for row in held if isinstance(held, list) else (held,):
-            try:
-                context = row.patient(row.location())
-            except (ValidationError, ValueError):
-                continue  # the reader checked these columns; a context it cannot build
-                # here was not usable on its own rows either
-            if context is not None:
-                self._add_context(context)
+        seen = self._row_contexts.get(patient_id)
+        current = self._contexts.get(patient_id)
+        if held is _BLANK or (seen is not None and seen[0] == held and current is seen[1]):
+            return  # the usual case: the same columns as the rows with findings
+        try:
+            context = maker(patient_id, held, SourceLocation())
+        except (ValidationError, ValueError):
+            return  # the reader checked these columns; nothing usable in them
+        self._add_context(context)
 
     def _has_context_of(self, row: OrderRow) -> bool:
         """Whether the patient's context already holds exactly this row's patient columns.
@@ -569,6 +584,7 @@ class Screener:
             self._held_contexts(key)
         elif isinstance(key, str):
             self._held.pop(key, None)
+            self._makers.pop(key, None)
         context = self._contexts.pop(key, None) if isinstance(key, str) else None
         if state is None:
             return
@@ -594,6 +610,7 @@ class Screener:
         self._contexts.clear()
         self._row_contexts.clear()
         self._held.clear()
+        self._makers.clear()
         for kind, n in self._notice_counts.items():
             if n > self._notice_limit:
                 self.notices.append(
@@ -811,8 +828,6 @@ def screen_inputs(
 
 
 def _file_rejected(s: Screener, source: str, reason: str) -> None:
-    from .models import SourceLocation
-
     s._reject(Rejection(location=SourceLocation(file=source[:256]), reason=reason), source)
 
 
