@@ -288,3 +288,20 @@ def test_parser_notices_are_reported_not_counted() -> None:
     assert report.counts.read == 1
     assert any(n.message == "birth date 19X0 ignored" and n.source == "api"
                for n in report.notices)
+
+
+def test_records_after_patient_end_are_reported_once_and_keep_their_context() -> None:
+    """Records after a PatientEnd used to be evaluated again, silently, without context."""
+    records = [
+        PatientContext(id="p", age=80),
+        Order(id="1", patient_id="p", text="metformin 500 mg"),
+        PatientEnd(patient_id="p"),
+        PatientContext(id="p", age=81),
+        Order(id="2", patient_id="p", text="metformin 500 mg"),
+        Order(id="3", patient_id="p", text="omeprazole 20 mg"),
+    ]
+    report = screen(records)
+    late = [n for n in report.notices if "after the patient was completed" in n.message]
+    assert [(n.kind, n.patient_id) for n in late] == [("info", "p")]
+    assert len(report.alerts) >= 2
+    assert all(a.patient_id == "p" for a in report.alerts)

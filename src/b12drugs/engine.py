@@ -82,6 +82,8 @@ CHUNK = 512
 SNIFF_BYTES = 64 * 1024
 DEFAULT_NOTICE_LIMIT = 1000
 #: Held for a patient whose rows without findings had only blank patient columns so far.
+#: Completed patients remembered, to report records that arrive after their PatientEnd.
+COMPLETED_LIMIT = 100_000
 _BLANK: tuple[str, ...] = tuple([""])
 
 
@@ -288,6 +290,8 @@ class Screener:
         # (raw columns only: tuples of strings, which the garbage collector stops tracking)
         self._held: dict[str, tuple[str, ...]] = {}
         self._makers: dict[str, PatientFactory] = {}  # when not self._maker
+        # patients a parser said are complete -> whether a late record was reported
+        self._completed: dict[str, bool] = {}
         self._maker: PatientFactory | None = None
         self._min_severity = SEVERITIES.index(self.config.policy.min_severity)
         self._inactive = _InactiveStatus()
@@ -433,6 +437,8 @@ class Screener:
                     else:
                         self._screen_order(order, outcome, source)
                 elif kind is PatientContext:
+                    if rec.id in self._completed:  # type: ignore[union-attr]
+                        self._late(rec.id, source)  # type: ignore[union-attr]
                     self._add_context(rec)  # type: ignore[arg-type]
                 elif kind is Rejection:
                     self._reject(rec, source)  # type: ignore[arg-type]
@@ -442,6 +448,7 @@ class Screener:
                                location=str(sk.location))
                 elif kind is PatientEnd:
                     self._finalize(rec.patient_id)  # type: ignore[union-attr]
+                    self._complete(rec.patient_id)  # type: ignore[union-attr]
                     self._row_contexts.pop(rec.patient_id, None)  # type: ignore[union-attr,arg-type]
                 elif kind is Notice:
                     # A parser's remark about a record it still screened (e.g. a bad birth
@@ -495,8 +502,30 @@ class Screener:
             key: object = order.patient_id or ("order", source, order.id)
             state = self._patients.get(key)
             if state is None:
+                if key in self._completed:
+                    self._late(key, source)  # type: ignore[arg-type]
                 state = self._patients[key] = _PatientState()
             state.findings.append(OrderFindings(order, outcome.hits, source))  # type: ignore[arg-type]
+
+    def _complete(self, patient_id: str) -> None:
+        """Remember that a parser said the patient is complete (the last
+        COMPLETED_LIMIT ones, so memory stays flat on endless streams)."""
+        done = self._completed
+        done[patient_id] = False
+        if len(done) > COMPLETED_LIMIT:
+            del done[next(iter(done))]
+
+    def _late(self, patient_id: str, source: str) -> None:
+        """A record for a completed patient: it is screened on its own (with the context
+        that arrives with it); say so once per patient."""
+        if self._completed.get(patient_id):
+            return
+        self._completed[patient_id] = True
+        if self._listed("info"):
+            self.notices.append(Notice(
+                kind="info", patient_id=patient_id, source=source or None,
+                message="records for this patient arrived after the patient was completed: "
+                        "screened separately"))
 
     def _hold(self, row: OrderRow) -> None:
         """Remember the first non-blank patient columns of a patient's rows without
