@@ -448,7 +448,7 @@ class Screener:
                                location=str(sk.location))
                 elif kind is PatientEnd:
                     self._finalize(rec.patient_id)  # type: ignore[union-attr]
-                    self._complete(rec.patient_id)  # type: ignore[union-attr]
+                    self._complete(rec.patient_id)  # type: ignore[union-attr,arg-type]
                     self._row_contexts.pop(rec.patient_id, None)  # type: ignore[union-attr,arg-type]
                 elif kind is Notice:
                     # A parser's remark about a record it still screened (e.g. a bad birth
