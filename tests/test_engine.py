@@ -305,3 +305,52 @@ def test_records_after_patient_end_are_reported_once_and_keep_their_context() ->
     assert [(n.kind, n.patient_id) for n in late] == [("info", "p")]
     assert len(report.alerts) >= 2
     assert all(a.patient_id == "p" for a in report.alerts)
+
+
+class _Failing:
+    """A plugin whose rule, risk factors and sink all fail (with patient data in the
+    exception message, which must not reach the report)."""
+
+    @hookimpl
+    def b12drugs_rules(self):  # type: ignore[no-untyped-def]
+        from b12drugs.records import Rule
+
+        def evaluate(case, kb, config):  # type: ignore[no-untyped-def]
+            raise RuntimeError(f"boom for {case.patient_id} SECRET")
+
+        return [Rule(name="broken-rule", description="fails", evaluate=evaluate)]
+
+    @hookimpl
+    def b12drugs_risk_factors(self, patient):  # type: ignore[no-untyped-def]
+        raise KeyError(f"SECRET {patient.id}")
+
+    @hookimpl
+    def b12drugs_alert_sinks(self):  # type: ignore[no-untyped-def]
+        from b12drugs.records import AlertSink
+
+        def factory(options):  # type: ignore[no-untyped-def]
+            def deliver(report):  # type: ignore[no-untyped-def]
+                raise OSError("SECRET disk full")
+            return deliver
+
+        return [AlertSink(name="broken-sink", description="fails", factory=factory)]
+
+
+def test_plugin_failures_reach_the_report_without_their_messages() -> None:
+    """The "plugin_error" notice kind is additive (an enum value), so SCHEMA_VERSION
+    stays "1.0"; the schema snapshot was refreshed for it."""
+    from b12drugs.config import Config, SinkConfig
+
+    manager = PluginManager(strict=False, entry_points=False)
+    manager.register(_Failing(), "failing")
+    config = Config(sinks=(SinkConfig(name="broken-sink"),))
+    records = [PatientContext(id="p1", age=80),
+               Order(id="1", patient_id="p1", text="metformin 500 mg")]
+    report = screen(records, config=config, manager=manager)
+    errors = [n for n in report.notices if n.kind == "plugin_error"]
+    text = " ".join(n.message for n in errors)
+    assert "broken-rule" in text and "RuntimeError" in text and "KeyError" in text
+    assert "broken-sink" in text and "OSError" in text
+    assert "SECRET" not in text
+    assert {n.patient_id for n in errors} == {"p1", None}
+    assert any(a.class_id == "metformin" for a in report.alerts)  # the builtin rule ran

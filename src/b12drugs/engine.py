@@ -620,16 +620,32 @@ class Screener:
         patient_id = key if isinstance(key, str) else None
         risk: set[str] = set()
         if context is not None:
+            before = len(self.hooks.problems)
             risk = self.hooks.risk_factors(context, self.as_of, self.config)
+            self._plugin_failed(before, patient_id, "risk factors: some of this patient's "
+                                "risk factors may be missing")
         case = PatientCase(patient_id, context, state.findings, tuple(sorted(risk)), self.as_of)
         for rule in self.rules:
+            before = len(self.hooks.problems)
             got = self.hooks.call_isolated(
                 rule.provider, f"rule {rule.name}",
                 functools.partial(_evaluate, rule, case, self.kb, self.config),
             )
+            self._plugin_failed(before, patient_id, f"rule {rule.name}: this patient was not "
+                                "checked by it")
             for alert in got or ():
                 if SEVERITIES.index(alert.severity) >= self._min_severity:
                     self.alerts.append(alert)
+
+    def _plugin_failed(self, before: int, patient_id: str | None, what: str) -> None:
+        """Report plugin problems recorded since ``before`` as notices: the failure is
+        part of the result (type name only: a plugin's message may hold patient data)."""
+        for prob in self.hooks.problems[before:]:
+            if self._listed("plugin_error"):
+                self.notices.append(Notice(
+                    kind="plugin_error", patient_id=patient_id,
+                    message=f"plugin {prob.plugin!r} failed in {what} "
+                            f"({prob.exc_type or 'error'})"[:1000]))
 
     def finish(self) -> Report:
         """Finalize every patient still open, deliver to sinks, return the report."""
@@ -658,7 +674,13 @@ class Screener:
             notices=tuple(self.notices),
             counts=Counts(**c),
         )
+        before = len(self.hooks.problems)
         self._deliver(report)
+        failed = [Notice(kind="plugin_error", message=f"plugin {p.plugin!r} failed in "
+                         f"{p.where} ({p.exc_type or 'error'}): alerts were not delivered "
+                         "there"[:1000]) for p in self.hooks.problems[before:]]
+        if failed:  # the sinks got the report without these; the caller sees them
+            report = report.model_copy(update={"notices": (*report.notices, *failed)})
         self.close()
         return report
 

@@ -379,7 +379,8 @@ class DrugQuery(Model):
 
 
 NoticeKind = Literal[
-    "unresolved", "skipped", "rejected", "source_unavailable", "approximate", "info"
+    "unresolved", "skipped", "rejected", "source_unavailable", "approximate", "info",
+    "plugin_error",
 ]
 
 

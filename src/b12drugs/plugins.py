@@ -93,6 +93,8 @@ class PluginProblem:
     distribution: str
     where: str
     error: str
+    #: the exception's type name (safe to show: no patient data), "" for a message
+    exc_type: str = ""
 
     def __str__(self) -> str:
         return f"plugin {self.plugin!r} ({self.distribution}) failed in {self.where}: {self.error}"
@@ -140,7 +142,8 @@ class Hooks:
 
     def problem(self, plugin_name: str, where: str, exc: BaseException | str) -> None:
         err = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-        prob = PluginProblem(plugin_name, self._dist(plugin_name), where, err)
+        prob = PluginProblem(plugin_name, self._dist(plugin_name), where, err,
+                             "" if isinstance(exc, str) else type(exc).__name__)
         self.problems.append(prob)
         log.warning("%s", prob)
         if self.strict:
