@@ -354,3 +354,31 @@ def test_plugin_failures_reach_the_report_without_their_messages() -> None:
     assert "SECRET" not in text
     assert {n.patient_id for n in errors} == {"p1", None}
     assert any(a.class_id == "metformin" for a in report.alerts)  # the builtin rule ran
+
+
+@pytest.mark.parametrize("answer", [["not", "a", "mapping"], {"q": "not a Resolution"}])
+def test_a_resolver_returning_the_wrong_type_is_its_problem(  # type: ignore[no-untyped-def]
+        register_plugin, plugin_manager, tmp_path, answer) -> None:
+    """A wrong answer used to raise inside the engine, blamed on the input reader, and
+    the rest of the file was lost."""
+    from b12drugs.engine import screen_inputs
+
+    plugin_manager.hooks.strict = False
+
+    class Wrong:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            def factory(config: object):  # type: ignore[no-untyped-def]
+                def resolve(qs):  # type: ignore[no-untyped-def]
+                    return answer if isinstance(answer, list) else {q: answer["q"] for q in qs}
+                return resolve
+            return [Resolver("wrong", 1, factory)]
+
+    register_plugin(Wrong(), "wrong")
+    path = tmp_path / "rx.csv"
+    path.write_text("patient_id,rx_id,drug_name\np1,r1,metformin 500 mg\np2,r2,omeprazole\n")
+    report = screen_inputs([path], manager=plugin_manager)
+    assert report.counts.screened == 2 and report.counts.rejected == 0
+    assert {a.patient_id for a in report.alerts} == {"p1", "p2"}
+    [prob] = plugin_manager.hooks.problems
+    assert prob.where == "resolver wrong" and prob.exc_type == "TypeError"

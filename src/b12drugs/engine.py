@@ -30,7 +30,7 @@ import io
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -368,7 +368,7 @@ class Screener:
                 break
             got = self.hooks.call_isolated(name, f"resolver {name}",
                                           functools.partial(fn, todo))
-            got = got or {}
+            got = self._checked_answers(name, got)
             rest = []
             for q in todo:
                 res = got.get(q)
@@ -387,6 +387,22 @@ class Screener:
                 outcome = _Outcome((), False, tuple(attempts.get(q, ())), q.describe())
             for key in keys:
                 self._outcomes[key] = outcome
+
+    def _checked_answers(self, name: str, got: object) -> Mapping[DrugQuery, Resolution]:
+        """A resolver's answers if they are a mapping of queries to resolutions; anything
+        else is that resolver's problem (its queries go on down the chain), never the
+        input reader's."""
+        if got is None:
+            return {}
+        if isinstance(got, Mapping):
+            if all(isinstance(v, Resolution) for v in got.values()):
+                return got
+            bad = next(type(v).__name__ for v in got.values() if not isinstance(v, Resolution))
+            why = f"returned a mapping holding {bad}, expected Resolution values"
+        else:
+            why = f"returned {type(got).__name__}, expected a mapping DrugQuery -> Resolution"
+        self.hooks.problem(name, f"resolver {name}", TypeError(why))
+        return {}
 
     # -- feeding -----------------------------------------------------------------
     def feed(self, records: Iterable[Record], source: str = "") -> None:
