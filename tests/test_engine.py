@@ -382,3 +382,37 @@ def test_a_resolver_returning_the_wrong_type_is_its_problem(  # type: ignore[no-
     assert {a.patient_id for a in report.alerts} == {"p1", "p2"}
     [prob] = plugin_manager.hooks.problems
     assert prob.where == "resolver wrong" and prob.exc_type == "TypeError"
+
+
+def test_unavailable_source_outcomes_are_not_kept(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
+    """A shared runtime used to remember "source unavailable" forever: the drug was never
+    looked up again once the source was back."""
+    from b12drugs.engine import Runtime
+
+    asked: list[int] = []
+
+    def factory(config: object):  # type: ignore[no-untyped-def]
+        def resolve(qs):  # type: ignore[no-untyped-def]
+            asked.append(len(qs))
+            return {q: Resolution(resolved=False, resolver="down", notices=(
+                Notice(kind="source_unavailable", message="source could not be reached"),))
+                for q in qs}
+        return resolve
+
+    class Down:
+        @hookimpl
+        def b12drugs_resolvers(self) -> list[Resolver]:
+            return [Resolver("down", 400, factory)]
+
+    register_plugin(Down(), "down")
+    with Runtime(manager=plugin_manager) as runtime:
+        for _ in range(2):
+            s = Screener(runtime=runtime)
+            s.feed([Order(id=str(i), text="zzunknownzz") for i in range(3)], "msg")
+            report = s.finish()
+            assert report.counts.screened == 3
+        assert asked == [1, 1]  # once per run, not once per order, and again next run
+        s = Screener(runtime=runtime)
+        s.feed([Order(id="1", text="metformin 500 mg")], "msg")
+        s.finish()
+        assert len(runtime.outcomes) == 1  # a resolved drug stays cached

@@ -282,6 +282,8 @@ class Screener:
         self._notice_limit = notice_limit
         self._notice_counts: dict[str, int] = {}
         self._outcomes = runtime.outcomes
+        # outcomes shaped by an unavailable source: used for this run, not kept for the next
+        self._transient: list[object] = []
         self._patients: dict[object, _PatientState] = {}
         self._contexts: dict[str, PatientContext] = {}
         # patient id -> (raw patient columns, the context they went into): see _has_context_of
@@ -387,6 +389,8 @@ class Screener:
                 outcome = _Outcome((), False, tuple(attempts.get(q, ())), q.describe())
             for key in keys:
                 self._outcomes[key] = outcome
+            if any(n.kind == "source_unavailable" for n in outcome.notices):
+                self._transient.extend(keys)  # forgotten at the end of this run
 
     def _checked_answers(self, name: str, got: object) -> Mapping[DrugQuery, Resolution]:
         """A resolver's answers if they are a mapping of queries to resolutions; anything
@@ -701,7 +705,16 @@ class Screener:
         return report
 
     def close(self) -> None:
-        """Close the runtime if this screener built it (a shared one stays open)."""
+        """Close the runtime if this screener built it (a shared one stays open).
+
+        Drugs that could not be resolved because a source was unavailable are dropped
+        from the shared cache, so that the next run asks again."""
+        outcomes = self.runtime.outcomes
+        transient, self._transient = self._transient, []
+        for key in transient:
+            outcome = self._outcomes.get(key)
+            if outcome is not None and outcomes.get(key) is outcome:
+                del outcomes[key]
         if self._owns_runtime:
             self.runtime.close()
 
