@@ -128,3 +128,14 @@ def test_runs_as_a_real_process() -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["counts"]["read"] == 15
     assert b"Traceback" not in proc.stderr
+
+
+def test_table_prints_markup_in_input_as_text() -> None:
+    """Cells used to be rich markup: "[/red]" in a drug name raised MarkupError."""
+    csv = (b"patient_id,rx_id,drug_name\n"
+           b'p1,r1,"zorvanex [/red] 5 mg"\n'
+           b'"[bold red]FAKE[/]",r2,metformin 500 mg\n')
+    result = run("screen", "-", input=csv)
+    assert result.exit_code == EXIT_OK, result.output
+    assert "'zorvanex [/red] 5 mg'" in result.stdout
+    assert "[bold red]FAKE[/]" in result.stdout

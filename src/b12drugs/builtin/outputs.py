@@ -32,6 +32,12 @@ def write_table(report: Report, out: IO[str]) -> None:
     """A readable terminal view (rich); colours only when ``out`` is a terminal."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    # Every cell is a Text (never markup): drug names, ids and messages come from input
+    # files, and "[/red]" in a drug name must print as it is, not break the output.
+    def cell(value: str, style: str = "") -> Text:
+        return Text(value, style=style)
 
     console = Console(file=out, width=max(100, Console(file=out).width), soft_wrap=False)
     if report.alerts:
@@ -39,8 +45,9 @@ def write_table(report: Report, out: IO[str]) -> None:
         for col in ("severity", "patient", "class", "drugs", "orders", "summary"):
             table.add_column(col, overflow="fold")
         for a in report.alerts:
-            table.add_row(f"[{_STYLE[a.severity]}]{a.severity}[/]", a.patient_id or "-",
-                          a.class_id, ", ".join(a.drugs), ", ".join(a.orders), a.summary)
+            table.add_row(cell(a.severity, _STYLE[a.severity]), cell(a.patient_id or "-"),
+                          cell(a.class_id), cell(", ".join(a.drugs)),
+                          cell(", ".join(a.orders)), cell(a.summary))
         console.print(table)
     else:
         console.print("No B12 alerts.")
@@ -50,7 +57,7 @@ def write_table(report: Report, out: IO[str]) -> None:
             nt.add_column(col, overflow="fold")
         for n in report.notices:
             where = n.location or n.order_id or n.source or "-"
-            nt.add_row(n.kind, where, n.message)
+            nt.add_row(cell(n.kind), cell(where), cell(n.message))
         console.print(nt)
     c = report.counts
     console.print(f"read {c.read}: screened {c.screened}, skipped {c.skipped}, "
