@@ -139,3 +139,32 @@ def test_table_prints_markup_in_input_as_text() -> None:
     assert result.exit_code == EXIT_OK, result.output
     assert "'zorvanex [/red] 5 mg'" in result.stdout
     assert "[bold red]FAKE[/]" in result.stdout
+
+
+def test_unwritable_output_is_a_usage_error_before_screening(tmp_path: Path) -> None:
+    result = run("screen", str(EXAMPLE), "-o", str(tmp_path / "no" / "dir" / "x.json"))
+    assert result.exit_code == EXIT_USAGE
+    assert "does not exist" in result.stderr and "Traceback" not in result.output
+
+
+def test_every_record_rejected_exits_3_after_printing_the_report(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("rx_id,drug_name,start_date\n1,metformin,2024-13-01\n2,omeprazole,nope\n")
+    result = run("screen", str(bad), "-f", "json")
+    assert result.exit_code == EXIT_INPUT
+    assert json.loads(result.stdout)["counts"]["rejected"] == 2
+    assert "nothing could be screened" in result.stderr
+
+
+def test_sinks_misconfigured_exit_2_and_failing_exit_4(tmp_path: Path) -> None:
+    from b12drugs.cli import EXIT_PLUGIN
+
+    conf = tmp_path / "c.toml"
+    conf.write_text('[[sinks]]\nname = "jsonl-file"\n')  # no path
+    result = run("screen", str(EXAMPLE), "--config", str(conf))
+    assert result.exit_code == EXIT_USAGE and "path" in result.stderr
+    conf.write_text(f'[[sinks]]\nname = "jsonl-file"\npath = "{tmp_path}"\n')  # a folder
+    result = run("screen", str(EXAMPLE), "-f", "json", "--config", str(conf))
+    assert result.exit_code == EXIT_PLUGIN
+    assert json.loads(result.stdout)["counts"]["read"] == 15
+    assert result.stderr.count("sink jsonl-file") == 1  # printed once, not also logged

@@ -6,7 +6,8 @@ Exit codes (distinct, for scripts and pharmacy pipelines):
 0      clean run (no alert at or above ``--fail-on``)
 1      alerts at or above ``--fail-on``
 2      usage or configuration error
-3      input error (no input could be read, unknown format)
+3      input error (no input could be read, every record was rejected, unknown
+       format); the report is still printed when there is one
 4      plugin error (a plugin failed and strict mode is on, or a sink failed)
 =====  ==============================================================
 
@@ -17,6 +18,7 @@ only created when a command that needs it runs or when help lists commands.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,14 +128,36 @@ def _manager(strict: bool) -> Any:
     return PluginManager(strict=True) if strict else get_plugin_manager()
 
 
+def _check_output(path: str | None) -> None:
+    """Refuse an output path that cannot be written before screening, not after."""
+    if path is None or path == "-":
+        return
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise ConfigError(f"--output {path}: folder {str(parent)!r} does not exist")
+
+
 @contextmanager
 def _output(path: str | None) -> Iterator[IO[str]]:
     if path is None or path == "-":
         yield sys.stdout
         return
-    with open(path, "w", encoding="utf-8") as fh:
+    try:
+        fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise ConfigError(f"--output {path}: cannot write ({exc.strerror or exc})") from None
+    with fh:
         yield fh
 
+
+class _NotTwice(logging.Filter):
+    """Drops the plugins module's problem log records: the command prints each problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "b12drugs_problem", False)
+
+
+_NOT_TWICE = _NotTwice()
 
 _config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                               help="TOML configuration file.")
@@ -172,8 +196,10 @@ def screen(
     if not inputs:
         raise click.UsageError("give at least one input file, folder or - for stdin")
     with _errors():
+        _check_output(output)
         config = _config(config_path, rxnav, as_of)
         manager = _manager(strict_plugins)
+        logging.getLogger("b12drugs.plugins").addFilter(_NOT_TWICE)
         writer = manager.hooks.output_for(output_format)
         if writer is None:
             names = ", ".join(sorted(f.name for f in manager.hooks.output_formats()))
@@ -188,8 +214,13 @@ def screen(
         c = report.counts
         if c.read == 0 and c.rejected == 0:
             raise InputError("no records were read")
-        if c.read and c.read == c.rejected and len(report.sources) == 0:
-            raise InputError("no input could be read; see the rejected notices")
+        if c.read and c.read == c.rejected:
+            raise InputError(f"nothing could be screened: all {c.read} records were "
+                             "rejected (see the rejected notices)")
+        if any(p.where.startswith("sink ") for p in manager.hooks.problems):
+            click.echo("plugin error: alerts were not delivered to every configured sink",
+                       err=True)
+            sys.exit(EXIT_PLUGIN)
         worst = report.max_severity()
         if fail_on != "never" and worst is not None and (
             SEVERITIES.index(worst) >= SEVERITIES.index(fail_on)  # type: ignore[arg-type]

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from .__about__ import __version__
 from .classify import classify
 from .config import Config
-from .errors import InputError, PluginError
+from .errors import ConfigError, InputError, PluginError
 from .knowledge import KnowledgeBase, load_knowledge
 from .models import (
     INACTIVE_STATUSES,
@@ -728,8 +728,13 @@ class Screener:
                 raise PluginError(f"alert sink {cfg.name!r} is not installed "
                                   f"(installed: {', '.join(sorted(sinks)) or 'none'})")
             options = cfg.model_dump(exclude={"name"})
-            deliver = self.hooks.call_isolated(sink.provider, f"sink {sink.name}",
-                                               functools.partial(sink.factory, options))
+            try:
+                deliver = sink.factory(options)
+            except (ConfigError, PluginError):
+                raise  # a misconfigured sink is a configuration error, not a lost report
+            except Exception as exc:
+                self.hooks.problem(sink.provider, f"sink {sink.name}", exc)
+                continue
             if deliver is not None:
                 self.hooks.call_isolated(sink.provider, f"sink {sink.name}",
                                          functools.partial(deliver, report))

@@ -145,7 +145,7 @@ class Hooks:
         prob = PluginProblem(plugin_name, self._dist(plugin_name), where, err,
                              "" if isinstance(exc, str) else type(exc).__name__)
         self.problems.append(prob)
-        log.warning("%s", prob)
+        log.warning("%s", prob, extra={"b12drugs_problem": True})
         if self.strict:
             raise PluginError(str(prob))
 
