@@ -159,3 +159,17 @@ def test_plugins_command_lists_status_json(site: Path, monkeypatch: pytest.Monke
     assert rows["broken"]["status"] == "failed"
     assert rows["csv"]["status"] == "active" and rows["csv"]["builtin"]
     monkeypatch.setattr(plugins, "_default", None)
+
+
+def test_problem_logs_carry_no_exception_message(caplog: pytest.LogCaptureFixture) -> None:
+    """An exception message may quote a record: logs get its type and where only."""
+    import logging
+
+    from b12drugs.plugins import PluginManager
+
+    manager = PluginManager(strict=False, entry_points=False)
+    with caplog.at_level(logging.WARNING, logger="b12drugs.plugins"):
+        manager.hooks.problem("p", "rule r", ValueError("patient Jane Doe 1940-01-01"))
+    assert "ValueError" in caplog.text and "rule r" in caplog.text
+    assert "Jane Doe" not in caplog.text
+    assert "Jane Doe" in manager.hooks.problems[0].error  # the caller still has it

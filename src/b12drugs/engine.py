@@ -813,7 +813,7 @@ def detect_format(
         try:
             score = float(fmt.sniff(head, filename))
         except Exception as exc:  # a broken sniffer must not stop detection
-            log.warning("sniffer of format %s failed: %s", fmt.name, exc)
+            log.warning("sniffer of format %s failed: %s", fmt.name, type(exc).__name__)
             continue
         if score >= 0.5 and (best is None or score > best[0]):
             best = (score, fmt)

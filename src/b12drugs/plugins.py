@@ -145,7 +145,12 @@ class Hooks:
         prob = PluginProblem(plugin_name, self._dist(plugin_name), where, err,
                              "" if isinstance(exc, str) else type(exc).__name__)
         self.problems.append(prob)
-        log.warning("%s", prob, extra={"b12drugs_problem": True})
+        # Logs get the plugin, the place and the exception type only: an exception's
+        # message may quote a record (patient data); it goes to DEBUG only.
+        log.warning("plugin %r (%s) failed in %s: %s", plugin_name, prob.distribution, where,
+                    prob.exc_type or "problem", extra={"b12drugs_problem": True})
+        log.debug("plugin %r failed in %s: %s", plugin_name, where, err,
+                  extra={"b12drugs_problem": True})
         if self.strict:
             raise PluginError(str(prob))
 
