@@ -157,7 +157,16 @@ class _NotTwice(logging.Filter):
         return not getattr(record, "b12drugs_problem", False)
 
 
-_NOT_TWICE = _NotTwice()
+@contextmanager
+def _problems_printed_not_logged() -> Iterator[None]:
+    """While a command prints plugin problems itself, keep them out of the log output."""
+    logger, flt = logging.getLogger("b12drugs.plugins"), _NotTwice()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
+
 
 _config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                               help="TOML configuration file.")
@@ -195,11 +204,10 @@ def screen(
 
     if not inputs:
         raise click.UsageError("give at least one input file, folder or - for stdin")
-    with _errors():
+    with _errors(), _problems_printed_not_logged():
         _check_output(output)
         config = _config(config_path, rxnav, as_of)
         manager = _manager(strict_plugins)
-        logging.getLogger("b12drugs.plugins").addFilter(_NOT_TWICE)
         writer = manager.hooks.output_for(output_format)
         if writer is None:
             names = ", ".join(sorted(f.name for f in manager.hooks.output_formats()))
