@@ -173,3 +173,25 @@ def test_problem_logs_carry_no_exception_message(caplog: pytest.LogCaptureFixtur
     assert "ValueError" in caplog.text and "rule r" in caplog.text
     assert "Jane Doe" not in caplog.text
     assert "Jane Doe" in manager.hooks.problems[0].error  # the caller still has it
+
+
+def test_risk_factors_returned_as_a_string_are_a_problem() -> None:
+    """A str return used to be split into one-letter risk factors."""
+    from datetime import date
+
+    from b12drugs import hookimpl
+    from b12drugs.config import Config
+    from b12drugs.models import PatientContext
+    from b12drugs.plugins import PluginManager
+
+    class Stringy:
+        @hookimpl
+        def b12drugs_risk_factors(self):  # type: ignore[no-untyped-def]
+            return "neuropathy"
+
+    manager = PluginManager(strict=False, entry_points=False)
+    manager.register(Stringy(), "stringy")
+    found = manager.hooks.risk_factors(PatientContext(id="p"), date(2026, 1, 1), Config())
+    assert not any(len(f) == 1 for f in found)
+    [prob] = [p for p in manager.hooks.problems if p.plugin == "stringy"]
+    assert prob.exc_type == "TypeError"

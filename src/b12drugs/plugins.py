@@ -228,7 +228,12 @@ class Hooks:
         impls = self._impls("b12drugs_risk_factors", patient=patient, as_of=as_of, config=config)
         for plugin_name, fn in impls:
             try:
-                found.update(fn() or ())
+                got = fn() or ()
+                # a str is iterable too: "neuropathy" must not become 10 one-letter factors
+                if isinstance(got, (str, bytes)) or not all(isinstance(f, str) for f in got):
+                    raise TypeError(f"returned {type(got).__name__}, expected a collection "
+                                    "of risk factor ids (str)")
+                found.update(got)
             except PluginError:
                 raise
             except Exception as exc:
