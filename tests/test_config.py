@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from b12drugs.config import load_config
+from b12drugs.config import Config, load_config
 from b12drugs.errors import ConfigError
 
 
@@ -51,3 +51,35 @@ def test_environment_enables_rxnav(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("B12DRUGS_RXNAV_URL", "http://127.0.0.1:9/REST")
     config = load_config(None)
     assert config.rxnav.enabled and config.rxnav.base_url == "http://127.0.0.1:9/REST"
+
+
+@pytest.mark.parametrize("policy", [
+    {"disabled_classes": ("metformn",)},
+    {"long_term_days": {"ppi": 100}},
+    {"disabled_rules": ("default_policy",)},
+])
+def test_unknown_policy_keys_are_config_errors(policy: dict[str, object]) -> None:
+    from b12drugs.config import PolicyConfig
+    from b12drugs.engine import Runtime
+
+    config = Config(policy=PolicyConfig(**policy))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="policy\\.") as info:
+        Runtime(config)
+    assert next(iter(next(iter(policy.values())))) in str(info.value)
+
+
+def test_known_policy_keys_and_folate_masking_are_accepted() -> None:
+    from b12drugs.config import PolicyConfig
+    from b12drugs.engine import Runtime
+
+    Runtime(Config(policy=PolicyConfig(
+        disabled_classes=("folate_masking", "ascorbic_acid"),
+        long_term_days={"metformin": 200}, disabled_rules=("folate-masking",))))
+
+
+def test_min_confidence_is_gone() -> None:
+    """It was never read: a knob that does nothing must not look like a safety setting."""
+    from b12drugs.config import PolicyConfig
+
+    with pytest.raises(ValueError):
+        PolicyConfig(min_confidence=0.9)  # type: ignore[call-arg]

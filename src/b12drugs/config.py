@@ -55,7 +55,6 @@ class PolicyConfig(_Section):
     age_limit: int = Field(default=65, ge=0, le=150)
     long_term_days: dict[str, int] = Field(default_factory=dict)
     escalate_on_multiple_classes: bool = True
-    min_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
     as_of: date | None = None
 
 

@@ -203,6 +203,7 @@ class Runtime:
         self.kb = knowledge or load_knowledge(
             (k.classes, k.entries) for k in self.hooks.knowledge()
         )
+        _check_policy(self.config, self.kb, self.hooks.rules())
         disabled_rules = set(self.config.policy.disabled_rules)
         self.rules: list[Rule] = [r for r in self.hooks.rules() if r.name not in disabled_rules]
         self.outcomes: dict[object, _Outcome] = {}
@@ -738,6 +739,29 @@ class Screener:
             if deliver is not None:
                 self.hooks.call_isolated(sink.provider, f"sink {sink.name}",
                                          functools.partial(deliver, report))
+
+
+#: Not a knowledge-base class, but disabled like one (the folate-masking rule's alerts).
+_PSEUDO_CLASSES = ("folate_masking",)
+
+
+def _check_policy(config: Config, kb: KnowledgeBase, rules: Sequence[Rule]) -> None:
+    """A class or rule named in the policy must exist: a typo in ``disabled_classes`` or
+    ``long_term_days`` would otherwise silently keep (or change) alerts.
+
+    :raises ConfigError: naming the unknown key and the known ones.
+    """
+    policy = config.policy
+    classes = sorted({*kb.classes, *_PSEUDO_CLASSES})
+    for section, keys, known in (
+        ("disabled_classes", policy.disabled_classes, classes),
+        ("long_term_days", list(policy.long_term_days), sorted(kb.classes)),
+        ("disabled_rules", policy.disabled_rules, sorted(r.name for r in rules)),
+    ):
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ConfigError(f"policy.{section}: unknown {', '.join(map(repr, unknown))} "
+                              f"(known: {', '.join(known)})")
 
 
 def _evaluate(rule: Rule, case: PatientCase, kb: KnowledgeBase, config: Config) -> list[Alert]:
