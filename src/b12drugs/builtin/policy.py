@@ -24,7 +24,9 @@ def b12drugs_rules() -> Iterable[Rule]:
         ),
         Rule(
             name="folate-masking",
-            description="folate with known B12 deficiency and no B12 therapy is critical",
+            description="folate with known B12 deficiency (or megaloblastic anaemia) and no "
+            "B12 therapy is critical; folinic-acid rescue beside a systemic antifolate or "
+            "fluoropyrimidine is exempt",
             evaluate=folate_masking,
         ),
     ]
