@@ -225,3 +225,34 @@ def test_genuine_multiline_cell_is_still_read() -> None:
     text = 'patient_id,rx_id,drug_name\np1,r1,"metformin\n500 mg"\np2,r2,omeprazole\n'
     records = parse(text)
     assert [(r.id, r.line) for r in records if isinstance(r, OrderRow)] == [("r1", 2), ("r2", 4)]
+
+
+class _RecordingStream(io.BytesIO):
+    """Records the size of every piece a reader takes."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.pieces: list[int] = []
+
+    def readline(self, size: int | None = -1) -> bytes:
+        got = super().readline(size)
+        self.pieces.append(len(got))
+        return got
+
+    def __next__(self) -> bytes:
+        got = super().__next__()
+        self.pieces.append(len(got))
+        return got
+
+
+def test_jsonl_never_holds_more_than_a_bounded_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader used to read a whole physical line (any size) before checking it."""
+    monkeypatch.setattr(jsonl_input, "MAX_LINE", 100)
+    data = (b'{"id": "1", "text": "metformin"}\n' + b'{"id": "2", "text": "' + b"x" * 1000
+            + b'"}\n' + b'{"id": "3", "text": "omeprazole"}\n' + b"y" * 150)
+    stream = _RecordingStream(data)
+    records = list(jsonl_input.parse_jsonl(stream, "f.jsonl"))
+    assert max(stream.pieces) <= 101
+    assert [r.id for r in records if isinstance(r, Order)] == ["1", "3"]
+    assert [(r.location.line, "longer than 100" in r.reason)
+            for r in records if isinstance(r, Rejection)] == [(2, True), (4, True)]

@@ -23,6 +23,12 @@ At least one of ``drug_name``, ``rxcui`` and ``ndc`` must be present.  The delim
 one order (a fast :class:`~b12drugs.models.OrderRow`); a row that cannot be read
 (wrong number of fields, a bad date, bytes that are not UTF-8, an over-long field)
 becomes a rejection naming ``file:line`` and the reason, and reading goes on.
+
+Size bound, and its limit: an over-long field is rejected (the ``csv`` module's field
+size limit), but a physical line is read whole before that check, so one huge line (no
+line break for gigabytes) is held in memory once.  Bounding it would mean reading lines
+in pieces in Python, off the C fast path every row takes; callers that accept untrusted
+uploads should bound the input's total size.
 """
 
 from __future__ import annotations

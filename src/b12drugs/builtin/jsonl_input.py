@@ -49,13 +49,25 @@ def _record(obj: Any, loc: SourceLocation) -> Record:
     return Rejection(location=loc, reason=f"unknown record kind {str(kind)[:40]!r}")
 
 
-def parse_jsonl(stream: IO[bytes], source: str) -> Iterator[Record]:
-    for n, raw in enumerate(stream, 1):
-        if not raw.strip():
+def _bounded_lines(stream: IO[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """``(line, too long?)`` per physical line, never holding more than ``MAX_LINE + 1``
+    bytes of one: the rest of an over-long line is read in pieces and dropped."""
+    while raw := stream.readline(MAX_LINE + 1):
+        if len(raw) <= MAX_LINE or raw.endswith(b"\n"):
+            yield raw, False
             continue
+        while (rest := stream.readline(MAX_LINE + 1)) and not rest.endswith(b"\n"):
+            pass
+        yield b"", True
+
+
+def parse_jsonl(stream: IO[bytes], source: str) -> Iterator[Record]:
+    for n, (raw, too_long) in enumerate(_bounded_lines(stream), 1):
         loc = SourceLocation(file=source[:256], line=n)
-        if len(raw) > MAX_LINE:
+        if too_long:
             yield Rejection(location=loc, reason=f"line longer than {MAX_LINE} bytes")
+            continue
+        if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
