@@ -78,7 +78,10 @@ def b12drugs_resolvers() -> Iterable[Resolver]:
     stops at the first resolver that answers ``resolved=True`` (firstresult semantics
     over an explicit, deterministic order).  Queries no resolver resolves become
     ``unresolved`` notices, together with any ``source_unavailable`` notices the
-    resolvers attached.
+    resolvers attached.  Such answers are not cached across runs (the source is asked
+    again next time).  A resolver that raises or answers anything but a mapping of
+    queries to :class:`~b12drugs.models.Resolution` is a plugin problem; its queries
+    go on to the next resolver.
     """
 
 
@@ -105,7 +108,10 @@ def b12drugs_rules() -> Iterable[Rule]:
 
     All enabled rules run for every patient (not firstresult).  Builtins: the default
     severity policy (``default-policy``) and folate masking (``folate-masking``).
-    A rule can be disabled by name with ``[policy] disabled_rules`` in the config.
+    A rule can be disabled by name with ``[policy] disabled_rules`` in the config (an
+    unknown name is a configuration error).  A rule that raises is a plugin problem and
+    becomes a ``plugin_error`` notice for that patient (the exception's type only, never
+    its message, which may quote patient data).
     """
 
 
@@ -118,8 +124,9 @@ def b12drugs_risk_factors(
     :param patient: everything known about the patient (conditions, labs, diet, age).
     :param as_of: the reference date of the screening (ages and durations use it).
     :param config: the run's configuration (e.g. ``policy.age_limit``).
-    :return: risk-factor ids, such as ``"age_65_or_over"``, ``"peripheral_neuropathy"``,
-        ``"b12_deficiency"``; or ``None``.
+    :return: a collection of risk-factor ids, such as ``"age_65_or_over"``,
+        ``"peripheral_neuropathy"``, ``"b12_deficiency"``; or ``None``.  A bare ``str``
+        (or a non-str item) is a plugin problem, not a set of one-letter ids.
 
     All implementations are called and their answers are united (not firstresult), so
     a plugin can add a site-specific risk factor without replacing the builtin
@@ -137,6 +144,9 @@ def b12drugs_alert_sinks() -> Iterable[AlertSink]:
 
     Sinks are chosen by name in the config (``[[sinks]]`` tables) or by a plugin
     (e.g. the HL7 listener).  All implementations are collected (not firstresult).
+    A factory should raise :class:`~b12drugs.errors.ConfigError` for bad options (the
+    run stops: exit 2); a sink that fails otherwise adds a ``plugin_error`` notice to
+    the returned report and makes ``b12drugs screen`` exit 4.
     """
 
 
