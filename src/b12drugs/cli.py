@@ -212,12 +212,16 @@ def screen(
         if writer is None:
             names = ", ".join(sorted(f.name for f in manager.hooks.output_formats()))
             raise click.UsageError(f"unknown output format {output_format!r} (installed: {names})")
+        # The plugin manager lives for the process (an embedding program may run many
+        # commands): only the problems of this run count.
+        before = len(manager.hooks.problems)
         with _progress(inputs) as progress:
             report = screen_inputs(inputs, input_format, config, manager,
                                    stdin=sys.stdin.buffer, progress=progress)
         with _output(output) as out:
             writer.write(report, out)
-        for problem in manager.hooks.problems:
+        problems = manager.hooks.problems[before:]
+        for problem in problems:
             click.echo(f"warning: {problem}", err=True)
         c = report.counts
         if c.read == 0 and c.rejected == 0:
@@ -225,7 +229,7 @@ def screen(
         if c.read and c.read == c.rejected:
             raise InputError(f"nothing could be screened: all {c.read} records were "
                              "rejected (see the rejected notices)")
-        if any(p.where.startswith("sink ") for p in manager.hooks.problems):
+        if any(p.where.startswith("sink ") for p in problems):
             click.echo("plugin error: alerts were not delivered to every configured sink",
                        err=True)
             sys.exit(EXIT_PLUGIN)
