@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date
+from functools import lru_cache
 
 from .assess import KNOWN_DEFICIENCY, label, ordered, short_label
 from .config import Config
@@ -82,18 +83,24 @@ _SYSTEMIC = re.compile(r"\btransdermal|\b(?:oral|tablets?|capsules?|inject|intra
                        re.IGNORECASE)
 
 
-def local_routes(order: Order) -> set[str]:
+def local_routes(order: Order) -> frozenset[str]:
     """The local routes (topical, ophthalmic, otic) an order's route or text names."""
-    found: set[str] = set()
     displays = tuple(c.display or "" for c in order.codings)
-    for text in (order.route or "", order.text or "", *displays):
-        if not text or _SYSTEMIC.search(text):
+    return _local_routes(order.route or "", order.text or "", displays)
+
+
+@lru_cache(maxsize=16384)
+def _local_routes(route: str, text: str, displays: tuple[str, ...]) -> frozenset[str]:
+    # Cached: the same few thousand drug texts recur across every patient.
+    found: set[str] = set()
+    for t in (route, text, *displays):
+        if not t or _SYSTEMIC.search(t):
             continue
-        found |= {route for route, pattern in _ROUTE_WORDS if pattern.search(text)}
-    m = _LOCAL_BRAND.search(order.text or "")
-    if m and not _SYSTEMIC.search(order.route or ""):
+        found |= {r for r, pattern in _ROUTE_WORDS if pattern.search(t)}
+    m = _LOCAL_BRAND.search(text)
+    if m and not _SYSTEMIC.search(route):
         found.add(LOCAL_BRANDS[m.group(1).lower()])
-    return found
+    return frozenset(found)
 
 
 def _systemic(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
