@@ -86,8 +86,10 @@ def cli() -> None:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """Turn b12drugs errors into messages and exit codes, never tracebacks."""
+def user_errors() -> Iterator[None]:
+    """Turn b12drugs errors into messages and exit codes, never tracebacks.
+
+    Public so that plugin commands map errors to the same exit codes."""
     try:
         yield
     except ConfigError as exc:
@@ -204,7 +206,7 @@ def screen(
 
     if not inputs:
         raise click.UsageError("give at least one input file, folder or - for stdin")
-    with _errors(), _problems_printed_not_logged():
+    with user_errors(), _problems_printed_not_logged():
         _check_output(output)
         config = _config(config_path, rxnav, as_of)
         manager = _manager(strict_plugins)
@@ -268,7 +270,7 @@ def lookup(query: str, fmt: str, config_path: str | None, rxnav: bool | None) ->
     """Show how a drug TEXT, RxCUI or NDC resolves, and its B12 classes."""
     from .lookup import lookup as do_lookup
 
-    with _errors():
+    with user_errors():
         config = _config(config_path, rxnav)
         result = do_lookup(query, config, _manager(False))
     if fmt == "json":
@@ -301,7 +303,7 @@ def classes(fmt: str) -> None:
     from .knowledge import load_knowledge
     from .plugins import get_plugin_manager
 
-    with _errors():
+    with user_errors():
         hooks = get_plugin_manager().hooks
         kb = load_knowledge((k.classes, k.entries) for k in hooks.knowledge())
     rows: list[dict[str, Any]] = [
@@ -326,7 +328,7 @@ def plugins(fmt: str) -> None:
     """List plugins: name, distribution, version, status and hooks."""
     from .plugins import get_plugin_manager
 
-    with _errors():
+    with user_errors():
         infos = get_plugin_manager().list()
     if fmt == "json":
         click.echo(json.dumps([i.as_dict() for i in infos], indent=2))

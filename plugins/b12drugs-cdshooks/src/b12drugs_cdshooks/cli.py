@@ -12,10 +12,9 @@ from pathlib import Path
 
 import click
 
+from b12drugs.cli import EXIT_INPUT, EXIT_USAGE
 from b12drugs.config import load_config
 from b12drugs.errors import B12DrugsError, ConfigError
-
-EXIT_USAGE, EXIT_INPUT = 2, 3
 
 
 def _fail(message: str, code: int) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from b12drugs.errors import B12DrugsError, ConfigError
+from b12drugs.cli import EXIT_INPUT, EXIT_USAGE, user_errors
 
 from .framing import RawMessage, iter_messages
 from .listener import (
@@ -23,8 +23,6 @@ from .listener import (
     Listener,
     serve,
 )
-
-EXIT_USAGE, EXIT_INPUT = 2, 3
 
 
 @click.group("hl7")
@@ -100,31 +98,26 @@ def listen(
         names = ", ".join(name for name, _ in listener.sinks)
         click.echo(f"listening on {listener.host}:{listener.port} (MLLP); sinks: {names}", err=True)
 
-    try:
-        config = load_config(config_path)
-        listener = asyncio.run(
-            serve(
-                host,
-                port,
-                config=config,
-                sink_path=sink_path,
-                max_message_bytes=max_message_bytes,
-                idle_timeout=idle_timeout,
-                frame_timeout=frame_timeout,
-                max_connections=max_connections,
-                workers=workers,
-                ready=ready,
+    with user_errors():
+        try:
+            config = load_config(config_path)
+            listener = asyncio.run(
+                serve(
+                    host,
+                    port,
+                    config=config,
+                    sink_path=sink_path,
+                    max_message_bytes=max_message_bytes,
+                    idle_timeout=idle_timeout,
+                    frame_timeout=frame_timeout,
+                    max_connections=max_connections,
+                    workers=workers,
+                    ready=ready,
+                )
             )
-        )
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as exc:
-        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except B12DrugsError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INPUT)
+        except OSError as exc:
+            click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_USAGE)
     s = listener.stats
     click.echo(
         f"stopped: {s.messages} message(s) (AA {s.acks['AA']}, AE {s.acks['AE']}, "
