@@ -15,6 +15,7 @@ from b12drugs_fhir.convert import (
     patient_context,
     record_from_resource,
 )
+from b12drugs_fhir.fields import FhirDataError
 
 from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Notice, Order, Rejection, Skip
 
@@ -424,6 +425,26 @@ def test_conditions_active_resolved_refuted() -> None:
     assert c is not None and c.active and c.text == "Pernicious anemia"
     refuted = {**h.condition("Anemia"), "verificationStatus": {"coding": [{"code": "refuted"}]}}
     assert condition_from_resource(refuted) is None
+
+
+@pytest.mark.parametrize("status, pointer", [
+    ({"coding": [{"code": 3}]}, "/c/clinicalStatus/coding/0/code"),
+    ({"coding": [{"code": None}, "active"]}, "/c/clinicalStatus/coding/1"),
+    ({"coding": {"code": "active"}}, "/c/clinicalStatus/coding"),
+    ("active", "/c/clinicalStatus"),
+])
+def test_condition_status_of_wrong_type_names_the_field(status: object, pointer: str) -> None:
+    bad = {**h.condition("Anemia"), "clinicalStatus": status}
+    with pytest.raises(FhirDataError) as err:
+        condition_from_resource(bad, "/c")
+    assert err.value.pointer == pointer
+
+
+def test_patient_context_drops_repeated_conditions_keeps_order() -> None:
+    conds = [h.condition("Anemia", "271737000"), h.condition("Neuropathy", "test-code-2"),
+             h.condition("Anemia", "271737000")]
+    ctx = patient_context({"resourceType": "Patient", "id": "p1"}, conds)
+    assert [c.code for c in ctx.conditions] == ["271737000", "test-code-2"]
 
 
 def _obs(code: str | None, text: str, value: float, unit: str, **extra: object) -> dict:

@@ -678,8 +678,15 @@ def _status_codes(resource: Mapping[str, Any], key: str, ptr: str) -> set[str]:
     cc = get_obj(resource, key, ptr)
     if cc is None:
         return set()
-    codings = objects(cc, "coding", f"{ptr}/{key}")
-    return {(get_str(c, "code", cptr) or "").lower() for c, cptr in codings}
+    codings = cc.get("coding")
+    if type(codings) is list and all(
+        type(c) is dict and type(c.get("code", "")) is str for c in codings
+    ):
+        # Well-typed (the usual case): no JSON pointers to build.  Anything else takes
+        # the checked path below, which names the bad field.
+        return {(c.get("code") or "").lower() for c in codings}
+    checked = objects(cc, "coding", f"{ptr}/{key}")
+    return {(get_str(c, "code", cptr) or "").lower() for c, cptr in checked}
 
 
 def condition_from_resource(resource: Mapping[str, Any], pointer: str = "") -> Condition | None:
@@ -806,6 +813,10 @@ def _context(
     birth = sex = None
     conds: list[Condition] = []
     labs: list[LabResult] = []
+    # Repeats are dropped by hash (frozen models): a list membership test compares
+    # field by field and made a patient's context quadratic in its conditions.
+    seen_conds: set[Condition] = set()
+    seen_labs: set[LabResult] = set()
 
     def bad(exc: Exception, res: object, ptr: str) -> None:
         if rejections is not None:
@@ -822,7 +833,8 @@ def _context(
         except (FhirDataError, ValidationError) as exc:
             bad(exc, res, ptr)
             continue
-        if c is not None and c not in conds:
+        if c is not None and c not in seen_conds:
+            seen_conds.add(c)
             conds.append(c)
     for res, ptr in observations:
         try:
@@ -830,7 +842,8 @@ def _context(
         except (FhirDataError, ValidationError) as exc:
             bad(exc, res, ptr)
             continue
-        if lab is not None and lab not in labs:
+        if lab is not None and lab not in seen_labs:
+            seen_labs.add(lab)
             labs.append(lab)
     loc_ptr = patient[1] if patient is not None else where.pointer
     return PatientContext(

@@ -73,7 +73,9 @@ def get_obj(obj: Mapping[str, Any], key: str, ptr: str) -> Mapping[str, Any] | N
     value = obj.get(key)
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    # ``type(...) is dict`` first: parsed JSON is plain dicts, and the ABC check of
+    # ``isinstance(..., Mapping)`` costs several times more on this hot path.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise FhirDataError(f"{ptr}/{escape(key)}", f"expected an object, got {json_type(value)}")
     return value
 
@@ -110,10 +112,14 @@ def get_bool(obj: Mapping[str, Any], key: str, ptr: str) -> bool | None:
 
 def objects(obj: Mapping[str, Any], key: str, ptr: str) -> list[tuple[Mapping[str, Any], str]]:
     """The objects of an array field with their pointers; a non-object item is an error."""
-    out = []
-    for i, item in enumerate(get_list(obj, key, ptr)):
-        item_ptr = f"{ptr}/{escape(key)}/{i}"
-        if not isinstance(item, Mapping):
+    out: list[tuple[Mapping[str, Any], str]] = []
+    items = get_list(obj, key, ptr)
+    if not items:
+        return out
+    prefix = f"{ptr}/{escape(key)}/"
+    for i, item in enumerate(items):
+        item_ptr = f"{prefix}{i}"
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise FhirDataError(item_ptr, f"expected an object, got {json_type(item)}")
         out.append((item, item_ptr))
     return out
