@@ -245,3 +245,59 @@ def test_failing_jku_is_fetched_once_for_many_forged_tokens(
     finally:
         live.stop()
         jwks.shutdown()
+
+
+def test_rotated_key_under_the_same_kid_replaces_the_cached_key(
+        keys: Keys, make_token: TokenFactory) -> None:
+    """Parsed key objects are cached per kid, but only for the JWK they came from: when
+    the issuer's JWK Set is re-fetched with a new key under the same kid, tokens signed
+    with the old key are refused and tokens signed with the new one accepted."""
+    from http.server import BaseHTTPRequestHandler
+    from time import sleep
+
+    from b12drugs_cdshooks.auth import Authenticator
+    from b12drugs_cdshooks.outcome import Problem
+    from b12drugs_cdshooks.settings import settings_from_config
+    from cds_support import _serve
+
+    from b12drugs.config import Config
+
+    def jwk_set(private: Any) -> bytes:
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
+        jwk.update(kid="ec-1", use="sig", alg="ES384")
+        return json.dumps({"keys": [jwk]}).encode()
+
+    served = {"body": jwk_set(keys.ec384)}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(served["body"])
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd, url = _serve(Handler)
+    try:
+        jku = f"{url}/jwks.json"
+        auth = Authenticator(settings_from_config(Config(plugin={"cdshooks": {
+            "base_url": "https://cds.example.org",
+            "limits": {"jwks_cache_seconds": 0.05},
+            "issuers": {JKU_ISSUER: {"jku": [jku]}}}})))
+        aud = "https://cds.example.org" + DISCOVERY
+
+        def verify(key: Any) -> None:
+            auth.verify("Bearer " + make_token(aud, iss=JKU_ISSUER, key=key), aud)
+
+        verify(keys.ec384)
+        verify(keys.ec384)  # served from the cached key object
+        served["body"] = jwk_set(keys.other_ec384)
+        sleep(0.1)  # the cached JWK Set is stale: the next token re-fetches it
+        with pytest.raises(Problem) as refused:
+            verify(keys.ec384)
+        assert refused.value.status == 401 and "signature" in refused.value.message
+        verify(keys.other_ec384)
+    finally:
+        httpd.shutdown()

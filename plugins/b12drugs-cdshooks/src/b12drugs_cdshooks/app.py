@@ -235,9 +235,10 @@ def _guard(service_state: CDSHooksService, name: str) -> Callable[[Handler], Han
                                       code="exception"),
                     status_code=500, media_type=FHIR_JSON,
                 )
-            elapsed = (time.perf_counter() - started) * 1000
-            extra = " ".join(f"{k}={v}" for k, v in request.state.log.items())
-            log.info("%s status=%d ms=%.1f %s", name, response.status_code, elapsed, extra)
+            if log.isEnabledFor(logging.INFO):  # the line is formatted only when kept
+                elapsed = (time.perf_counter() - started) * 1000
+                extra = " ".join(f"{k}={v}" for k, v in request.state.log.items())
+                log.info("%s status=%d ms=%.1f %s", name, response.status_code, elapsed, extra)
             return response
 
         return endpoint
