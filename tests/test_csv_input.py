@@ -19,6 +19,7 @@ from b12drugs.models import (
     PatientContext,
     Rejection,
 )
+from b12drugs.records import iter_rows
 from b12drugs.testing import InputFormatContract
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -26,7 +27,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def parse(text: str | bytes) -> list[object]:
     data = text.encode() if isinstance(text, str) else text
-    return list(csv_input.parse(io.BytesIO(data), "f.csv"))
+    return list(iter_rows(csv_input.parse(io.BytesIO(data), "f.csv")))
 
 
 class TestCsvContract(InputFormatContract):

@@ -1,22 +1,40 @@
 """The high-volume path (CSV blocks, OrderRow, the engine's hot loop) keeps exact books:
 line numbers across blocks, capped-but-counted notices, patient contexts, and the
-garbage-collector setting it borrows while feeding."""
+garbage-collector setting it borrows while feeding.  The engine's column-wise path
+(:class:`OrderBlock`) and its row path give the same report."""
 
 from __future__ import annotations
 
 import gc
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from b12drugs.builtin import csv_input
 from b12drugs.builtin.csv_input import make_patient
 from b12drugs.engine import Screener
 from b12drugs.models import OrderRow, PatientEnd, Rejection
-from b12drugs.records import Record
+from b12drugs.records import Record, iter_rows
 
 
 def _records(data: bytes) -> list[Record]:
+    return list(iter_rows(csv_input.parse(io.BytesIO(data), "f.csv")))
+
+
+def _blocks(data: bytes) -> list[Record]:
     return list(csv_input.parse(io.BytesIO(data), "f.csv"))
+
+
+Reader = Callable[[bytes], list[Record]]
+
+
+@pytest.fixture(params=["rows", "blocks"])
+def read(request: pytest.FixtureRequest) -> Reader:
+    """The engine's two paths for CSV rows: one by one, and column-wise in blocks."""
+    return _records if request.param == "rows" else _blocks
 
 
 def test_line_numbers_stay_exact_across_blocks_with_multiline_rows() -> None:
@@ -45,11 +63,11 @@ def test_bad_bytes_reject_only_their_row_in_a_later_block() -> None:
     assert sum(isinstance(r, OrderRow) for r in records) == 1001
 
 
-def test_inactive_rows_beyond_the_notice_limit_are_counted_not_listed() -> None:
+def test_inactive_rows_beyond_the_notice_limit_are_counted_not_listed(read: Reader) -> None:
     data = b"rx_id,drug_name,status\n" + b"".join(
         b"R%d,omeprazole,%s\n" % (i, b"stopped" if i % 2 else b"active") for i in range(60))
     s = Screener(notice_limit=5)
-    s.feed(_records(data), "f.csv")
+    s.feed(read(data), "f.csv")
     report = s.finish()
     skipped = [n for n in report.notices if n.kind == "skipped"]
     assert report.counts.skipped == 30 and report.counts.screened == 30
@@ -100,21 +118,21 @@ def test_feeding_raises_the_collector_threshold_and_restores_it() -> None:
         gc.set_threshold(*before)
 
 
-def test_patient_columns_on_rows_without_findings_still_count() -> None:
+def test_patient_columns_on_rows_without_findings_still_count(read: Reader) -> None:
     """The fast path used to build a patient's context only from rows with findings, so a
     risk factor written only on an unrelated row (lisinopril) was lost."""
     data = (b"patient_id,rx_id,drug_name,start_date,birth_date,conditions\n"
             b"P1,R1,lisinopril 10 mg,2020-01-01,1940-01-01,Pernicious anemia\n"
             b"P1,R2,metformin 500 mg,2020-01-01,,\n")
     s = Screener()
-    s.feed(_records(data), "f.csv")
+    s.feed(read(data), "f.csv")
     report = s.finish()
     [alert] = report.alerts
     assert alert.patient_id == "P1" and alert.severity == "critical"
     assert s._held == {}
 
 
-def test_patient_columns_after_blank_ones_still_count() -> None:
+def test_patient_columns_after_blank_ones_still_count(read: Reader) -> None:
     data = (b"patient_id,rx_id,drug_name,start_date,birth_date,conditions\n"
             b"P1,R0,amlodipine 5 mg,2020-01-01,,\n"
             b"P1,R1,lisinopril 10 mg,2020-01-01,1940-01-01,Pernicious anemia\n"
@@ -122,7 +140,41 @@ def test_patient_columns_after_blank_ones_still_count() -> None:
             b"P2,R3,metformin 500 mg,2020-01-01,,\n"
             b"P2,R4,lisinopril 10 mg,2020-01-01,,\n")
     s = Screener()
-    s.feed(_records(data), "f.csv")
+    s.feed(read(data), "f.csv")
     report = s.finish()
     severity = {a.patient_id: a.severity for a in report.alerts}
     assert severity["P1"] == "critical" and severity["P2"] != "critical"
+
+
+_DRUGS = ("metformin 500 mg", "omeprazole 20 mg", "lisinopril 10 mg", "xyzzy 5 mg",
+          "folic acid 1 mg", "neomycin cream", "cyanocobalamin 1000 mcg")
+_CELLS = st.tuples(
+    st.sampled_from(("P1", "P2", "P3", "")),  # patient_id
+    st.sampled_from(_DRUGS),
+    st.sampled_from(("active", "stopped", "")),
+    st.sampled_from(("", "1940-01-01", "1990-05-05")),  # birth_date
+    st.sampled_from(("", "Pernicious anemia", "Anemia", "Vegan diet")),  # conditions
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_CELLS, max_size=40))
+def test_blocks_and_rows_give_the_same_report(rows: list[tuple[str, ...]]) -> None:
+    """Column-wise blocks (several per file here) and single rows: the same alerts, the
+    same notices in the same order, the same counts."""
+    lines = [f"{p},R{i},{d},{st_},2020-01-01,{b},{c}\n" for i, (p, d, st_, b, c) in
+             enumerate(rows)]
+    data = ("patient_id,rx_id,drug_name,status,start_date,birth_date,conditions\n"
+            + "".join(lines)).encode()
+    reports = []
+    for read in (_records, _blocks):
+        saved = csv_input._Reader.CHUNK
+        csv_input._Reader.CHUNK = 7
+        try:
+            s = Screener()
+            s.feed(read(data), "f.csv")
+        finally:
+            csv_input._Reader.CHUNK = saved
+        reports.append(s.finish().model_dump(exclude={"generated_at"}))
+    assert reports[0] == reports[1]
+    assert reports[0]["counts"]["read"] == len(rows)

@@ -29,6 +29,7 @@ import inspect
 import io
 import itertools
 import logging
+import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from .models import (
     DrugQuery,
     Notice,
     Order,
+    OrderBlock,
     OrderRow,
     PatientContext,
     PatientEnd,
@@ -81,18 +83,17 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 SNIFF_BYTES = 64 * 1024
 DEFAULT_NOTICE_LIMIT = 1000
-#: Held for a patient whose rows without findings had only blank patient columns so far.
 #: Completed patients remembered, to report records that arrive after their PatientEnd.
 COMPLETED_LIMIT = 100_000
-_BLANK: tuple[str, ...] = tuple([""])
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: ``x in outcomes`` stays a C-level check
 class _Outcome:
     """What one distinct drug resolved to (cached for the run).
 
     ``plain`` marks the common case (resolved, no class hit, nothing to report): the
-    engine only counts such orders, so it is worked out once here, not once per row.
+    engine only counts such orders, so it is worked out once here, not once per row;
+    ``hitless`` (no class hit) marks the orders whose patient columns are held.
     """
 
     hits: tuple[ClassHit, ...]
@@ -100,9 +101,17 @@ class _Outcome:
     notices: tuple[Notice, ...]
     description: str
     plain: bool = field(init=False)
+    hitless: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.plain = self.resolved and not self.hits and not self.notices
+        self.hitless = not self.hits
+        self.plain = self.resolved and self.hitless and not self.notices
+
+
+#: Stands for a drug not resolved yet in column-wise lookups (never plain).
+_UNSEEN = _Outcome((), False, (), "")
+_PLAIN = operator.attrgetter("plain")
+_HITLESS = operator.attrgetter("hitless")
 
 
 class _InactiveStatus(dict[str | None, bool]):
@@ -414,9 +423,20 @@ class Screener:
         """Screen a stream of records from one source (a file name, a message id)."""
         if source and source not in self.sources:
             self.sources.append(source)
-        it = iter(records)
+        chunk: list[Record] = []
         with _FEWER_COLLECTIONS:
-            while chunk := list(itertools.islice(it, CHUNK)):  # chunks cut in C, not per record
+            for rec in records:
+                if type(rec) is OrderBlock:  # already a batch: screened column-wise
+                    if chunk:
+                        self._process(chunk, source)
+                        chunk = []
+                    self._block(rec, source)
+                    continue
+                chunk.append(rec)
+                if len(chunk) == CHUNK:
+                    self._process(chunk, source)
+                    chunk = []
+            if chunk:
                 self._process(chunk, source)
 
     def _process(self, chunk: list[Record], source: str) -> None:
@@ -428,10 +448,7 @@ class Screener:
         notices) are built only for the rows that are skipped, unresolved or contribute
         to an alert (:meth:`_screen_order`).
         """
-        if len(self._outcomes) > self.runtime.cache_limit:
-            # Bounded memory for long-running services: start a fresh cache.  Swap, never
-            # clear, so that other runs sharing the old one keep their answers.
-            self._outcomes = self.runtime.outcomes = {}
+        self._bound_cache()
         inactive, outcomes, held = self._inactive, self._outcomes, self._held
         plain = 0
         try:
@@ -450,11 +467,9 @@ class Screener:
                         outcome = outcomes[order.codings, order.text]
                     if outcome.plain:
                         plain += 1
-                        # patient columns, per patient: a C call per row, no comparison
-                        if kind is OrderRow and (pf := rec[10]):  # type: ignore[index]
-                            prior = held.setdefault(rec[1], pf)  # type: ignore[index,arg-type]
-                            if prior is pf or prior is _BLANK:
-                                self._hold(rec)  # type: ignore[arg-type]
+                        # patient columns: looked at until a patient has non-blank ones
+                        if kind is OrderRow and rec[10] and rec[1] not in held:  # type: ignore[index,operator]
+                            self._hold(rec)  # type: ignore[arg-type]
                     else:
                         self._screen_order(order, outcome, source)
                 elif kind is PatientContext:
@@ -487,6 +502,76 @@ class Screener:
             self.counts["read"] += plain
             self.counts["screened"] += plain
 
+    def _bound_cache(self) -> None:
+        """Bounded memory for long-running services: past the runtime's limit, start a
+        fresh cache.  Swap, never clear, so that other runs sharing the old one keep
+        their answers."""
+        if len(self._outcomes) > self.runtime.cache_limit:
+            self._outcomes = self.runtime.outcomes = {}
+
+    def _block(self, block: OrderBlock, source: str) -> None:
+        """Screen a block of rows column by column (see :class:`OrderBlock`).
+
+        The same books as :meth:`_process` row by row, in C-level passes over the
+        columns: each row's status and drug are looked up with ``map``; the rows with
+        nothing to report (almost all) are only counted, and their patient columns are
+        held per patient (the first non-blank ones, as :meth:`_hold` does).  The other
+        rows (inactive, unresolved, with class hits or notices) are taken one by one in
+        file order, as :class:`OrderRow`.
+        """
+        self._bound_cache()
+        n = len(block)
+        outcomes = self._outcomes
+        keys = list(zip(block.codings, block.texts, strict=True))
+        inactive = list(map(self._inactive.__getitem__, block.statuses))
+        outs = list(map(outcomes.get, keys, itertools.repeat(_UNSEEN, n)))
+        if _UNSEEN in outs:
+            new = [block.row(i) for i in itertools.compress(
+                range(n), map(operator.is_, outs, itertools.repeat(_UNSEEN)))
+                if not inactive[i]]
+            if new:
+                self._resolve_new(new)
+                outs = list(map(outcomes.get, keys, itertools.repeat(_UNSEEN, n)))
+        active = list(map(operator.not_, inactive))
+        if block.make_patient is not None:
+            self._hold_block(block, list(map(operator.and_, active, map(_HITLESS, outs))))
+        todo = list(map(operator.or_, inactive, map(operator.not_, map(_PLAIN, outs))))
+        plain = n - sum(todo)
+        self.counts["read"] += plain
+        self.counts["screened"] += plain
+        for i in itertools.compress(range(n), todo):
+            row = block.row(i)
+            if inactive[i]:
+                self._skip_inactive(row, source)
+            else:
+                self._screen_order(row, outs[i], source, hold=False)
+
+    def _hold_block(self, block: OrderBlock, hitless: list[bool]) -> None:
+        """:meth:`_hold` for the block's active rows without class hits, column-wise."""
+        pids: list[Any] = list(itertools.compress(block.patient_ids, hitless))
+        fields: list[Any] = list(itertools.compress(block.patient_fields, hitless))
+        if not all(pids):  # rows without a patient id have no patient columns
+            fields = list(itertools.compress(fields, pids))
+            pids = list(itertools.compress(pids, pids))
+        filled = list(map(any, fields))
+        if not all(filled):
+            pids = list(itertools.compress(pids, filled))
+            fields = list(itertools.compress(fields, filled))
+        first: dict[str, tuple[str, ...]] = dict(
+            zip(reversed(pids), reversed(fields), strict=True))  # a patient's first row wins
+        held = self._held
+        new = set(first).difference(held)  # C loop over the block's patients only
+        if not new:
+            return
+        maker = block.make_patient
+        assert maker is not None  # the caller checked
+        if self._maker is None:
+            self._maker = maker
+        for pid in new:
+            held[pid] = first[pid]
+            if maker is not self._maker:
+                self._makers[pid] = maker
+
     def _resolve_chunk(self, chunk: list[Record]) -> None:
         """Resolve the new distinct drugs of the chunk's active orders."""
         inactive, outcomes = self._inactive, self._outcomes
@@ -495,9 +580,11 @@ class Screener:
                            and (r.codings, r.text) not in outcomes  # type: ignore[union-attr]
                            and not inactive[r.status]])  # type: ignore[union-attr]
 
-    def _screen_order(self, order: Order | OrderRow, outcome: _Outcome, source: str) -> None:
+    def _screen_order(self, order: Order | OrderRow, outcome: _Outcome, source: str,
+                      *, hold: bool = True) -> None:
         """An active order whose drug has something to say: class hits (the order is
-        validated and kept as a finding of its patient) or notices."""
+        validated and kept as a finding of its patient) or notices.  ``hold=False``: the
+        caller holds the row's patient columns itself (:meth:`_hold_block`)."""
         if outcome.hits and type(order) is OrderRow:
             row = order
             where = row.location()
@@ -511,7 +598,7 @@ class Screener:
             if context is not None:
                 self._add_context(context)
                 self._row_contexts[context.id] = (row.patient_fields, self._contexts[context.id])
-        elif type(order) is OrderRow:
+        elif hold and type(order) is OrderRow:
             self._hold(order)
         self.counts["read"] += 1
         self.counts["screened"] += 1
@@ -550,21 +637,11 @@ class Screener:
 
     def _hold(self, row: OrderRow) -> None:
         """Remember the first non-blank patient columns of a patient's rows without
-        findings (see the module doc; blank ones are held as ``_BLANK`` so that the hot
-        loop only looks at a patient's columns again while they are blank)."""
+        findings (see the module doc)."""
         pid, fields, maker = row.patient_id, row.patient_fields, row.make_patient
-        if not pid or not fields or maker is None:
+        if not pid or not fields or maker is None or not any(fields) or pid in self._held:
             return
-        held = self._held
-        if not any(fields):
-            held.setdefault(pid, _BLANK)
-            if held[pid] is fields:
-                held[pid] = _BLANK
-            return
-        prior = held.get(pid)
-        if prior is not None and prior is not fields and prior is not _BLANK:
-            return
-        held[pid] = fields
+        self._held[pid] = fields
         if self._maker is None:
             self._maker = maker
         elif maker is not self._maker:
@@ -578,7 +655,7 @@ class Screener:
             return
         seen = self._row_contexts.get(patient_id)
         current = self._contexts.get(patient_id)
-        if held is _BLANK or (seen is not None and seen[0] == held and current is seen[1]):
+        if seen is not None and seen[0] == held and current is seen[1]:
             return  # the usual case: the same columns as the rows with findings
         try:
             context = maker(patient_id, held, SourceLocation())
@@ -870,6 +947,11 @@ class _CountingReader:
         data = self._raw.readline(n)
         self._progress(len(data))
         return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines = self._raw.readlines(hint)
+        self._progress(sum(map(len, lines)))
+        return lines
 
     def __iter__(self) -> Iterator[bytes]:
         return self

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -223,6 +224,48 @@ class OrderRow(NamedTuple):
         if self.make_patient is None or not self.patient_fields or not self.patient_id:
             return None
         return self.make_patient(self.patient_id, self.patient_fields, where or self.location())
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBlock:
+    """Many :class:`OrderRow` at once, column by column: the fastest path.
+
+    A dispensing export is read in blocks of a few hundred rows; handing the engine a
+    block's columns lets it look up every row's drug, status and patient columns with
+    C-level loops (``map`` over a column) instead of a Python step per row.  Row ``i``
+    is exactly ``OrderRow(ids[i], patient_ids[i], ...)`` (:meth:`row`); every column has
+    one entry per row.  The reader's duties are those of :class:`OrderRow` (bounded
+    sizes, checked dates, numbers and statuses).  Code that wants rows uses
+    :meth:`rows` or :func:`b12drugs.records.iter_rows`.
+    """
+
+    ids: Sequence[str]
+    patient_ids: Sequence[str | None]
+    texts: Sequence[str | None]
+    codings: Sequence[tuple[Coding, ...]]
+    statuses: Sequence[str | None]
+    start_dates: Sequence[dt.date | None]
+    days_supply: Sequence[int | None]
+    daily_dose_mg: Sequence[float | None]
+    lines: Sequence[int]
+    patient_fields: Sequence[tuple[str, ...] | None]
+    file: str | None = None
+    make_patient: PatientFactory | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, i: int) -> OrderRow:
+        """Row ``i`` as an :class:`OrderRow`."""
+        fields = self.patient_fields[i]
+        return OrderRow(self.ids[i], self.patient_ids[i], self.texts[i], self.codings[i],
+                        self.statuses[i], self.start_dates[i], self.days_supply[i],
+                        self.daily_dose_mg[i], self.file, self.lines[i], fields,
+                        self.make_patient if fields else None)
+
+    def rows(self) -> Iterator[OrderRow]:
+        """Every row, in order."""
+        return map(self.row, range(len(self.ids)))
 
 
 class Condition(Model):

@@ -20,6 +20,7 @@ from .models import (
     DrugQuery,
     Notice,
     Order,
+    OrderBlock,
     OrderRow,
     PatientContext,
     PatientEnd,
@@ -34,12 +35,24 @@ if TYPE_CHECKING:
     from .knowledge import ClassDef, KBEntry, KnowledgeBase
 
 #: What an input parser yields.
-Record = Order | OrderRow | PatientContext | Rejection | Skip | PatientEnd | Notice
+Record = Order | OrderRow | OrderBlock | PatientContext | Rejection | Skip | PatientEnd | Notice
+
+
+def iter_rows(records: Iterable[Record]) -> Iterator[Record]:
+    """``records`` with each :class:`~b12drugs.models.OrderBlock` expanded into its
+    :class:`~b12drugs.models.OrderRow` records (for code that looks at single rows)."""
+    for rec in records:
+        if type(rec) is OrderBlock:
+            yield from rec.rows()
+        else:
+            yield rec
+
 
 #: ``parse(stream, source_name)``: read a binary stream, yield records.  Must not raise
 #: for bad content: yield :class:`~b12drugs.models.Rejection` and go on.  May raise
 #: :class:`~b12drugs.errors.InputError` when the whole input is unreadable.  A ``Notice``
 #: reports something about a record that was still screened (e.g. an ignored bad date).
+#: High-volume readers may yield :class:`~b12drugs.models.OrderBlock` (many rows at once).
 ParseFn = Callable[[IO[bytes], str], Iterator[Record]]
 
 #: ``sniff(head, filename)``: a confidence from 0 (not mine) to 1 (certainly mine),

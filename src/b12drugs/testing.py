@@ -41,6 +41,7 @@ from .errors import InputError
 from .models import (
     Notice,
     Order,
+    OrderBlock,
     OrderRow,
     PatientContext,
     PatientEnd,
@@ -49,7 +50,7 @@ from .models import (
     Skip,
 )
 from .plugins import PluginManager
-from .records import InputFormat, OutputFormat
+from .records import InputFormat, OutputFormat, iter_rows
 
 RECORD_TYPES = (Order, OrderRow, PatientContext, Rejection, Skip, PatientEnd, Notice)
 
@@ -76,8 +77,20 @@ def register_plugin(plugin_manager: PluginManager) -> Iterator[Callable[..., Non
 
 
 def parse_all(fmt: InputFormat, data: bytes, source: str = "contract") -> list[Any]:
-    """Parse bytes completely; only :class:`InputError` may escape."""
-    return list(fmt.parse(io.BytesIO(data), source))
+    """Parse bytes completely; only :class:`InputError` may escape.
+
+    An :class:`~b12drugs.models.OrderBlock` is checked (one entry per row in every
+    column) and expanded into its :class:`~b12drugs.models.OrderRow` records."""
+    records = list(fmt.parse(io.BytesIO(data), source))
+    for rec in records:
+        if type(rec) is OrderBlock:
+            columns = [getattr(rec, f) for f in _BLOCK_COLUMNS]
+            assert {len(c) for c in columns} == {len(rec)}, "OrderBlock columns differ in length"
+    return list(iter_rows(records))
+
+
+_BLOCK_COLUMNS = ("ids", "patient_ids", "texts", "codings", "statuses", "start_dates",
+                  "days_supply", "daily_dose_mg", "lines", "patient_fields")
 
 
 class InputFormatContract:

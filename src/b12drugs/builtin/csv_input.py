@@ -20,8 +20,8 @@ conditions      patient conditions, ``;``-separated text or ``SYSTEM:CODE`` item
 
 At least one of ``drug_name``, ``rxcui`` and ``ndc`` must be present.  The delimiter
 (comma, semicolon, tab or pipe) is taken from the header line.  Each data row becomes
-one order (a fast :class:`~b12drugs.models.OrderRow`); a row that cannot be read
-(wrong number of fields, a bad date, bytes that are not UTF-8, an over-long field)
+one order (handed on in fast :class:`~b12drugs.models.OrderBlock` columns); a row that
+cannot be read (wrong number of fields, a bad date, bytes that are not UTF-8, an over-long field)
 becomes a rejection naming ``file:line`` and the reason, and reading goes on.
 
 Size bound, and its limit: an over-long field is rejected (the ``csv`` module's field
@@ -36,7 +36,7 @@ from __future__ import annotations
 import csv
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from typing import IO, Any, TypeVar
 
@@ -48,9 +48,9 @@ from ..models import (
     RXNORM_SYSTEM,
     Coding,
     Condition,
+    OrderBlock,
     OrderRow,
     PatientContext,
-    PatientFactory,
     Rejection,
     SourceLocation,
     normalize_ndc,
@@ -115,14 +115,36 @@ def _delimiter(line: str) -> str:
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
+#: Bytes of lines read and decoded at once (a few hundred rows).
+_BATCH_BYTES = 64 * 1024
+
+
 def _decoded_lines(stream: IO[bytes], bad: set[int]) -> Iterator[str]:
-    """Decode line by line so one bad byte rejects one row, not the file."""
-    for n, raw in enumerate(stream, 1):
+    """The stream's lines as text; the numbers of lines that are not UTF-8 go to ``bad``
+    (so one bad byte rejects one row, not the file).
+
+    Lines are read and decoded in batches (``readlines`` and ``map(bytes.decode)``, C
+    loops) and handed on through ``chain``: no Python step per line.  A batch with a bad
+    line is decoded again line by line, with replacement characters.
+    """
+    return itertools.chain.from_iterable(_decoded_batches(stream, bad))
+
+
+def _decoded_batches(stream: IO[bytes], bad: set[int]) -> Iterator[list[str]]:
+    first = 1  # line number of the batch's first line
+    while raw := stream.readlines(_BATCH_BYTES):
         try:
-            yield raw.decode("utf-8")
+            yield list(map(bytes.decode, raw))
         except UnicodeDecodeError:
-            bad.add(n)
-            yield raw.decode("utf-8", "replace")
+            out = []
+            for n, line in enumerate(raw, first):
+                try:
+                    out.append(line.decode())
+                except UnicodeDecodeError:
+                    bad.add(n)
+                    out.append(line.decode("utf-8", "replace"))
+            yield out
+        first += len(raw)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -298,12 +320,12 @@ class _Reader:
         while True:
             rows: list[list[str]] = []
             error: csv.Error | None = None
-            try:
-                for row in itertools.islice(reader, self.CHUNK):
-                    rows.append(row)
+            try:  # extend keeps the rows read before an error
+                rows.extend(itertools.islice(reader, self.CHUNK))
             except csv.Error as exc:
                 error = exc
             end = reader.line_num + 1
+            bad = self._bad_upto(end)
             multiline = not (error is None and end - last == len(rows))
             if not multiline:
                 starts = list(range(last + 1, end + 1))
@@ -311,20 +333,30 @@ class _Reader:
             else:
                 starts, after = _row_starts(rows, last + 1)
             if rows:
-                yield from self._checked(starts, rows, after, multiline)
+                yield from self._checked(starts, rows, after, bad, multiline)
             if error is not None:
                 yield _reject(self.file, after, _unreadable(error, after, end))
             elif len(rows) < self.CHUNK:
                 return
             last = end
 
+    def _bad_upto(self, end: int) -> set[int]:
+        """Take the bad lines up to line ``end`` (lines are decoded a batch ahead of the
+        rows read, so later ones stay for later blocks)."""
+        bad = self.bad
+        if not bad:
+            return bad
+        mine = {n for n in bad if n <= end}
+        bad -= mine
+        return mine
+
     def _checked(self, starts: list[int], rows: list[list[str]], after: int,
-                 multiline: bool = False,
+                 bad: set[int], multiline: bool = False,
                  ) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
         """The block as it is when every row has the header's width, no line has bad
         bytes and no row spans lines; otherwise row by row: blank lines dropped, bad rows
         rejected (a row whose quoted field swallowed what look like further rows too)."""
-        width, bad = self.width, self.bad
+        width = self.width
         if not bad and not multiline and all(map(width.__eq__, map(len, rows))):
             yield starts, rows
             return
@@ -352,9 +384,6 @@ class _Reader:
             yield _reject(self.file, start, reason)
         if good_rows:
             yield good_starts, good_rows
-        # Lines are decoded only as the csv reader pulls them, so every bad line seen so
-        # far belongs to this block (or to a row rejected as unreadable).
-        bad.clear()
 
     def _swallows_rows(self, row: list[str]) -> bool:
         """Whether a quoted field spanning lines holds a line that splits, at the
@@ -439,10 +468,11 @@ class _Reader:
 
     # -- fast path: a block at once --------------------------------------------
     def convert_chunk(self, chunk: list[tuple[int, list[str]]]) -> list[OrderRow]:
-        """:meth:`convert_block` for ``(first line, row)`` pairs (as :meth:`rows` gives)."""
-        return self.convert_block([s for s, _ in chunk], [r for _, r in chunk])
+        """:meth:`convert_block` for ``(first line, row)`` pairs (as :meth:`rows` gives),
+        as rows."""
+        return list(self.convert_block([s for s, _ in chunk], [r for _, r in chunk]).rows())
 
-    def convert_block(self, starts: list[int], rows: list[list[str]]) -> list[OrderRow]:
+    def convert_block(self, starts: list[int], rows: list[list[str]]) -> OrderBlock:
         """Convert a block column by column; raises at the first bad value (the caller
         then converts row by row to name the row and the reason).
 
@@ -451,15 +481,13 @@ class _Reader:
         """
         n = len(rows)
         table = list(zip(*rows))  # noqa: B905 (equal widths; a short row -> IndexError)
-
-        def strip(i: int) -> list[str]:
-            return list(map(str.strip, table[i]))
+        nothing: list[Any] = [None] * n
 
         def column(name: str, limit: int = 0) -> list[str] | None:
             i = self.col[name]
             if i is None:
                 return None
-            values = strip(i)
+            values = list(map(str.strip, table[i]))
             if limit and max(map(len, values)) > limit:
                 raise ValueError(f"{name}: too long")
             return values
@@ -467,12 +495,12 @@ class _Reader:
         def optional(values: list[str] | None) -> list[str | None]:
             """Empty cells as None (most columns are full: then the list as it is)."""
             if values is None:
-                return [None] * n
+                return nothing
             return values if all(values) else [v or None for v in values]  # type: ignore[return-value]
 
-        def lookup(memo: _Memo[Any], name: str) -> Iterable[Any]:
+        def lookup(memo: _Memo[Any], name: str) -> list[Any]:
             i = self.col[name]
-            return itertools.repeat(None, n) if i is None else map(memo.__getitem__, table[i])
+            return nothing if i is None else list(map(memo.__getitem__, table[i]))
 
         ids = column("rx_id", 256)
         if ids is None:
@@ -481,25 +509,21 @@ class _Reader:
             ids = [i or f"{self.file}:{s}" for i, s in zip(ids, starts, strict=True)]
         texts = optional(column("drug_name", MAX_TEXT))
         pids = optional(column("patient_id", 256))
+        codings: list[tuple[Coding, ...]] = [()] * n
         if self.col["rxcui"] is not None or self.col["ndc"] is not None:
-            codings: Iterable[tuple[Coding, ...]] = [self._codings(r) for r in rows]
-        else:
-            codings = itertools.repeat((), n)
-        fields: Iterable[tuple[str, ...] | None] = itertools.repeat(None, n)
-        makers: Iterable[PatientFactory | None] = itertools.repeat(None, n)
+            codings = [self._codings(r) for r in rows]
+        fields: list[tuple[str, ...] | None] = nothing
         if self.has_patient:
             cols = [table[i] if i is not None else ("",) * n for i in self.patient_cols]
             self._check_patients(cols, pids)
             fields = list(zip(*cols, strict=True))
-            makers = [make_patient] * n
             if not all(pids):
                 fields = [f if p else None for f, p in zip(fields, pids, strict=True)]
-                makers = [make_patient if p else None for p in pids]
-        return list(map(tuple.__new__, itertools.repeat(OrderRow), zip(  # type: ignore[arg-type]
+        return OrderBlock(
             ids, pids, texts, codings, lookup(self.statuses, "status"),
             lookup(self.start_dates, "start_date"), lookup(self.days, "days_supply"),
-            lookup(self.doses, "daily_dose_mg"), itertools.repeat(self.file, n), starts,
-            fields, makers, strict=True)))
+            lookup(self.doses, "daily_dose_mg"), starts, fields, self.file,
+            make_patient if self.has_patient else None)
 
     def _check_patients(self, cols: list[tuple[str, ...]], pids: list[str | None]) -> None:
         """:func:`_check_patient` column-wise, for the rows with a patient id (raw cells:
@@ -526,10 +550,9 @@ class _Reader:
                 continue
             starts, rows = item
             try:
-                converted: Sequence[Record] = self.convert_block(starts, rows)
+                yield self.convert_block(starts, rows)
             except (ValueError, TypeError, IndexError):
-                converted = self._convert_rows(starts, rows)
-            yield from converted
+                yield from self._convert_rows(starts, rows)
 
     def _convert_rows(self, starts: list[int], rows: list[list[str]]) -> list[Record]:
         """The slow path for a block with a bad row: each row an order or a rejection."""
@@ -571,8 +594,9 @@ def _opt(row: list[str], i: int | None) -> str | None:
 
 
 def parse(stream: IO[bytes], source: str) -> Iterator[Record]:
-    """Yield one :class:`OrderRow` per data row (the fast path: the engine validates
-    the rows that matter) and a :class:`Rejection` per unreadable row."""
+    """Yield an :class:`OrderBlock` per block of good rows (the fast path: the engine
+    validates the rows that matter), and for a block holding a bad row one
+    :class:`OrderRow` per good row and a :class:`Rejection` per bad one."""
     return _Reader(stream, source).records()
 
 
