@@ -151,7 +151,7 @@ class KeyStore:
         with self._lock:
             cached = self._urls.get(url)
             failed_at = self._failures.get(url)
-        if cached is not None and cached[0] is jwk:
+        if cached is not None:
             fetched_at, keys = cached
             fresh = now - fetched_at < self._cache_seconds
             if kid in keys and fresh:
