@@ -1,14 +1,21 @@
 """Benchmark the CDS Hooks service against a bare Starlette endpoint (the floor).
 
     python plugins/b12drugs-cdshooks/benchmarks/bench_cdshooks.py [--runs 3] [--duration 5]
-        [--concurrency 1 10 50] [--auth]
+        [--concurrency 1 10 50] [--auth] [--algs ES384 RS384]
 
-Starts each server with uvicorn (one worker) on 127.0.0.1 and drives it with
+Starts each server with uvicorn (one worker, ``--http h11`` or ``httptools``, the same
+for every target) on 127.0.0.1 and drives it with
 ``loadgen.py`` in a separate process: order-sign requests with realistic draft orders
 (two Synthea MedicationRequests drafted anew: metformin and colchicine) and full
 prefetch (the Synthea patient, her active medications and conditions).  Each
 (target, concurrency) is run ``--runs`` times; the table shows the median of each figure.
-``--auth`` adds the service with JWT verification (ES384, one fresh token per request).
+``--auth`` adds the service with JWT verification, one row group per algorithm of
+``--algs`` (default: both algorithms the specification recommends, ES384 and RS384).
+Every request carries its own token with a unique ``jti`` that the server verifies in
+full (signature, aud, exp/iat, replay); the tokens are signed before the timed window,
+in this process, so that signing does not take CPU from the server during the run (the
+EHR signs on its own machine).  The load generator stops with an error rather than
+reuse a token.
 """
 
 from __future__ import annotations
@@ -68,11 +75,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(factory: str, port: int, env: dict[str, str], http: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", f"bench_apps:{factory}",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
+         "--no-access-log", "--http", http],
         cwd=HERE, env={**os.environ, **env, "PYTHONPATH": str(HERE)},
     )
     deadline = time.monotonic() + 30
@@ -86,7 +93,7 @@ def start(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[byte
     raise RuntimeError(f"{factory} did not start")
 
 
-def tokens_file(key: Any, url: str, count: int, directory: Path) -> Path:
+def tokens_file(key: Any, alg: str, url: str, count: int, directory: Path) -> Path:
     import jwt
 
     now = int(time.time())
@@ -94,9 +101,33 @@ def tokens_file(key: Any, url: str, count: int, directory: Path) -> Path:
     with path.open("w", encoding="ascii") as fh:
         for _ in range(count):
             fh.write(jwt.encode({"iss": "bench-ehr", "aud": url, "iat": now, "exp": now + 600,
-                                 "jti": uuid.uuid4().hex}, key, algorithm="ES384",
-                                headers={"kid": "bench", "typ": "JWT"}) + "\n")
+                                 "jti": uuid.uuid4().hex}, key, algorithm=alg,
+                                headers={"kid": f"bench-{alg}", "typ": "JWT"}) + "\n")
     return path
+
+
+def signing_keys(algs: list[str], directory: Path) -> tuple[dict[str, Any], Path]:
+    """A private key per algorithm and the JWK Set file with their public halves."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    private: dict[str, Any] = {}
+    jwks = []
+    for alg in algs:
+        if alg == "ES384":
+            key: Any = ec.generate_private_key(ec.SECP384R1())
+            jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+        elif alg == "RS384":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        else:
+            raise SystemExit(f"unsupported --algs value {alg!r} (ES384, RS384)")
+        jwk.update(kid=f"bench-{alg}", use="sig", alg=alg)
+        private[alg] = key
+        jwks.append(jwk)
+    path = directory / "jwks.json"
+    path.write_text(json.dumps({"keys": jwks}))
+    return private, path
 
 
 def loadgen(url: str, body: Path, concurrency: int, duration: float,
@@ -115,6 +146,11 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--auth", action="store_true", help="also benchmark with JWT verification")
+    ap.add_argument("--http", choices=["h11", "httptools"], default="h11",
+                    help="uvicorn's HTTP parser, the same for every target (httptools comes "
+                    "with uvicorn[standard])")
+    ap.add_argument("--algs", nargs="+", default=["ES384", "RS384"],
+                    help="JWT algorithms benchmarked with --auth (RSA keys are 2048-bit)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -125,19 +161,16 @@ def main() -> None:
             ("bare Starlette endpoint (fixed card)", "bare_app", {}),
             ("b12drugs CDS service (no auth)", "service_app", {"BENCH_DIR": tmp_name}),
         ]
-        key = None
+        private: dict[str, Any] = {}
         if args.auth:
-            import jwt
-            from cryptography.hazmat.primitives.asymmetric import ec
-
-            key = ec.generate_private_key(ec.SECP384R1())
-            jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
-            jwk.update(kid="bench", use="sig", alg="ES384")
-            (tmp / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
-            targets.append(("b12drugs CDS service (JWT ES384)", "service_app",
-                            {"BENCH_DIR": tmp_name, "BENCH_JWKS": str(tmp / "jwks.json")}))
+            private, jwks_path = signing_keys(args.algs, tmp)
+            for alg in args.algs:
+                targets.append((f"b12drugs CDS service (JWT {alg})", "service_app",
+                                {"BENCH_DIR": tmp_name, "BENCH_JWKS": str(jwks_path),
+                                 "BENCH_ALG": alg}))
         print(f"request body: {body.stat().st_size} bytes; {args.runs} runs x "
-              f"{args.duration:g} s per cell; medians\n")
+              f"{args.duration:g} s per cell; medians; uvicorn --http {args.http}, "
+              "one worker per server\n")
         print("| target | clients | p50 ms | p95 ms | p99 ms | req/s | errors |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for label, factory, env in targets:
@@ -145,15 +178,17 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             if "BENCH_JWKS" in env:
                 env = {**env, "BENCH_BASE_URL": base}
-            proc = start(factory, port, env)
+            proc = start(factory, port, env, args.http)
             try:
                 for conc in args.concurrency:
                     results = []
                     for _ in range(args.runs):
                         tokens = None
                         if "BENCH_JWKS" in env:
-                            tokens = tokens_file(key, base + PATH,
-                                                 int(1500 * (args.duration + 1)), tmp)
+                            # more than the service can answer in warm-up + run
+                            alg = env["BENCH_ALG"]
+                            tokens = tokens_file(private[alg], alg, base + PATH,
+                                                 int(2500 * (args.duration + 1)), tmp)
                         results.append(loadgen(base + PATH, body, conc, args.duration, tokens))
                     med = {k: statistics.median(r[k] for r in results)
                            for k in ("p50", "p95", "p99", "throughput")}

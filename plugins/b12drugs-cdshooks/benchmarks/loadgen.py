@@ -43,7 +43,9 @@ async def _client(host: str, port: int, path: str, body: bytes, tokens: list[str
             if tokens:
                 i = token_index[0]
                 token_index[0] += 1
-                auth = f"Authorization: Bearer {tokens[i % len(tokens)]}\r\n"
+                if i >= len(tokens):  # never reuse a token: the replay check would refuse it
+                    raise SystemExit("loadgen: ran out of tokens; sign more")
+                auth = f"Authorization: Bearer {tokens[i]}\r\n"
             writer.write((head + auth + "\r\n").encode() + body)
             await writer.drain()
             status_line = await reader.readline()
@@ -99,7 +101,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=1.0)
-    ap.add_argument("--tokens", help="file with one bearer token per line (each used once)")
+    ap.add_argument("--tokens", help="file with one bearer token per line (each used once; "
+                    "signed beforehand, so that signing takes no CPU during the run)")
     args = ap.parse_args()
     with open(args.body, "rb") as fh:
         body = fh.read()
