@@ -186,3 +186,29 @@ def test_prefetch_limit_marks_the_list_incomplete() -> None:
     _absorb(data, "medications", meds, 2)
     assert len(data.medication_requests) == 2
     assert "only the first 2 of 3" in data.incomplete["medications"]
+
+
+def test_audit_log_checkpoints_in_the_background(tmp_path: Path) -> None:
+    """Issued cards reach the database file through the background checkpoint (inserts
+    no longer checkpoint themselves), and are all there after close."""
+    import uuid
+
+    from b12drugs_cdshooks.audit import AuditLog
+
+    path = tmp_path / "audit.sqlite3"
+    audit = AuditLog(path, checkpoint_seconds=0.05)
+    try:
+        empty = path.stat().st_size
+        for _ in range(200):
+            audit.record_cards("svc", "hook-1", [(str(uuid.uuid4()), "metformin", "warning",
+                                                  [str(uuid.uuid4())])])
+        deadline = time.monotonic() + 5
+        while path.stat().st_size <= empty and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size > empty  # pages copied from the WAL into the file
+    finally:
+        audit.close()
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM cards").fetchone() == (200,)
