@@ -102,10 +102,16 @@ PRIORITY = (
 )
 
 
+_RANK = {r: i for i, r in enumerate(PRIORITY)}
+
+
+def _rank(risk_factor: str) -> tuple[int, str]:
+    return _RANK.get(risk_factor, len(_RANK)), risk_factor
+
+
 def ordered(risk_factors: set[str] | list[str]) -> list[str]:
     """Risk factors, most telling first (unknown plugin ids last, alphabetically)."""
-    rank = {r: i for i, r in enumerate(PRIORITY)}
-    return sorted(risk_factors, key=lambda r: (rank.get(r, len(rank)), r))
+    return sorted(risk_factors, key=_rank)
 
 
 def short_label(risk_factor: str, config: Config | None = None) -> str:

@@ -305,7 +305,8 @@ class Screener:
         # patients a parser said are complete -> whether a late record was reported
         self._completed: dict[str, bool] = {}
         self._maker: PatientFactory | None = None
-        self._min_severity = SEVERITIES.index(self.config.policy.min_severity)
+        self._reported = frozenset(SEVERITIES[SEVERITIES.index(self.config.policy.min_severity):])
+        self._rule_calls = [(rule, f"rule {rule.name}") for rule in self.rules]
         self._inactive = _InactiveStatus()
 
     # -- books -----------------------------------------------------------------
@@ -716,24 +717,29 @@ class Screener:
         if state is None:
             return
         patient_id = key if isinstance(key, str) else None
-        risk: set[str] = set()
+        hooks, problems = self.hooks, self.hooks.problems
+        risk: tuple[str, ...] = ()
         if context is not None:
-            before = len(self.hooks.problems)
-            risk = self.hooks.risk_factors(context, self.as_of, self.config)
-            self._plugin_failed(before, patient_id, "risk factors: some of this patient's "
-                                "risk factors may be missing")
-        case = PatientCase(patient_id, context, state.findings, tuple(sorted(risk)), self.as_of)
-        for rule in self.rules:
-            before = len(self.hooks.problems)
-            got = self.hooks.call_isolated(
-                rule.provider, f"rule {rule.name}",
-                functools.partial(_evaluate, rule, case, self.kb, self.config),
-            )
-            self._plugin_failed(before, patient_id, f"rule {rule.name}: this patient was not "
-                                "checked by it")
-            for alert in got or ():
-                if SEVERITIES.index(alert.severity) >= self._min_severity:
-                    self.alerts.append(alert)
+            before = len(problems)
+            risk = tuple(sorted(hooks.risk_factors(context, self.as_of, self.config)))
+            if len(problems) > before:
+                self._plugin_failed(before, patient_id, "risk factors: some of this patient's "
+                                    "risk factors may be missing")
+        case = PatientCase(patient_id, context, state.findings, risk, self.as_of)
+        kb, config, reported, alerts = self.kb, self.config, self._reported, self.alerts
+        for rule, where in self._rule_calls:
+            before = len(problems)
+            try:
+                got: Iterable[Alert] = list(rule.evaluate(case, kb, config))
+            except PluginError:
+                raise
+            except Exception as exc:
+                hooks.problem(rule.provider, where, exc)
+                got = ()
+            if len(problems) > before:
+                self._plugin_failed(before, patient_id, f"{where}: this patient was not "
+                                    "checked by it")
+            alerts.extend(a for a in got if a.severity in reported)
 
     def _plugin_failed(self, before: int, patient_id: str | None, what: str) -> None:
         """Report plugin problems recorded since ``before`` as notices: the failure is
@@ -839,10 +845,6 @@ def _check_policy(config: Config, kb: KnowledgeBase, rules: Sequence[Rule]) -> N
         if unknown:
             raise ConfigError(f"policy.{section}: unknown {', '.join(map(repr, unknown))} "
                               f"(known: {', '.join(known)})")
-
-
-def _evaluate(rule: Rule, case: PatientCase, kb: KnowledgeBase, config: Config) -> list[Alert]:
-    return list(rule.evaluate(case, kb, config))
 
 
 def _build(resolver: Resolver, config: Config, kb: KnowledgeBase) -> ResolveFn | None:

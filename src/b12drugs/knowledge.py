@@ -19,7 +19,7 @@ import csv
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -189,6 +189,11 @@ class KnowledgeBase:
             self.by_ingredient.setdefault(e.ingredient, []).append(e)
 
     def alert_classes(self) -> list[ClassDef]:
+        """The classes that raise alerts (not context roles), in knowledge-base order."""
+        return self._alert_classes
+
+    @cached_property
+    def _alert_classes(self) -> list[ClassDef]:  # asked once per patient by the rules
         return [c for c in self.classes.values() if c.role == "alert"]
 
     def members(self, class_id: str) -> list[KBEntry]:

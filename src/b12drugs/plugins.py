@@ -156,11 +156,18 @@ class Hooks:
 
     def _impls(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Callable[[], Any]]]:
         """Each implementation, in pluggy's call order, bound to the arguments it takes
-        (an implementation may accept fewer arguments than the spec)."""
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
-            args = {a: kwargs[a] for a in impl.argnames}
-            yield impl.plugin_name, functools.partial(impl.function, **args)
+        (an implementation may accept fewer arguments than the spec).  The list of
+        implementations is kept until plugins change (risk factors are asked once per
+        patient)."""
+        key = "impls:" + hook_name
+        impls = self._cache.get(key)
+        if impls is None:
+            hook = getattr(self.pm.hook, hook_name)
+            impls = self._cache[key] = [(i.plugin_name, i.function, i.argnames)
+                                        for i in reversed(hook.get_hookimpls())]
+        for plugin_name, function, argnames in impls:
+            args = {a: kwargs[a] for a in argnames}
+            yield plugin_name, functools.partial(function, **args)
 
     def _collect(self, hook_name: str, cls: type[T], key: Callable[[T], str] | None) -> list[T]:
         if hook_name in self._cache:

@@ -146,6 +146,21 @@ class PatientCase:
     findings: list[OrderFindings] = field(default_factory=list)
     risk_factors: tuple[str, ...] = ()
     as_of: date = field(default_factory=date.today)
+    _groups: dict[str, list[OrderFindings]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
+    def by_class(self) -> dict[str, list[OrderFindings]]:
+        """The findings grouped by class id (or role), each finding once per class, in
+        order.  Worked out once per case: every rule starts from it.  Treat as read-only."""
+        groups = self._groups
+        if groups is None:
+            groups = self._groups = {}
+            for f in self.findings:
+                for h in f.hits:
+                    group = groups.setdefault(h.class_id, [])
+                    if not group or group[-1] is not f:
+                        group.append(f)
+        return groups
 
 
 #: ``evaluate(case, knowledge, config)`` yields alerts for one patient.

@@ -143,22 +143,15 @@ def _summary(text: str) -> str:
 
 
 def _order_ids(findings: Sequence[OrderFindings]) -> tuple[str, ...]:
+    if len(findings) == 1:
+        return (findings[0].order.id,)
     return tuple(dict.fromkeys(f.order.id for f in findings))
 
 
 def _sources(findings: Sequence[OrderFindings]) -> tuple[str, ...]:
+    if len(findings) == 1:
+        return (findings[0].source,) if findings[0].source else ()
     return tuple(dict.fromkeys(f.source for f in findings if f.source))
-
-
-def _by_class(case: PatientCase) -> dict[str, list[OrderFindings]]:
-    """The patient's findings grouped by class id, each finding once per class."""
-    groups: dict[str, list[OrderFindings]] = {}
-    for f in case.findings:
-        for h in f.hits:
-            group = groups.setdefault(h.class_id, [])
-            if not group or group[-1] is not f:
-                group.append(f)
-    return groups
 
 
 def _listed(items: Sequence[str], limit: int = 20) -> str:
@@ -173,6 +166,8 @@ def _detail(lines: list[str]) -> str:
 
 
 def _drugs(findings: Sequence[OrderFindings], class_id: str) -> tuple[str, ...]:
+    if len(findings) == 1 and len(hits := findings[0].hits) == 1:  # the usual case
+        return (hits[0].ingredient,) if hits[0].class_id == class_id else ()
     names = (h.ingredient for f in findings for h in f.hits if h.class_id == class_id)
     return tuple(dict.fromkeys(names))
 
@@ -184,9 +179,10 @@ def _ingredients(findings: Sequence[OrderFindings]) -> set[str]:
 def _rescue(case: PatientCase) -> bool:
     """True when the patient has a systemic antifolate/fluoropyrimidine cytostatic and
     folinic acid (a fluorouracil cream needs no rescue)."""
-    names = _ingredients(case.findings)
+    if not _ingredients(case.findings) & FOLINIC_ACIDS:
+        return False  # the usual case: no folinic acid at all
     systemic = _ingredients([f for f in case.findings if not local_routes(f.order)])
-    return bool(systemic & RESCUE_PARTNERS) and bool(names & FOLINIC_ACIDS)
+    return bool(systemic & RESCUE_PARTNERS)
 
 
 def _known_phrase(known: Sequence[str], config: Config) -> str:
@@ -206,11 +202,11 @@ def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderF
 
 def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:
     """One alert per B12-lowering class present, severity per the policy above."""
-    disabled = set(config.policy.disabled_classes)
-    groups = _by_class(case)
+    disabled = config.policy.disabled_classes
+    groups = case.by_class()
     present: dict[str, list[OrderFindings]] = {}
     for cls in kb.alert_classes():
-        if cls.class_id in disabled or cls.class_id not in groups:
+        if cls.class_id not in groups or cls.class_id in disabled:
             continue
         found = _systemic(cls, _dose_qualifies(cls, groups[cls.class_id]))
         if found:
@@ -219,6 +215,7 @@ def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
         return
     on_b12 = "b12_therapy" in groups
     patient_rf = set(case.risk_factors)
+    rescue = _rescue(case)
     for class_id, findings in present.items():
         cls = kb.classes[class_id]
         factors = set(patient_rf)
@@ -236,11 +233,7 @@ def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iter
             severity = shift(severity, 1)
         if on_b12:
             severity = shift(severity, -1)
-        note = (
-            _RESCUE_NOTE
-            if _rescue(case) and _ingredients(findings) & RESCUE_PARTNERS
-            else None
-        )
+        note = _RESCUE_NOTE if rescue and _ingredients(findings) & RESCUE_PARTNERS else None
         yield _alert(case, cls, findings, ordered(factors), severity, on_b12, config, note)
 
 
@@ -255,7 +248,47 @@ def _alert(
     note: str | None = None,
 ) -> Alert:
     drugs = _drugs(findings, cls.class_id)
-    labels = [label(f, config) for f in factors]
+    orders = _order_ids(findings)
+    summary, rest = _wording(cls, drugs, tuple(factors), on_b12, note, config)
+    return Alert(
+        patient_id=case.patient_id,
+        class_id=cls.class_id,
+        severity=severity,
+        summary=summary,
+        detail=_detail([f"**Drugs:** {_listed(drugs)} (orders: {_listed(orders)})", *rest]),
+        orders=orders,
+        drugs=drugs,
+        risk_factors=(*factors, "on_b12_therapy") if on_b12 else tuple(factors),
+        recommendation=cls.monitoring,
+        evidence=cls.evidence,
+        references=cls.references,
+        rule="default-policy",
+        sources=_sources(findings),
+    )
+
+
+#: Wordings already written, keyed by everything they depend on (bounded).
+_WORDINGS: dict[tuple[object, ...], tuple[str, tuple[str, ...]]] = {}
+_WORDINGS_LIMIT = 4096
+
+
+def _wording(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on_b12: bool,
+             note: str | None, config: Config) -> tuple[str, tuple[str, ...]]:
+    """An alert's summary and the detail lines after the drugs line.  Remembered: they
+    depend only on the class, drugs, risk factors and age limit, which many patients
+    share (the drugs line names each patient's orders and is built per alert)."""
+    key = (cls.class_id, cls.mechanism, cls.evidence, cls.monitoring, drugs, factors, on_b12,
+           note, config.policy.age_limit)
+    got = _WORDINGS.get(key)
+    if got is None:
+        if len(_WORDINGS) >= _WORDINGS_LIMIT:
+            _WORDINGS.clear()
+        got = _WORDINGS[key] = _write(cls, drugs, factors, on_b12, note, config)
+    return got
+
+
+def _write(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on_b12: bool,
+           note: str | None, config: Config) -> tuple[str, tuple[str, ...]]:
     drug_list = _listed(drugs, 3)
     known = [f for f in factors if f in KNOWN_DEFICIENCY]
     others = [f for f in factors if f not in KNOWN_DEFICIENCY]
@@ -265,54 +298,39 @@ def _alert(
         summary = f"{drug_list} can lower vitamin B12; consider a B12 level"
     if others:
         summary += f" ({', '.join(short_label(f, config) for f in others)})"
-    lines = [
-        f"**Drugs:** {_listed(drugs)} (orders: {_listed(_order_ids(findings))})",
-        f"**Why:** {cls.mechanism}",
-        f"**Evidence:** {cls.evidence}",
-    ]
-    if labels:
-        lines.append(f"**Patient risk factors:** {'; '.join(labels)}")
+    lines = [f"**Why:** {cls.mechanism}", f"**Evidence:** {cls.evidence}"]
+    if factors:
+        lines.append(f"**Patient risk factors:** {'; '.join(label(f, config) for f in factors)}")
     if on_b12:
         lines.append("**Already on B12 therapy:** severity lowered one step; keep monitoring.")
     if note:
         lines.append(note)
     lines.append(f"**Monitor:** {cls.monitoring}")
-    return Alert(
-        patient_id=case.patient_id,
-        class_id=cls.class_id,
-        severity=severity,
-        summary=_summary(summary[0].upper() + summary[1:]),
-        detail=_detail(lines),
-        orders=_order_ids(findings),
-        drugs=drugs,
-        risk_factors=tuple(factors) + (("on_b12_therapy",) if on_b12 else ()),
-        recommendation=cls.monitoring,
-        evidence=cls.evidence,
-        references=cls.references,
-        rule="default-policy",
-        sources=_sources(findings),
-    )
+    return _summary(summary[0].upper() + summary[1:]), tuple(lines)
 
 
 def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:
     """Folate for a patient with known deficiency and no B12 therapy: ``critical``."""
     if FOLATE_MASKING in config.policy.disabled_classes:
         return
-    groups = _by_class(case)
+    groups = case.by_class()
     folate = groups.get("folate", [])
-    if _rescue(case):
+    known = sorted(set(case.risk_factors) & KNOWN_DEFICIENCY)
+    if not folate or not known or "b12_therapy" in groups:
+        return
+    rescue = _rescue(case)
+    if rescue:
         # Rescue folinic acid must not be withheld: only the other folates count.
         folate = [
             f for f in folate
             if any(h.class_id == "folate" and h.ingredient.lower() not in FOLINIC_ACIDS
                    for h in f.hits)
         ]
-    known = sorted(set(case.risk_factors) & KNOWN_DEFICIENCY)
-    if not folate or not known or "b12_therapy" in groups:
+    if not folate:
         return
     cls = kb.classes.get("folate")
     drugs = tuple(d for d in _drugs(folate, "folate")
-                  if not (_rescue(case) and d.lower() in FOLINIC_ACIDS))
+                  if not (rescue and d.lower() in FOLINIC_ACIDS))
     labels = [label(f, config) for f in known]
     refs = cls.references if cls else ()
     advice = (
