@@ -131,7 +131,7 @@ class _InactiveStatus(dict[str | None, bool]):
         return inactive
 
 
-@dataclass
+@dataclass(slots=True)
 class _PatientState:
     findings: list[OrderFindings] = field(default_factory=list)
 
@@ -541,11 +541,14 @@ class Screener:
         self.counts["read"] += plain
         self.counts["screened"] += plain
         for i in itertools.compress(range(n), todo):
-            row = block.row(i)
-            if inactive[i]:
-                self._skip_inactive(row, source)
-            else:
-                self._screen_order(row, outs[i], source, hold=False)
+            if not inactive[i]:
+                self._screen_order(block.row(i), outs[i], source, hold=False)
+            elif self._notice_counts.get("skipped", 0) < self._notice_limit:
+                self._skip_inactive(block.row(i), source)
+            else:  # counted only, as _skip_inactive does past the limit
+                self._listed("skipped")
+                self.counts["read"] += 1
+                self.counts["skipped"] += 1
 
     def _hold_block(self, block: OrderBlock, hitless: list[bool]) -> None:
         """:meth:`_hold` for the block's active rows without class hits, column-wise."""

@@ -156,18 +156,21 @@ class Hooks:
 
     def _impls(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Callable[[], Any]]]:
         """Each implementation, in pluggy's call order, bound to the arguments it takes
-        (an implementation may accept fewer arguments than the spec).  The list of
-        implementations is kept until plugins change (risk factors are asked once per
-        patient)."""
+        (an implementation may accept fewer arguments than the spec)."""
+        for plugin_name, function, argnames in self._hookimpls(hook_name):
+            args = {a: kwargs[a] for a in argnames}
+            yield plugin_name, functools.partial(function, **args)
+
+    def _hookimpls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
+        """``(plugin, function, argument names)`` per implementation, in pluggy's call
+        order; kept until plugins change (risk factors are asked once per patient)."""
         key = "impls:" + hook_name
         impls = self._cache.get(key)
         if impls is None:
             hook = getattr(self.pm.hook, hook_name)
-            impls = self._cache[key] = [(i.plugin_name, i.function, i.argnames)
+            impls = self._cache[key] = [(i.plugin_name, i.function, tuple(i.argnames))
                                         for i in reversed(hook.get_hookimpls())]
-        for plugin_name, function, argnames in impls:
-            args = {a: kwargs[a] for a in argnames}
-            yield plugin_name, functools.partial(function, **args)
+        return impls
 
     def _collect(self, hook_name: str, cls: type[T], key: Callable[[T], str] | None) -> list[T]:
         if hook_name in self._cache:
@@ -232,10 +235,10 @@ class Hooks:
 
     def risk_factors(self, patient: PatientContext, as_of: date, config: Config) -> set[str]:
         found: set[str] = set()
-        impls = self._impls("b12drugs_risk_factors", patient=patient, as_of=as_of, config=config)
-        for plugin_name, fn in impls:
+        given = {"patient": patient, "as_of": as_of, "config": config}
+        for plugin_name, function, argnames in self._hookimpls("b12drugs_risk_factors"):
             try:
-                got = fn() or ()
+                got = function(**{a: given[a] for a in argnames}) or ()
                 # a str is iterable too: "neuropathy" must not become 10 one-letter factors
                 if isinstance(got, (str, bytes)) or not all(isinstance(f, str) for f in got):
                     raise TypeError(f"returned {type(got).__name__}, expected a collection "

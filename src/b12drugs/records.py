@@ -128,7 +128,7 @@ class Knowledge:
     provider: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderFindings:
     """One screened order and the class hits of its ingredients."""
 
