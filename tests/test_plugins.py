@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from b12drugs.errors import PluginError
-from b12drugs.plugins import PluginManager
+from b12drugs.plugins import PluginManager, PluginProblem, ProblemLog
 
 GOOD = """
 from b12drugs import hookimpl
@@ -195,3 +196,28 @@ def test_risk_factors_returned_as_a_string_are_a_problem() -> None:
     assert not any(len(f) == 1 for f in found)
     [prob] = [p for p in manager.hooks.problems if p.plugin == "stringy"]
     assert prob.exc_type == "TypeError"
+
+
+def test_problem_log_is_bounded_and_counts_everything() -> None:
+    """A service's manager lives for months: problems are kept up to the limit, counted
+    beyond it, and a run's mark still finds its own problems."""
+    log = ProblemLog()
+    for i in range(ProblemLog.LIMIT + 250):
+        log.append(PluginProblem("p", "d", "hook", f"error {i}"))
+    assert len(log) == ProblemLog.LIMIT and log.total == ProblemLog.LIMIT + 250
+    assert log[0].error == "error 250" and [p.error for p in log][-1] == f"error {log.total - 1}"
+    mark = log.mark()
+    log.append(PluginProblem("q", "d", "rule x", "late"))
+    assert [p.plugin for p in log.since(mark)] == ["q"]
+
+
+def test_problem_log_since_gives_only_this_threads_problems() -> None:
+    log = ProblemLog()
+    mark = log.mark()
+    other = threading.Thread(target=log.append,
+                             args=(PluginProblem("other", "d", "rule", "theirs"),))
+    other.start()
+    other.join()
+    log.append(PluginProblem("mine", "d", "rule", "ours"))
+    assert [p.plugin for p in log.since(mark)] == ["mine"]
+    assert {p.plugin for p in log} == {"other", "mine"}

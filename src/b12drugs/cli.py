@@ -216,13 +216,13 @@ def screen(
             raise click.UsageError(f"unknown output format {output_format!r} (installed: {names})")
         # The plugin manager lives for the process (an embedding program may run many
         # commands): only the problems of this run count.
-        before = len(manager.hooks.problems)
+        before = manager.hooks.problems.mark()
         with _progress(inputs) as progress:
             report = screen_inputs(inputs, input_format, config, manager,
                                    stdin=sys.stdin.buffer, progress=progress)
         with _output(output) as out:
             writer.write(report, out)
-        problems = manager.hooks.problems[before:]
+        problems = manager.hooks.problems.since(before)
         for problem in problems:
             click.echo(f"warning: {problem}", err=True)
         c = report.counts

@@ -723,15 +723,15 @@ class Screener:
         hooks, problems = self.hooks, self.hooks.problems
         risk: tuple[str, ...] = ()
         if context is not None:
-            before = len(problems)
+            before = problems.total
             risk = tuple(sorted(hooks.risk_factors(context, self.as_of, self.config)))
-            if len(problems) > before:
+            if problems.total > before:
                 self._plugin_failed(before, patient_id, "risk factors: some of this patient's "
                                     "risk factors may be missing")
         case = PatientCase(patient_id, context, state.findings, risk, self.as_of)
         kb, config, reported, alerts = self.kb, self.config, self._reported, self.alerts
         for rule, where in self._rule_calls:
-            before = len(problems)
+            before = problems.total
             try:
                 got: Iterable[Alert] = list(rule.evaluate(case, kb, config))
             except PluginError:
@@ -739,7 +739,7 @@ class Screener:
             except Exception as exc:
                 hooks.problem(rule.provider, where, exc)
                 got = ()
-            if len(problems) > before:
+            if problems.total > before:
                 self._plugin_failed(before, patient_id, f"{where}: this patient was not "
                                     "checked by it")
             alerts.extend(a for a in got if a.severity in reported)
@@ -747,7 +747,7 @@ class Screener:
     def _plugin_failed(self, before: int, patient_id: str | None, what: str) -> None:
         """Report plugin problems recorded since ``before`` as notices: the failure is
         part of the result (type name only: a plugin's message may hold patient data)."""
-        for prob in self.hooks.problems[before:]:
+        for prob in self.hooks.problems.since(before):
             if self._listed("plugin_error"):
                 self.notices.append(Notice(
                     kind="plugin_error", patient_id=patient_id,
@@ -781,11 +781,11 @@ class Screener:
             notices=tuple(self.notices),
             counts=Counts(**c),
         )
-        before = len(self.hooks.problems)
+        before = self.hooks.problems.mark()
         self._deliver(report)
         failed = [Notice(kind="plugin_error", message=f"plugin {p.plugin!r} failed in "
                          f"{p.where} ({p.exc_type or 'error'}): alerts were not delivered "
-                         "there"[:1000]) for p in self.hooks.problems[before:]]
+                         "there"[:1000]) for p in self.hooks.problems.since(before)]
         if failed:  # the sinks got the report without these; the caller sees them
             report = report.model_copy(update={"notices": (*report.notices, *failed)})
         self.close()

@@ -23,12 +23,15 @@ code gets typed results and never handles untyped hook calls.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import importlib
 import importlib.metadata as md
+import itertools
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -100,6 +103,49 @@ class PluginProblem:
         return f"plugin {self.plugin!r} ({self.distribution}) failed in {self.where}: {self.error}"
 
 
+class ProblemLog:
+    """A manager's plugin problems: the last :attr:`LIMIT` kept, every one counted.
+
+    One manager may serve a long-running service (the HL7 listener, the CDS Hooks
+    service) for months, so keeping every problem would grow without end.  A run that
+    wants the problems of its own work takes a :meth:`mark` first and asks
+    :meth:`since` after; ``since`` only gives problems recorded by the calling thread,
+    so concurrent runs sharing one manager do not report each other's failures.
+    Iterating gives the kept problems, oldest first.
+    """
+
+    LIMIT = 1000
+
+    def __init__(self) -> None:
+        self._kept: collections.deque[tuple[int, int, PluginProblem]] = collections.deque(
+            maxlen=self.LIMIT)
+        self._count = itertools.count()
+        self.total = 0  # problems ever recorded
+
+    def append(self, problem: PluginProblem) -> None:
+        n = next(self._count)  # atomic under the GIL: numbers never repeat
+        self._kept.append((n, threading.get_ident(), problem))
+        self.total = n + 1
+
+    def mark(self) -> int:
+        """A position to ask :meth:`since` about later."""
+        return self.total
+
+    def since(self, mark: int) -> list[PluginProblem]:
+        """The kept problems this thread recorded after ``mark``."""
+        me = threading.get_ident()
+        return [p for n, t, p in list(self._kept) if n >= mark and t == me]
+
+    def __iter__(self) -> Iterator[PluginProblem]:
+        return (p for _, _, p in list(self._kept))
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def __getitem__(self, index: int) -> PluginProblem:
+        return self._kept[index][2]
+
+
 def _env_list(name: str) -> list[str] | None:
     raw = os.environ.get(name)
     if raw is None:
@@ -132,7 +178,7 @@ class Hooks:
         self.pm = pm
         self.infos = infos
         self.strict = strict
-        self.problems: list[PluginProblem] = []
+        self.problems = ProblemLog()
         self._cache: dict[str, list[Any]] = {}
 
     # -- generic machinery -------------------------------------------------
