@@ -16,9 +16,10 @@ whose drug has no B12 class.  So for rows with patient columns the engine keeps 
 first non-blank raw columns per patient until the patient is finalised, and builds a
 context from them only for patients with findings.  Trade-off: this costs about 200 bytes
 per patient with patient columns (not per row; nothing for inputs without them, and a
-:class:`PatientEnd` frees it) and ~3% of a large CSV run; a *second*, different set of
-columns on another row without findings is not kept (comparing every row's columns cost
-~12%), so a reader should repeat a patient's columns on every row.
+:class:`PatientEnd` frees it) and ~8% of a large CSV run (one lookup of the patient per
+row); a *second*, different set of columns on another row without findings is not kept
+(comparing every row's columns cost ~12%), so a reader should repeat a patient's columns
+on every row.
 """
 
 from __future__ import annotations
@@ -723,7 +724,7 @@ class Screener:
         hooks, problems = self.hooks, self.hooks.problems
         risk: tuple[str, ...] = ()
         if context is not None:
-            before = problems.total
+            before = problems.mark()
             risk = tuple(sorted(hooks.risk_factors(context, self.as_of, self.config)))
             if problems.total > before:
                 self._plugin_failed(before, patient_id, "risk factors: some of this patient's "
@@ -731,7 +732,7 @@ class Screener:
         case = PatientCase(patient_id, context, state.findings, risk, self.as_of)
         kb, config, reported, alerts = self.kb, self.config, self._reported, self.alerts
         for rule, where in self._rule_calls:
-            before = problems.total
+            before = problems.mark()
             try:
                 got: Iterable[Alert] = list(rule.evaluate(case, kb, config))
             except PluginError:
