@@ -3,8 +3,9 @@
     python plugins/b12drugs-cdshooks/benchmarks/bench_cdshooks.py [--runs 3] [--duration 5]
         [--concurrency 1 10 50] [--auth] [--algs ES384 RS384]
 
-Starts each server with uvicorn (one worker, ``--http h11`` or ``httptools``, the same
-for every target) on 127.0.0.1 and drives it with
+Starts each server with uvicorn (one worker; ``--http httptools``, what ``b12drugs
+serve`` uses since the plugin depends on httptools, or ``h11``; the same for every
+target) on 127.0.0.1 and drives it with
 ``loadgen.py`` in a separate process: order-sign requests with realistic draft orders
 (two Synthea MedicationRequests drafted anew: metformin and colchicine) and full
 prefetch (the Synthea patient, her active medications and conditions).  Each
@@ -146,9 +147,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--auth", action="store_true", help="also benchmark with JWT verification")
-    ap.add_argument("--http", choices=["h11", "httptools"], default="h11",
-                    help="uvicorn's HTTP parser, the same for every target (httptools comes "
-                    "with uvicorn[standard])")
+    ap.add_argument("--http", choices=["h11", "httptools"], default="httptools",
+                    help="uvicorn's HTTP parser, the same for every target (httptools is "
+                    "what `b12drugs serve` picks; h11 is uvicorn's pure-Python parser)")
     ap.add_argument("--algs", nargs="+", default=["ES384", "RS384"],
                     help="JWT algorithms benchmarked with --auth (RSA keys are 2048-bit)")
     args = ap.parse_args()

@@ -212,3 +212,14 @@ def test_audit_log_checkpoints_in_the_background(tmp_path: Path) -> None:
 
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM cards").fetchone() == (200,)
+
+
+def test_serve_gets_the_c_http_parser() -> None:
+    """`b12drugs serve` leaves uvicorn's parser on "auto"; the plugin depends on httptools
+    so that "auto" means the C parser (lower tail latency, see the README benchmark)."""
+    import uvicorn
+    from starlette.applications import Starlette
+
+    config = uvicorn.Config(Starlette(), http="auto")
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
