@@ -28,7 +28,6 @@ import dataclasses
 import functools
 import importlib
 import importlib.metadata as md
-import itertools
 import logging
 import os
 import threading
@@ -119,13 +118,13 @@ class ProblemLog:
     def __init__(self) -> None:
         self._kept: collections.deque[tuple[int, int, PluginProblem]] = collections.deque(
             maxlen=self.LIMIT)
-        self._count = itertools.count()
+        self._lock = threading.Lock()
         self.total = 0  # problems ever recorded
 
     def append(self, problem: PluginProblem) -> None:
-        n = next(self._count)  # atomic under the GIL: numbers never repeat
-        self._kept.append((n, threading.get_ident(), problem))
-        self.total = n + 1
+        with self._lock:  # numbered in the order kept, never repeated
+            self._kept.append((self.total, threading.get_ident(), problem))
+            self.total += 1
 
     def mark(self) -> int:
         """A position to ask :meth:`since` about later."""
