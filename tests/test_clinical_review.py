@@ -218,6 +218,11 @@ def test_look_alikes_are_known_non_b12_drugs(text: str) -> None:
 def test_local_products_raise_no_systemic_alert(text: str) -> None:
     got = _classes(text)
     assert "aminoglycosides" not in got and "cytostatics" not in got, text
+    # checked, and said so: no silent negative
+    report = screen([_order("1", text)], None, Config(policy=PolicyConfig(as_of=AS_OF)))
+    [note] = [n for n in report.notices if n.kind == "info" and "no alert" in n.message]
+    assert note.order_id == "1" and note.patient_id == "p"
+    assert any(r in note.message for r in ("topical", "ophthalmic", "otic")), note.message
 
 
 @pytest.mark.parametrize("route", ["ophthalmic", "Topical", "OTIC", "cutaneous"])
@@ -225,6 +230,8 @@ def test_order_route_field_is_used(route: str) -> None:
     report = screen([_order("1", "gentamicin 0.3%", route=route)], None,
                     Config(policy=PolicyConfig(as_of=AS_OF)))
     assert report.alerts == ()
+    [note] = [n for n in report.notices if n.kind == "info"]
+    assert note.message.startswith("gentamicin: ") and "systemic exposure" in note.message
 
 
 @pytest.mark.parametrize(
@@ -241,6 +248,7 @@ def test_systemic_products_still_alert(text: str, route: str | None, class_id: s
     report = screen([_order("1", text, route=route)], None,
                     Config(policy=PolicyConfig(as_of=AS_OF)))
     assert class_id in {a.class_id for a in report.alerts}
+    assert not [n for n in report.notices if "no alert" in n.message]
 
 
 def test_metformin_gel_name_is_not_excluded() -> None:

@@ -15,7 +15,7 @@ from b12drugs import hookimpl, plugins
 from b12drugs.config import Config, PolicyConfig, SinkConfig
 from b12drugs.engine import screen
 from b12drugs.knowledge import ClassDef, KBEntry
-from b12drugs.models import Alert, Order, PatientContext, Report
+from b12drugs.models import Alert, Notice, Order, PatientContext, Report
 from b12drugs.plugins import PluginManager
 from b12drugs.records import AlertSink, Knowledge, PatientCase, Rule
 
@@ -83,6 +83,30 @@ def test_b12drugs_rules_adds_alerts_and_can_be_disabled(register_plugin, plugin_
     off = Config(policy=PolicyConfig(as_of=date(2026, 1, 1),
                                      disabled_rules=("site-ppi", "default-policy")))
     assert screen(orders, config=off, manager=plugin_manager).alerts == ()
+
+
+def test_b12drugs_rules_may_yield_notices() -> None:
+    """A rule says why it checked an order and raised nothing; anything else it yields is
+    that plugin's problem (reported), and its alerts still count."""
+    def local_formulary(case: PatientCase, kb: Any, config: Config) -> Iterable[Any]:
+        for f in case.findings:
+            yield Notice(kind="info", order_id=f.order.id, message="on the local formulary")
+        yield "not a result"
+
+    class SiteRules:
+        @hookimpl
+        def b12drugs_rules(self) -> Iterable[Rule]:
+            return [Rule("site-formulary", "formulary remark", local_formulary)]
+
+    manager = PluginManager(strict=False, entry_points=False)  # the bad result is reported
+    manager.register(SiteRules(), "site", dist="test", version="0")
+    orders = [Order(id="1", patient_id="p", text="omeprazole 20 mg")]
+    report = screen(orders, config=CONFIG, manager=manager)
+    [note] = [n for n in report.notices if n.kind == "info"]
+    assert (note.order_id, note.patient_id, note.message) == ("1", "p", "on the local formulary")
+    [err] = [n for n in report.notices if n.kind == "plugin_error"]
+    assert "site" in err.message and "TypeError" in err.message
+    assert {a.rule for a in report.alerts} == {"default-policy"}
 
 
 def test_b12drugs_risk_factors_are_united(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]

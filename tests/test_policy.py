@@ -153,8 +153,13 @@ def test_age_limit_is_configurable() -> None:
 
 
 def test_ascorbic_acid_only_at_high_daily_doses() -> None:
-    got, _ = alerts([order("1", "ascorbic acid 500 mg", daily_dose_mg=500)])
+    got, report = alerts([order("1", "ascorbic acid 500 mg", daily_dose_mg=500),
+                          order("2", "vitamin C tablet")])
     assert "ascorbic_acid" not in got
+    # each order is said to be checked, with the reason it raised nothing
+    notes = {n.order_id: n.message for n in report.notices if n.kind == "info"}
+    assert "daily dose 500 mg, no alert" in notes["1"] and "1000 mg/day" in notes["1"]
+    assert "daily dose unknown, no alert" in notes["2"]
     got, _ = alerts([order("1", "ascorbic acid 1000 mg", daily_dose_mg=2000)])
     assert got["ascorbic_acid"].evidence == "disputed"
 

@@ -734,16 +734,33 @@ class Screener:
         for rule, where in self._rule_calls:
             before = problems.mark()
             try:
-                got: Iterable[Alert] = list(rule.evaluate(case, kb, config))
+                got: list[Alert | Notice] = list(rule.evaluate(case, kb, config))
             except PluginError:
                 raise
             except Exception as exc:
                 hooks.problem(rule.provider, where, exc)
-                got = ()
+                got = []
             if problems.total > before:
                 self._plugin_failed(before, patient_id, f"{where}: this patient was not "
                                     "checked by it")
-            alerts.extend(a for a in got if a.severity in reported)
+            for item in got:
+                if isinstance(item, Alert):
+                    if item.severity in reported:
+                        alerts.append(item)
+                elif isinstance(item, Notice):
+                    self._rule_notice(item, patient_id)
+                else:
+                    hooks.problem(rule.provider, where, TypeError(
+                        f"yielded {type(item).__name__}, expected Alert or Notice"))
+                    self._plugin_failed(problems.total - 1, patient_id,
+                                        f"{where}: some of its results were dropped")
+
+    def _rule_notice(self, notice: Notice, patient_id: str | None) -> None:
+        """A rule's remark on an order it checked, listed with the run's notices."""
+        if self._listed(notice.kind):
+            if notice.patient_id is None and patient_id is not None:
+                notice = notice.model_copy(update={"patient_id": patient_id})
+            self.notices.append(notice)
 
     def _plugin_failed(self, before: int, patient_id: str | None, what: str) -> None:
         """Report plugin problems recorded since ``before`` as notices: the failure is

@@ -104,7 +104,11 @@ def b12drugs_rules() -> Iterable[Rule]:
 
     :return: an iterable of :class:`~b12drugs.records.Rule`; each rule's
         ``evaluate(case, knowledge, config)`` yields :class:`~b12drugs.models.Alert`
-        objects for one :class:`~b12drugs.records.PatientCase`.
+        objects for one :class:`~b12drugs.records.PatientCase`, and may yield
+        :class:`~b12drugs.models.Notice` objects too: say so when an order of a
+        B12-lowering class was checked and deliberately not alerted (a local route, a
+        dose below the class's threshold), so that no negative is silent.  The engine
+        lists them with the run's notices (its patient id filled in when missing).
 
     All enabled rules run for every patient (not firstresult).  Builtins: the default
     severity policy (``default-policy``) and folate masking (``folate-masking``).

@@ -163,8 +163,9 @@ class PatientCase:
         return groups
 
 
-#: ``evaluate(case, knowledge, config)`` yields alerts for one patient.
-RuleFn = Callable[[PatientCase, "KnowledgeBase", "Config"], Iterable[Alert]]
+#: ``evaluate(case, knowledge, config)`` yields alerts for one patient, and notices for
+#: orders it checked and deliberately did not alert.
+RuleFn = Callable[[PatientCase, "KnowledgeBase", "Config"], Iterable[Alert | Notice]]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ and a short list of brands sold only for local use (:data:`LOCAL_BRANDS`: Efudex
 Tolak, Mitosol, Neosporin, Tobradex, Maxitrol).  A brand-only order of another local
 product without a route word still alerts (the safe direction).
 
+No silent negatives: an order of a B12-lowering class left out by route, or by dose
+(ascorbic acid below 1000 mg/day, or with no known dose), gets an ``info`` notice that
+names the drug and the reason, so a reader of the report sees it was checked.
+
 One alert per patient and class, listing every contributing order.
 """
 
@@ -48,7 +52,7 @@ from functools import lru_cache
 from .assess import KNOWN_DEFICIENCY, label, ordered, short_label
 from .config import Config
 from .knowledge import ClassDef, KnowledgeBase
-from .models import MAX_TEXT, SEVERITIES, Alert, Order, Severity
+from .models import MAX_TEXT, SEVERITIES, Alert, Notice, Order, Severity
 from .records import OrderFindings, PatientCase
 
 FOLATE_MASKING = "folate_masking"
@@ -109,6 +113,24 @@ def _systemic(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFinding
         return findings
     excluded = set(cls.exclude_routes)
     return [f for f in findings if not local_routes(f.order) & excluded]
+
+
+def _not_alerted(case: PatientCase, cls: ClassDef, f: OrderFindings) -> Notice:
+    """Why an order of a B12-lowering class raised no alert (no silent negatives)."""
+    drugs = _listed(_drugs([f], cls.class_id), 3)
+    label = cls.label[:1].lower() + cls.label[1:]
+    routes = sorted(local_routes(f.order) & set(cls.exclude_routes))
+    if routes:
+        why = (f"{'/'.join(routes)} product, no alert (the B12 risk of {label} comes from "
+               "systemic exposure)")
+    else:
+        dose = f.order.daily_dose_mg
+        shown = "unknown" if dose is None else f"{dose:g} mg"
+        why = (f"daily dose {shown}, no alert ({label} counts from "
+               f"{cls.min_daily_dose_mg:g} mg/day)")
+    return Notice(kind="info", order_id=f.order.id[:256], patient_id=case.patient_id,
+                  source=f.source or None,
+                  message=f"{drugs}: {why}"[:MAX_TEXT])
 
 
 _RESCUE_NOTE = (
@@ -200,15 +222,23 @@ def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderF
     return [f for f in findings if (f.order.daily_dose_mg or 0) >= limit]
 
 
-def default_policy(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:
-    """One alert per B12-lowering class present, severity per the policy above."""
+def default_policy(case: PatientCase, kb: KnowledgeBase,
+                   config: Config) -> Iterator[Alert | Notice]:
+    """One alert per B12-lowering class present, severity per the policy above; an
+    ``info`` notice for each order of such a class left out by route or dose."""
     disabled = config.policy.disabled_classes
     groups = case.by_class()
     present: dict[str, list[OrderFindings]] = {}
     for cls in kb.alert_classes():
         if cls.class_id not in groups or cls.class_id in disabled:
             continue
-        found = _systemic(cls, _dose_qualifies(cls, groups[cls.class_id]))
+        group = groups[cls.class_id]
+        found = _systemic(cls, _dose_qualifies(cls, group))
+        if len(found) < len(group):
+            kept = {id(f) for f in found}
+            for f in group:
+                if id(f) not in kept:
+                    yield _not_alerted(case, cls, f)
         if found:
             present[cls.class_id] = found
     if not present:
