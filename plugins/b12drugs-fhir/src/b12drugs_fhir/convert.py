@@ -56,10 +56,10 @@ Decisions (documented in the README):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -112,6 +112,9 @@ __all__ = [
     "records_from_bundle",
     "records_from_resource",
 ]
+
+#: A model read from a resource (condition or lab result).
+_M = TypeVar("_M", Condition, LabResult)
 
 MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationDispense", "MedicationStatement"})
 
@@ -811,47 +814,41 @@ def _context(
     rejections: list[Rejection] | None,
 ) -> PatientContext:
     birth = sex = None
-    conds: list[Condition] = []
-    labs: list[LabResult] = []
-    # Repeats are dropped by hash (frozen models): a list membership test compares
-    # field by field and made a patient's context quadratic in its conditions.
-    seen_conds: set[Condition] = set()
-    seen_labs: set[LabResult] = set()
 
     def bad(exc: Exception, res: object, ptr: str) -> None:
         if rejections is not None:
             rejections.append(_rejection(_Where(where.source, where.line, ptr), exc, res))
+
+    def read_all(items: Iterable[tuple[Mapping[str, Any], str]],
+                 convert: Callable[[Mapping[str, Any], str], _M | None]) -> tuple[_M, ...]:
+        """Each resource converted (a bad one rejected), repeats dropped in order.  By
+        hash (frozen models): a list membership test compares field by field and made a
+        patient's context quadratic in its conditions."""
+        out: list[_M] = []
+        for res, ptr in items:
+            try:
+                got = convert(res, ptr)
+            except (FhirDataError, ValidationError) as exc:
+                bad(exc, res, ptr)
+                continue
+            if got is not None:
+                out.append(got)
+        return tuple(dict.fromkeys(out))
 
     if patient is not None:
         try:
             birth, sex = _patient_facts(*patient)
         except (FhirDataError, ValidationError) as exc:
             bad(exc, patient[0], patient[1])
-    for res, ptr in conditions:
-        try:
-            c = condition_from_resource(res, ptr)
-        except (FhirDataError, ValidationError) as exc:
-            bad(exc, res, ptr)
-            continue
-        if c is not None and c not in seen_conds:
-            seen_conds.add(c)
-            conds.append(c)
-    for res, ptr in observations:
-        try:
-            lab = lab_from_observation(res, ptr)
-        except (FhirDataError, ValidationError) as exc:
-            bad(exc, res, ptr)
-            continue
-        if lab is not None and lab not in seen_labs:
-            seen_labs.add(lab)
-            labs.append(lab)
+    conds = read_all(conditions, condition_from_resource)
+    labs = read_all(observations, lab_from_observation)
     loc_ptr = patient[1] if patient is not None else where.pointer
     return PatientContext(
         id=patient_id,
         birth_date=birth,
         sex=sex,
-        conditions=tuple(conds),
-        labs=tuple(labs),
+        conditions=conds,
+        labs=labs,
         source=where.at(loc_ptr),
     )
 
