@@ -273,15 +273,20 @@ def create_app(
         await state.authenticate(request)
         return JSONResponse(discovery_document())
 
-    @_guard(state, "hook")
-    async def hook(request: Request) -> Response:
+    async def service_call(request: Request) -> tuple[Service, Caller, dict[str, Any]]:
+        """The called service, the authenticated caller and the JSON body (bounded in
+        size and depth): what every service endpoint starts with, in this order."""
         service = BY_ID.get(request.path_params["service_id"])
         if service is None:
             raise Problem(404, "no such CDS service", code="not-found")
         request.state.log["service"] = service.id
         caller = await state.authenticate(request)
         body = await read_body(request, limits.max_body_bytes)
-        data = parse_json_object(body, limits.max_json_depth)
+        return service, caller, parse_json_object(body, limits.max_json_depth)
+
+    @_guard(state, "hook")
+    async def hook(request: Request) -> Response:
+        service, caller, data = await service_call(request)
         hreq, context = parse_request(data, service.hook)
         request.state.log["hookInstance"] = _safe(hreq.hookInstance)
         request.state.log["issuer_ok"] = int(caller.authenticated)
@@ -318,13 +323,8 @@ def create_app(
 
     @_guard(state, "feedback")
     async def feedback(request: Request) -> Response:
-        service = BY_ID.get(request.path_params["service_id"])
-        if service is None:
-            raise Problem(404, "no such CDS service", code="not-found")
-        request.state.log["service"] = service.id
-        caller = await state.authenticate(request)
-        body = await read_body(request, limits.max_body_bytes)
-        fb = parse_feedback(parse_json_object(body, limits.max_json_depth))
+        service, caller, data = await service_call(request)
+        fb = parse_feedback(data)
         stored, duplicates = await run_in_threadpool(
             state.audit.record_feedback, service.id, fb.feedback, caller.issuer
         )
