@@ -5,6 +5,7 @@ garbage-collector setting it borrows while feeding.  The engine's column-wise pa
 
 from __future__ import annotations
 
+import csv
 import gc
 import io
 from collections.abc import Callable, Iterator
@@ -168,13 +169,99 @@ def test_blocks_and_rows_give_the_same_report(rows: list[tuple[str, ...]]) -> No
             + "".join(lines)).encode()
     reports = []
     for read in (_records, _blocks):
-        saved = csv_input._Reader.CHUNK
-        csv_input._Reader.CHUNK = 7
+        saved = csv_input._Reader.CHUNK, csv_input._Reader.BATCH_BYTES
+        csv_input._Reader.CHUNK, csv_input._Reader.BATCH_BYTES = 7, 200
         try:
             s = Screener()
             s.feed(read(data), "f.csv")
         finally:
-            csv_input._Reader.CHUNK = saved
+            csv_input._Reader.CHUNK, csv_input._Reader.BATCH_BYTES = saved
         reports.append(s.finish().model_dump(exclude={"generated_at"}))
     assert reports[0] == reports[1]
     assert reports[0]["counts"]["read"] == len(rows)
+
+
+# -- the reader's split path and the csv module read every file alike ------------------
+
+_FIELD = st.text(alphabet=st.sampled_from(list("ab1-:é ,\"\n\r\t;")), max_size=6)
+_ROW = st.lists(_FIELD, min_size=1, max_size=5)
+
+
+def _csv_module_only(data: bytes) -> list[Record]:
+    """The reference: every batch through the csv module (no split path)."""
+    saved = csv_input._Reader._split
+    csv_input._Reader._split = lambda self, raw: None  # type: ignore[assignment,method-assign]
+    try:
+        return _records(data)
+    finally:
+        csv_input._Reader._split = saved  # type: ignore[method-assign]
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(_ROW, st.booleans(), st.sampled_from(["\n", "\r\n"])),
+                     max_size=30),
+       batch=st.sampled_from([1, 16, 64, 1 << 16]), tail=st.booleans())
+def test_split_path_reads_like_the_csv_module(rows: list[tuple[list[str], bool, str]],
+                                              batch: int, tail: bool) -> None:
+    """Quoted fields (also spanning lines and batches), stray quotes, blank lines, CRLF
+    and LF, short and long rows, a last line without its line break: the split path
+    and the csv module give the same orders and rejections, line numbers included."""
+    lines = []
+    for fields, quoted, end in rows:
+        if quoted:  # as a CSV writer quotes
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator=end).writerow(fields)
+            lines.append(buf.getvalue())
+        else:  # as a careless export joins
+            lines.append(",".join(fields) + end)
+    text = "patient_id,rx_id,drug_name,status,birth_date\n" + "".join(lines)
+    if not tail:
+        text = text.rstrip("\r\n")
+    data = text.encode()
+    saved = csv_input._Reader.BATCH_BYTES
+    csv_input._Reader.BATCH_BYTES = batch
+    try:
+        got = _records(data)
+    finally:
+        csv_input._Reader.BATCH_BYTES = saved
+    assert got == _csv_module_only(data)
+
+
+def test_split_path_takes_plain_batches_and_leaves_the_rest() -> None:
+    """What takes the split path: unquoted batches of the header's width, LF or CRLF.
+    Quotes, a lone CR, NUL, bad UTF-8 and a short row send a batch to the csv module."""
+    reader = csv_input._Reader(io.BytesIO(b"rx_id,drug_name\n"), "f.csv")
+    assert reader._split([b"R1,metformin\n", b"R2, omeprazole \r\n"]) == [
+        ["R1", "R2"], ["metformin", " omeprazole "]]
+    assert reader._split([b"R1,metformin"]) == [["R1"], ["metformin"]]  # last line
+    for raw in ([b'R1,"metformin"\n'], [b"R1,met\rformin\n"], [b"R1,met\x00\n"],
+                [b"R1,m\xe9t\n"], [b"R1,metformin\n", b"R2\n"], [b"R1,a,b\n"],
+                [b"\n"], [b"R1,a,b\n", b"R2\n"]):  # the last: 3 + 1 fields, 2 rows of 2
+        assert reader._split(raw) is None, raw
+
+
+def test_quoted_field_open_across_a_batch_boundary_is_one_row() -> None:
+    """A note field with line breaks that spans two batches is read as one row, and the
+    rows after it take the split path again, with their own line numbers."""
+    note = "line one\nline two\nline three"
+    text = ("rx_id,drug_name,note\n" + "".join(f"R{i},metformin,x\n" for i in range(5))
+            + f'R5,omeprazole,"{note}"\n' + "".join(f"R{i},lisinopril,y\n" for i in range(6, 9)))
+    saved = csv_input._Reader.BATCH_BYTES
+    csv_input._Reader.BATCH_BYTES = 40  # a batch ends inside the note
+    try:
+        records = _records(text.encode())
+    finally:
+        csv_input._Reader.BATCH_BYTES = saved
+    assert [r.id for r in records] == [f"R{i}" for i in range(9)]  # type: ignore[union-attr]
+    assert [r.line for r in records] == [2, 3, 4, 5, 6, 7, 10, 11, 12]  # type: ignore[union-attr]
+    assert records[5].text == "omeprazole"  # type: ignore[union-attr]
+
+
+def test_long_lines_keep_the_field_limits_on_the_split_path() -> None:
+    """Lines over 256 bytes are still checked field by field (a 300-character id is
+    rejected with its line; the other rows are read)."""
+    text = ("rx_id,drug_name\n" + "R1,metformin\n" + "R" * 300 + ",omeprazole\n"
+            + "R3," + "x" * 1500 + "\n")
+    records = _records(text.encode())
+    assert [type(r).__name__ for r in records] == ["OrderRow", "Rejection", "OrderRow"]
+    assert records[1].location.line == 3  # type: ignore[union-attr]

@@ -24,6 +24,12 @@ one order (handed on in fast :class:`~b12drugs.models.OrderBlock` columns); a ro
 cannot be read (wrong number of fields, a bad date, bytes that are not UTF-8, an over-long field)
 becomes a rejection naming ``file:line`` and the reason, and reading goes on.
 
+Lines are read in batches of about 64 KiB.  A batch without quotes whose every line has
+the header's width (most exports) is split at the delimiter in one pass and its columns
+taken as slices (:meth:`_Reader._split`); any other batch is read by the ``csv`` module,
+which handles quoted fields, also those whose line breaks run into the next batch.  Both
+read a file alike (a property-based test compares them).
+
 Size bound, and its limit: an over-long field is rejected (the ``csv`` module's field
 size limit), but a physical line is read whole before that check, so one huge line (no
 line break for gigabytes) is held in memory once.  Bounding it would mean reading lines
@@ -36,9 +42,9 @@ from __future__ import annotations
 import csv
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
-from typing import IO, Any, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar
 
 from ..errors import InputError
 from ..hookspecs import hookimpl
@@ -115,36 +121,35 @@ def _delimiter(line: str) -> str:
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
-#: Bytes of lines read and decoded at once (a few hundred rows).
-_BATCH_BYTES = 64 * 1024
-
-
-def _decoded_lines(stream: IO[bytes], bad: set[int]) -> Iterator[str]:
-    """The stream's lines as text; the numbers of lines that are not UTF-8 go to ``bad``
-    (so one bad byte rejects one row, not the file).
-
-    Lines are read and decoded in batches (``readlines`` and ``map(bytes.decode)``, C
-    loops) and handed on through ``chain``: no Python step per line.  A batch with a bad
-    line is decoded again line by line, with replacement characters.
-    """
-    return itertools.chain.from_iterable(_decoded_batches(stream, bad))
-
-
-def _decoded_batches(stream: IO[bytes], bad: set[int]) -> Iterator[list[str]]:
-    first = 1  # line number of the batch's first line
-    while raw := stream.readlines(_BATCH_BYTES):
+def _decoded(first: int, raw: list[bytes]) -> tuple[list[str], set[int]]:
+    """Lines as text, and the numbers of those that are not UTF-8 (decoded with
+    replacement characters; one bad byte rejects one row, not the file).  ``first`` is
+    the number of the first line."""
+    try:
+        return list(map(bytes.decode, raw)), set()  # one C loop: the usual case
+    except UnicodeDecodeError:
+        pass
+    out, bad = [], set()
+    for n, line in enumerate(raw, first):
         try:
-            yield list(map(bytes.decode, raw))
+            out.append(line.decode())
         except UnicodeDecodeError:
-            out = []
-            for n, line in enumerate(raw, first):
-                try:
-                    out.append(line.decode())
-                except UnicodeDecodeError:
-                    bad.add(n)
-                    out.append(line.decode("utf-8", "replace"))
-            yield out
-        first += len(raw)
+            bad.add(n)
+            out.append(line.decode("utf-8", "replace"))
+    return out, bad
+
+
+class _Block(NamedTuple):
+    """Good rows of the file as columns: ``columns[i][r]`` is field ``i`` of row ``r``,
+    which starts on line ``starts[r]``.  ``short``: no line is longer than 256 bytes, so
+    no field can exceed a length limit (the checks are skipped)."""
+
+    starts: Sequence[int]
+    columns: list[Sequence[str]]
+    short: bool = False
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return list(zip(*self.columns))  # noqa: B905 (equal lengths)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -256,7 +261,8 @@ def _status(value: str) -> str | None:
 
 
 class _Reader:
-    """One CSV file: header, columns, and two ways to turn rows into orders.
+    """One CSV file: header, columns, blocks of rows (split or read by the ``csv``
+    module, see :meth:`blocks`), and two ways to turn rows into orders.
 
     ``convert_block`` is the fast path: column-wise conversion of a block of rows with
     C-level loops (``map`` over columns, memoised conversions), which raises at the
@@ -265,19 +271,21 @@ class _Reader:
     this).
     """
 
-    #: Rows per block; small blocks keep few rows alive at once, which matters more to
-    #: the garbage collector than per-block overhead (see ``engine.CHUNK``).
+    #: Bytes of lines read at once: one block on the fast path (a few hundred rows).
+    BATCH_BYTES = 64 * 1024
+    #: Rows per block on the ``csv`` module's path; small blocks keep few rows alive at
+    #: once, which matters more to the garbage collector than per-block overhead.
     CHUNK = 512
 
     def __init__(self, stream: IO[bytes], source: str):
-        self.bad: set[int] = set()
-        self.lines = _decoded_lines(stream, self.bad)
-        try:
-            first = next(self.lines)
-        except StopIteration:
-            raise InputError("empty file", source) from None
-        first = first.lstrip("\ufeff")
+        self.stream = stream
+        raw = stream.readline()
+        if not raw:
+            raise InputError("empty file", source)
+        first = raw.decode("utf-8", "replace").lstrip("\ufeff")
         self.delim = _delimiter(first)
+        self.delim_bytes = self.delim.encode()
+        self.open_quote: int | None = None  # see _csv_blocks
         try:
             header = next(csv.reader([first], delimiter=self.delim))
         except csv.Error as exc:
@@ -304,19 +312,98 @@ class _Reader:
         self.valid_births: set[str] = set()  # raw birth cells already checked
 
     # -- rows ------------------------------------------------------------------
-    def blocks(self) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
-        """Data rows in blocks of up to ``CHUNK`` as ``(first lines, rows)``, and a
-        rejection for each unreadable row, in file order.
+    def _batches(self) -> Iterator[tuple[int, list[bytes]]]:
+        """``(number of the first line, raw lines)`` of about ``BATCH_BYTES`` each."""
+        first = 2
+        while raw := self.stream.readlines(self.BATCH_BYTES):
+            yield first, raw
+            first += len(raw)
 
-        Line numbers are physical lines (the header is line 1).  A quoted field may span
-        lines; the ``csv`` module keeps those line breaks in the field, so a row spans
-        ``1 + (newlines in its fields)`` lines.  Blocks without such rows (almost all)
-        are recognised by the reader's line count alone, with no per-row work.
+    def blocks(self) -> Iterator[_Block | Rejection]:
+        """The data rows as blocks of columns, and a rejection for each unreadable row,
+        in file order.  Line numbers are physical lines (the header is line 1).
+
+        Each batch of lines takes the fast path when it can (:meth:`_split`: no quotes,
+        every line the header's width; what most exports are), and the ``csv`` module
+        otherwise (:meth:`_parsed`).
+        """
+        batches = self._batches()
+        for first, raw in batches:
+            columns = self._split(raw)
+            if columns is not None:
+                yield _Block(range(first, first + len(raw)), columns,
+                             max(map(len, raw)) <= 256)
+            else:
+                yield from self._parsed(first, raw, batches)
+
+    def _split(self, raw: list[bytes]) -> list[Sequence[str]] | None:
+        """The batch's columns by splitting at the delimiter, when that reads exactly as
+        the ``csv`` module would: every line has the header's width of fields (counted
+        on the bytes, one C loop), and there is no quote (no quoted field, no line break
+        inside a field), no lone carriage return, no NUL, no bad UTF-8 and no line over
+        the csv module's field size limit.  Otherwise None.
+
+        The whole batch is split at once and each column is a slice of the result:
+        no Python step and no list per row.
+        """
+        width, delim = self.width, self.delim
+        if width < 2 or max(map(len, raw)) > csv.field_size_limit():
+            return None  # width 1: a blank line would be a row (the csv module drops it)
+        if not all(map((width - 1).__eq__, map(bytes.count, raw,
+                                                itertools.repeat(self.delim_bytes)))):
+            return None
+        data = b"".join(raw)
+        if b'"' in data or b"\0" in data:
+            return None
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            return None
+        text = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+        if "\r" in text:  # line ends as field ends, with one pass for each kind of end
+            text = text.replace("\r\n", delim)
+            if "\r" in text:
+                return None
+        if "\n" in text:
+            text = text.replace("\n", delim)
+        flat = text.split(delim)
+        if len(flat) != width * len(raw):
+            return None
+        return [flat[i::width] for i in range(width)]
+
+    def _parsed(self, first: int, raw: list[bytes], batches: Iterator[tuple[int, list[bytes]]],
+                ) -> Iterator[_Block | Rejection]:
+        """A batch read by the ``csv`` module (quoted fields, odd lines).  When its last
+        row holds a quoted field still open at the batch's end, the field goes on in the
+        next batch: the rows before it are final, and reading starts again at that row
+        with the next batch added."""
+        lines, bad = _decoded(first, raw)
+        while True:
+            out = list(self._csv_blocks(lines, first, bad))
+            open_at = self.open_quote
+            if open_at is None or (more := next(batches, None)) is None:
+                yield from out
+                return
+            yield from out[:-1]  # the last one is the open row's rejection
+            lines, first = lines[open_at - first:], open_at
+            more_lines, more_bad = _decoded(*more)
+            lines += more_lines
+            bad = {n for n in bad if n >= first} | more_bad
+
+    def _csv_blocks(self, lines: list[str], first: int, bad: set[int],
+                    ) -> Iterator[_Block | Rejection]:
+        """``lines`` (line ``first`` onwards) through the ``csv`` module, in blocks of up
+        to ``CHUNK`` rows.
+
+        A quoted field may span lines; the ``csv`` module keeps those line breaks in the
+        field, so a row spans ``1 + (newlines in its fields)`` lines.  Blocks without such
+        rows (almost all) are recognised by the reader's line count alone.
         """
         # strict: a quote left open at the end of the file is an error, not a field that
         # silently swallows every following line.
-        reader = csv.reader(self.lines, delimiter=self.delim, strict=True)
-        last = 1  # the last physical line consumed
+        reader = csv.reader(lines, delimiter=self.delim, strict=True)
+        last = first - 1  # the last physical line consumed
+        self.open_quote = None
         while True:
             rows: list[list[str]] = []
             error: csv.Error | None = None
@@ -324,8 +411,7 @@ class _Reader:
                 rows.extend(itertools.islice(reader, self.CHUNK))
             except csv.Error as exc:
                 error = exc
-            end = reader.line_num + 1
-            bad = self._bad_upto(end)
+            end = first - 1 + reader.line_num
             multiline = not (error is None and end - last == len(rows))
             if not multiline:
                 starts = list(range(last + 1, end + 1))
@@ -335,30 +421,23 @@ class _Reader:
             if rows:
                 yield from self._checked(starts, rows, after, bad, multiline)
             if error is not None:
+                if "unexpected end of data" in str(error):  # always the last row
+                    self.open_quote = after
                 yield _reject(self.file, after, _unreadable(error, after, end))
             elif len(rows) < self.CHUNK:
                 return
             last = end
 
-    def _bad_upto(self, end: int) -> set[int]:
-        """Take the bad lines up to line ``end`` (lines are decoded a batch ahead of the
-        rows read, so later ones stay for later blocks)."""
-        bad = self.bad
-        if not bad:
-            return bad
-        mine = {n for n in bad if n <= end}
-        bad -= mine
-        return mine
-
     def _checked(self, starts: list[int], rows: list[list[str]], after: int,
-                 bad: set[int], multiline: bool = False,
-                 ) -> Iterator[tuple[list[int], list[list[str]]] | Rejection]:
+                 bad: set[int], multiline: bool = False) -> Iterator[_Block | Rejection]:
         """The block as it is when every row has the header's width, no line has bad
         bytes and no row spans lines; otherwise row by row: blank lines dropped, bad rows
         rejected (a row whose quoted field swallowed what look like further rows too)."""
         width = self.width
+        if bad:
+            bad = {n for n in bad if starts[0] <= n < after}
         if not bad and not multiline and all(map(width.__eq__, map(len, rows))):
-            yield starts, rows
+            yield _Block(starts, list(zip(*rows)))  # noqa: B905 (equal widths)
             return
         ends = [s - 1 for s in starts[1:]] + [after - 1]
         good_starts: list[int] = []
@@ -379,11 +458,11 @@ class _Reader:
                 good_rows.append(row)
                 continue
             if good_rows:
-                yield good_starts, good_rows
+                yield _Block(good_starts, list(zip(*good_rows)))  # noqa: B905
                 good_starts, good_rows = [], []
             yield _reject(self.file, start, reason)
         if good_rows:
-            yield good_starts, good_rows
+            yield _Block(good_starts, list(zip(*good_rows)))  # noqa: B905
 
     def _swallows_rows(self, row: list[str]) -> bool:
         """Whether a quoted field spanning lines holds a line that splits, at the
@@ -396,14 +475,13 @@ class _Reader:
         return any(len(line.split(delim)) >= width
                    for f in row if "\n" in f for line in f.split("\n")[1:])
 
-    def rows(self) -> Iterator[tuple[int, list[str]] | Rejection]:
+    def rows(self) -> Iterator[tuple[int, Sequence[str]] | Rejection]:
         """``(first line, fields)`` per data row, or a rejection for an unreadable one."""
         for item in self.blocks():
             if isinstance(item, Rejection):
                 yield item
             else:
-                starts, rows = item
-                yield from zip(starts, rows, strict=True)
+                yield from zip(item.starts, item.rows(), strict=True)
 
     # -- codings ---------------------------------------------------------------
     def _rxcui(self, code: str) -> Coding:
@@ -424,17 +502,22 @@ class _Reader:
             self.ndc_codings[raw] = c
         return c
 
-    def _codings(self, row: list[str]) -> tuple[Coding, ...]:
+    def _codings(self, row: Sequence[str]) -> tuple[Coding, ...]:
         i_rxcui, i_ndc = self.col["rxcui"], self.col["ndc"]
+        return self._codings_of(row[i_rxcui] if i_rxcui is not None else "",
+                                row[i_ndc] if i_ndc is not None else "")
+
+    def _codings_of(self, rxcui: str, ndc: str) -> tuple[Coding, ...]:
+        """The codings of a row's raw ``rxcui`` and ``ndc`` cells."""
         out: tuple[Coding, ...] = ()
-        if i_rxcui is not None and (code := row[i_rxcui].strip()):
+        if code := rxcui.strip():
             out = (self._rxcui(code),)
-        if i_ndc is not None and (raw := row[i_ndc].strip()):
+        if raw := ndc.strip():
             out = (*out, self._ndc(raw))
         return out
 
     # -- slow path: one row, precise errors ------------------------------------
-    def convert(self, start: int, row: list[str]) -> OrderRow:
+    def convert(self, start: int, row: Sequence[str]) -> OrderRow:
         col = self.col
         rx_id = row[col["rx_id"]].strip() if col["rx_id"] is not None else ""
         text = _opt(row, col["drug_name"])
@@ -467,28 +550,26 @@ class _Reader:
         )
 
     # -- fast path: a block at once --------------------------------------------
-    def convert_chunk(self, chunk: list[tuple[int, list[str]]]) -> list[OrderRow]:
+    def convert_chunk(self, chunk: list[tuple[int, Sequence[str]]]) -> list[OrderRow]:
         """:meth:`convert_block` for ``(first line, row)`` pairs (as :meth:`rows` gives),
         as rows."""
-        return list(self.convert_block([s for s, _ in chunk], [r for _, r in chunk]).rows())
+        block = _Block([s for s, _ in chunk], list(zip(*(r for _, r in chunk))))  # noqa: B905
+        return list(self.convert_block(block).rows())
 
-    def convert_block(self, starts: list[int], rows: list[list[str]]) -> OrderBlock:
+    def convert_block(self, block: _Block) -> OrderBlock:
         """Convert a block column by column; raises at the first bad value (the caller
-        then converts row by row to name the row and the reason).
-
-        The block is transposed once (``zip(*rows)``, rows have the header's width):
-        several times cheaper than picking each column out of every row.
-        """
-        n = len(rows)
-        table = list(zip(*rows))  # noqa: B905 (equal widths; a short row -> IndexError)
+        then converts row by row to name the row and the reason)."""
+        starts, table = block.starts, block.columns
+        n = len(starts)
         nothing: list[Any] = [None] * n
+        short = block.short
 
         def column(name: str, limit: int = 0) -> list[str] | None:
             i = self.col[name]
             if i is None:
                 return None
             values = list(map(str.strip, table[i]))
-            if limit and max(map(len, values)) > limit:
+            if limit and not short and max(map(len, values)) > limit:
                 raise ValueError(f"{name}: too long")
             return values
 
@@ -510,12 +591,16 @@ class _Reader:
         texts = optional(column("drug_name", MAX_TEXT))
         pids = optional(column("patient_id", 256))
         codings: list[tuple[Coding, ...]] = [()] * n
-        if self.col["rxcui"] is not None or self.col["ndc"] is not None:
-            codings = [self._codings(r) for r in rows]
+        i_rxcui, i_ndc = self.col["rxcui"], self.col["ndc"]
+        if i_rxcui is not None or i_ndc is not None:
+            blank = itertools.repeat("", n)
+            codings = list(map(self._codings_of,
+                               table[i_rxcui] if i_rxcui is not None else blank,
+                               table[i_ndc] if i_ndc is not None else blank))
         fields: list[tuple[str, ...] | None] = nothing
         if self.has_patient:
             cols = [table[i] if i is not None else ("",) * n for i in self.patient_cols]
-            self._check_patients(cols, pids)
+            self._check_patients(cols, pids, short)
             fields = list(zip(*cols, strict=True))
             if not all(pids):
                 fields = [f if p else None for f, p in zip(fields, pids, strict=True)]
@@ -525,7 +610,8 @@ class _Reader:
             lookup(self.doses, "daily_dose_mg"), starts, fields, self.file,
             make_patient if self.has_patient else None)
 
-    def _check_patients(self, cols: list[tuple[str, ...]], pids: list[str | None]) -> None:
+    def _check_patients(self, cols: list[Sequence[str]], pids: list[str | None],
+                        short: bool = False) -> None:
         """:func:`_check_patient` column-wise, for the rows with a patient id (raw cells:
         a conditions cell too long only with its blanks goes to the slow path, which
         decides)."""
@@ -540,7 +626,7 @@ class _Reader:
                 if len(valid) < 100_000:
                     valid.add(birth)
         if not {d.strip().lower() for d in set(diets)} <= _DIET_VALUES or \
-                max(map(len, conditions), default=0) > MAX_TEXT:
+                (not short and max(map(len, conditions), default=0) > MAX_TEXT):
             raise ValueError("a patient field is not valid")
 
     def records(self) -> Iterator[Record]:
@@ -548,13 +634,12 @@ class _Reader:
             if isinstance(item, Rejection):
                 yield item
                 continue
-            starts, rows = item
             try:
-                yield self.convert_block(starts, rows)
+                yield self.convert_block(item)
             except (ValueError, TypeError, IndexError):
-                yield from self._convert_rows(starts, rows)
+                yield from self._convert_rows(item.starts, item.rows())
 
-    def _convert_rows(self, starts: list[int], rows: list[list[str]]) -> list[Record]:
+    def _convert_rows(self, starts: Sequence[int], rows: list[tuple[str, ...]]) -> list[Record]:
         """The slow path for a block with a bad row: each row an order or a rejection."""
         out: list[Record] = []
         for start, row in zip(starts, rows, strict=True):
@@ -589,7 +674,7 @@ def _unreadable(error: csv.Error, first: int, last: int) -> str:
     return f"unreadable CSV row: {error}"
 
 
-def _opt(row: list[str], i: int | None) -> str | None:
+def _opt(row: Sequence[str], i: int | None) -> str | None:
     return (row[i].strip() or None) if i is not None else None
 
 
