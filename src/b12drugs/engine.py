@@ -24,6 +24,7 @@ on every row.
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import inspect
@@ -103,16 +104,22 @@ class _Outcome:
     description: str
     plain: bool = field(init=False)
     hitless: bool = field(init=False)
+    #: For column-wise screening: 0 plain, 2 something to report, 6 class hits (bit 0
+    #: is left for "inactive", see :meth:`Screener._block`).
+    code: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.hitless = not self.hits
         self.plain = self.resolved and self.hitless and not self.notices
+        self.code = 0 if self.plain else 2 if self.hitless else 6
 
 
 #: Stands for a drug not resolved yet in column-wise lookups (never plain).
 _UNSEEN = _Outcome((), False, (), "")
-_PLAIN = operator.attrgetter("plain")
-_HITLESS = operator.attrgetter("hitless")
+_CODE = operator.attrgetter("code")
+#: By row code (inactive | outcome code): whether the row's patient columns are held
+#: (active, no class hit).
+_HOLD = (True, False, True, False, False, False, False, False)
 
 
 class _InactiveStatus(dict[str | None, bool]):
@@ -309,6 +316,7 @@ class Screener:
         self._reported = frozenset(SEVERITIES[SEVERITIES.index(self.config.policy.min_severity):])
         self._rule_calls = [(rule, f"rule {rule.name}") for rule in self.rules]
         self._inactive = _InactiveStatus()
+        self._by_text: dict[str | None, _Outcome] = {}  # see _block_outcomes
 
     # -- books -----------------------------------------------------------------
     def notice(self, notice: Notice) -> None:
@@ -510,38 +518,30 @@ class Screener:
         their answers."""
         if len(self._outcomes) > self.runtime.cache_limit:
             self._outcomes = self.runtime.outcomes = {}
+            self._by_text = {}
 
     def _block(self, block: OrderBlock, source: str) -> None:
         """Screen a block of rows column by column (see :class:`OrderBlock`).
 
         The same books as :meth:`_process` row by row, in C-level passes over the
-        columns: each row's status and drug are looked up with ``map``; the rows with
-        nothing to report (almost all) are only counted, and their patient columns are
-        held per patient (the first non-blank ones, as :meth:`_hold` does).  The other
-        rows (inactive, unresolved, with class hits or notices) are taken one by one in
-        file order, as :class:`OrderRow`.
+        columns: each row's status and drug are looked up with ``map`` and combined into
+        one code per row (:data:`_HOLD`); the rows with nothing to report (code 0, almost
+        all) are only counted, and their patient columns are held per patient (the first
+        non-blank ones, as :meth:`_hold` does).  The other rows (inactive, unresolved,
+        with class hits or notices) are taken one by one in file order, as
+        :class:`OrderRow`.
         """
         self._bound_cache()
         n = len(block)
-        outcomes = self._outcomes
-        keys = list(zip(block.codings, block.texts, strict=True))
         inactive = list(map(self._inactive.__getitem__, block.statuses))
-        outs = list(map(outcomes.get, keys, itertools.repeat(_UNSEEN, n)))
-        if _UNSEEN in outs:
-            new = [block.row(i) for i in itertools.compress(
-                range(n), map(operator.is_, outs, itertools.repeat(_UNSEEN)))
-                if not inactive[i]]
-            if new:
-                self._resolve_new(new)
-                outs = list(map(outcomes.get, keys, itertools.repeat(_UNSEEN, n)))
-        active = list(map(operator.not_, inactive))
+        outs = self._block_outcomes(block, inactive)
+        codes = list(map(operator.or_, inactive, map(_CODE, outs)))
         if block.make_patient is not None:
-            self._hold_block(block, list(map(operator.and_, active, map(_HITLESS, outs))))
-        todo = list(map(operator.or_, inactive, map(operator.not_, map(_PLAIN, outs))))
-        plain = n - sum(todo)
+            self._hold_block(block, list(map(_HOLD.__getitem__, codes)))
+        plain = codes.count(0)
         self.counts["read"] += plain
         self.counts["screened"] += plain
-        for i in itertools.compress(range(n), todo):
+        for i in itertools.compress(range(n), codes):
             if not inactive[i]:
                 self._screen_order(block.row(i), outs[i], source, hold=False)
             elif self._notice_counts.get("skipped", 0) < self._notice_limit:
@@ -551,10 +551,38 @@ class Screener:
                 self.counts["read"] += 1
                 self.counts["skipped"] += 1
 
-    def _hold_block(self, block: OrderBlock, hitless: list[bool]) -> None:
+    def _block_outcomes(self, block: OrderBlock, inactive: list[bool]) -> list[_Outcome]:
+        """Each row's drug outcome (:data:`_UNSEEN` for an inactive row's new drug: it
+        is not resolved).  A block without codings (an export of drug texts) is looked
+        up by text alone (``_by_text``, this run's view of the cache), with no key tuple
+        per row."""
+        n = len(block)
+        blank = block.codings.count(()) == n
+        if blank:
+            table: dict[Any, _Outcome] = self._by_text
+            keys: Sequence[Any] = block.texts
+        else:
+            table, keys = self._outcomes, list(zip(block.codings, block.texts, strict=True))
+        outs = list(map(table.get, keys, itertools.repeat(_UNSEEN, n)))
+        if _UNSEEN not in outs:
+            return outs
+        unseen = list(itertools.compress(range(n), map(operator.is_, outs,
+                                                       itertools.repeat(_UNSEEN))))
+        new = [block.row(i) for i in unseen if not inactive[i]]
+        if new:
+            self._resolve_new(new)
+        if blank:
+            outcomes = self._outcomes
+            for i in unseen:
+                text = keys[i]
+                if text not in table and (got := outcomes.get(((), text))) is not None:
+                    table[text] = got
+        return list(map(table.get, keys, itertools.repeat(_UNSEEN, n)))
+
+    def _hold_block(self, block: OrderBlock, hold: list[bool]) -> None:
         """:meth:`_hold` for the block's active rows without class hits, column-wise."""
-        pids: list[Any] = list(itertools.compress(block.patient_ids, hitless))
-        fields: list[Any] = list(itertools.compress(block.patient_fields, hitless))
+        pids: list[Any] = list(itertools.compress(block.patient_ids, hold))
+        fields: list[Any] = list(itertools.compress(block.patient_fields, hold))
         if not all(pids):  # rows without a patient id have no patient columns
             fields = list(itertools.compress(fields, pids))
             pids = list(itertools.compress(pids, pids))
@@ -562,19 +590,19 @@ class Screener:
         if not all(filled):
             pids = list(itertools.compress(pids, filled))
             fields = list(itertools.compress(fields, filled))
-        first: dict[str, tuple[str, ...]] = dict(
-            zip(reversed(pids), reversed(fields), strict=True))  # a patient's first row wins
-        held = self._held
-        new = set(first).difference(held)  # C loop over the block's patients only
-        if not new:
+        if not pids:
             return
         maker = block.make_patient
         assert maker is not None  # the caller checked
         if self._maker is None:
             self._maker = maker
-        for pid in new:
-            held[pid] = first[pid]
-            if maker is not self._maker:
+        held = self._held
+        if maker is self._maker:  # the usual case: a patient's first row wins, in C
+            collections.deque(map(held.setdefault, pids, fields), maxlen=0)
+            return
+        for pid, f in zip(pids, fields, strict=True):
+            if pid not in held:
+                held[pid] = f
                 self._makers[pid] = maker
 
     def _resolve_chunk(self, chunk: list[Record]) -> None:
