@@ -193,8 +193,17 @@ class KnowledgeBase:
         return self._alert_classes
 
     @cached_property
-    def _alert_classes(self) -> list[ClassDef]:  # asked once per patient by the rules
+    def _alert_classes(self) -> list[ClassDef]:
         return [c for c in self.classes.values() if c.role == "alert"]
+
+    def alert_rank(self) -> dict[str, int]:
+        """``class id -> position`` of the classes that raise alerts, in knowledge-base
+        order (rules put a patient's few classes in this order)."""
+        return self._alert_rank
+
+    @cached_property
+    def _alert_rank(self) -> dict[str, int]:  # asked once per patient by the rules
+        return {c.class_id: i for i, c in enumerate(self._alert_classes)}
 
     def members(self, class_id: str) -> list[KBEntry]:
         return [e for e in self.entries if e.class_id == class_id]

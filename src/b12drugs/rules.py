@@ -229,10 +229,13 @@ def default_policy(case: PatientCase, kb: KnowledgeBase,
     disabled = config.policy.disabled_classes
     groups = case.by_class()
     present: dict[str, list[OrderFindings]] = {}
-    for cls in kb.alert_classes():
-        if cls.class_id not in groups or cls.class_id in disabled:
-            continue
-        group = groups[cls.class_id]
+    rank = kb.alert_rank()
+    ids = [c for c in groups if c in rank and c not in disabled]
+    if len(ids) > 1:
+        ids.sort(key=rank.__getitem__)  # knowledge-base order
+    for class_id in ids:
+        cls = kb.classes[class_id]
+        group = groups[class_id]
         found = _systemic(cls, _dose_qualifies(cls, group))
         if len(found) < len(group):
             kept = {id(f) for f in found}
@@ -297,37 +300,42 @@ def _alert(
     )
 
 
-#: Wordings already written, keyed by everything they depend on (bounded).
-_WORDINGS: dict[tuple[object, ...], tuple[str, tuple[str, ...]]] = {}
+#: Wording pieces already written, keyed by everything they depend on (bounded).
+_WORDINGS: dict[tuple[object, ...], tuple[str, str, tuple[str, ...]]] = {}
 _WORDINGS_LIMIT = 4096
 
 
 def _wording(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on_b12: bool,
              note: str | None, config: Config) -> tuple[str, tuple[str, ...]]:
-    """An alert's summary and the detail lines after the drugs line.  Remembered: they
-    depend only on the class, drugs, risk factors and age limit, which many patients
-    share (the drugs line names each patient's orders and is built per alert)."""
-    key = (cls.class_id, cls.mechanism, cls.evidence, cls.monitoring, drugs, factors, on_b12,
-           note, config.policy.age_limit)
+    """An alert's summary and the detail lines after the drugs line.
+
+    The parts that depend only on the class, risk factors, B12 therapy and age limit
+    (the phrase after the drugs, the detail lines) are remembered: many patients share
+    them.  Only the summary's drug list is written per alert.
+    """
+    key = (cls.class_id, cls.mechanism, cls.evidence, cls.monitoring, factors, on_b12, note,
+           config.policy.age_limit)
     got = _WORDINGS.get(key)
     if got is None:
         if len(_WORDINGS) >= _WORDINGS_LIMIT:
             _WORDINGS.clear()
-        got = _WORDINGS[key] = _write(cls, drugs, factors, on_b12, note, config)
-    return got
+        got = _WORDINGS[key] = _write(cls, factors, on_b12, note, config)
+    head, tail, lines = got
+    summary = _listed(drugs, 3) + head
+    return _summary(summary[0].upper() + summary[1:] + tail), lines
 
 
-def _write(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on_b12: bool,
-           note: str | None, config: Config) -> tuple[str, tuple[str, ...]]:
-    drug_list = _listed(drugs, 3)
+def _write(cls: ClassDef, factors: tuple[str, ...], on_b12: bool, note: str | None,
+           config: Config) -> tuple[str, str, tuple[str, ...]]:
+    """The summary around its drug list (``head`` after it, ``tail`` at the end: the
+    short labels of the other risk factors), and the detail lines."""
     known = [f for f in factors if f in KNOWN_DEFICIENCY]
     others = [f for f in factors if f not in KNOWN_DEFICIENCY]
     if known:
-        summary = f"{drug_list} with {_known_phrase(known, config)}: review and monitor B12"
+        head = f" with {_known_phrase(known, config)}: review and monitor B12"
     else:
-        summary = f"{drug_list} can lower vitamin B12; consider a B12 level"
-    if others:
-        summary += f" ({', '.join(short_label(f, config) for f in others)})"
+        head = " can lower vitamin B12; consider a B12 level"
+    tail = f" ({', '.join(short_label(f, config) for f in others)})" if others else ""
     lines = [f"**Why:** {cls.mechanism}", f"**Evidence:** {cls.evidence}"]
     if factors:
         lines.append(f"**Patient risk factors:** {'; '.join(label(f, config) for f in factors)}")
@@ -336,7 +344,7 @@ def _write(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on_b
     if note:
         lines.append(note)
     lines.append(f"**Monitor:** {cls.monitoring}")
-    return _summary(summary[0].upper() + summary[1:]), tuple(lines)
+    return head, tail, tuple(lines)
 
 
 def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:
