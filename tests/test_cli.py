@@ -168,3 +168,29 @@ def test_sinks_misconfigured_exit_2_and_failing_exit_4(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_PLUGIN
     assert json.loads(result.stdout)["counts"]["read"] == 15
     assert result.stderr.count("sink jsonl-file") == 1  # printed once, not also logged
+
+
+def test_screen_runs_with_the_cyclic_collector_off_and_restores_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The batch command turns the collector off for the run (see ``_batch_collection``)
+    and back on after; a collector the caller turned off stays off."""
+    import gc
+
+    from b12drugs import engine
+
+    seen: list[bool] = []
+    real = engine.screen_inputs
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "screen_inputs", spy)
+    assert gc.isenabled()
+    assert run("screen", str(EXAMPLE), "-f", "json").exit_code == EXIT_OK
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        assert run("screen", str(EXAMPLE), "-f", "json").exit_code == EXIT_OK
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()

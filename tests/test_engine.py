@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
 from b12drugs import hookimpl
-from b12drugs.engine import Screener, screen
+from b12drugs.engine import Screener, screen, screen_inputs
 from b12drugs.models import (
     DrugQuery,
     IngredientMatch,
@@ -416,3 +417,42 @@ def test_unavailable_source_outcomes_are_not_kept(register_plugin, plugin_manage
         s.feed([Order(id="1", text="metformin 500 mg")], "msg")
         s.finish()
         assert len(runtime.outcomes) == 1  # a resolved drug stays cached
+
+
+def _mixed_export(rows: int) -> bytes:
+    """Every kind of row a run meets: findings, plain, unresolved, inactive, bad values,
+    a bad field count and quoted fields."""
+    kinds = (
+        "P{i},R{i},metformin 500 mg tab,active,2020-01-01,1950-01-01,Anemia",
+        "P{i},R{i},atorvastatin 20 mg,active,2020-01-01,1950-01-01,",
+        "P{i},R{i},zzqx unknown {i},active,2020-01-01,,",
+        "P{i},R{i},omeprazole 20 mg,stopped,2020-01-01,,",
+        "P{i},R{i},lisinopril,active,not-a-date,,",
+        "P{i},R{i},too,many,fields,here,x,y",
+        'P{i},R{i},"folic acid, 1 mg",active,2020-01-01,1960-05-05,"Pernicious anemia"',
+    )
+    lines = [kinds[i % len(kinds)].format(i=i % 97) for i in range(rows)]
+    return ("patient_id,rx_id,drug_name,status,start_date,birth_date,conditions\n"
+            + "\n".join(lines) + "\n").encode()
+
+
+def test_screening_creates_no_reference_cycles_per_record(tmp_path: Path) -> None:
+    """What the CLI relies on to run with the cyclic collector off: a run leaves the
+    same cyclic garbage (its knowledge base and resolvers) whatever the input's size,
+    so memory cannot grow with records read."""
+    import gc
+
+    left = []
+    for rows in (700, 2800):
+        path = tmp_path / f"export-{rows}.csv"
+        path.write_bytes(_mixed_export(rows))
+        gc.collect()
+        gc.disable()
+        try:
+            report = screen_inputs([path])
+            assert report.counts.read == rows and report.alerts and report.counts.rejected
+            del report
+            left.append(gc.collect())
+        finally:
+            gc.enable()
+    assert left[0] == left[1]

@@ -17,6 +17,7 @@ only created when a command that needs it runs or when help lists commands.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -217,7 +218,7 @@ def screen(
         # The plugin manager lives for the process (an embedding program may run many
         # commands): only the problems of this run count.
         before = manager.hooks.problems.mark()
-        with _progress(inputs) as progress:
+        with _batch_collection(), _progress(inputs) as progress:
             report = screen_inputs(inputs, input_format, config, manager,
                                    stdin=sys.stdin.buffer, progress=progress)
         with _output(output) as out:
@@ -240,6 +241,30 @@ def screen(
             SEVERITIES.index(worst) >= SEVERITIES.index(fail_on)  # type: ignore[arg-type]
         ):
             sys.exit(EXIT_ALERTS)
+
+
+@contextmanager
+def _batch_collection() -> Iterator[None]:
+    """A one-shot screening run, with CPython's cyclic garbage collector off.
+
+    The run builds large, long-lived structures (findings, patient contexts, alerts)
+    and creates no reference cycles per record: everything it drops is freed at once by
+    reference counting.  The collector would still re-scan those structures again and
+    again (measured: 0.25-0.3 s of a 1,000,000-row run, with nothing to collect).  The
+    few cycles there are (the run's knowledge base and resolvers, about 20,000 objects
+    whatever the input's size) are left to the collector's next pass.  A test holds the
+    engine to "no cycles per record"
+    (``test_screening_creates_no_reference_cycles_per_record``).  This is the batch
+    command's choice: the library and the services leave the collector as it is.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextmanager
