@@ -586,12 +586,13 @@ class Screener:
         if not all(pids):  # rows without a patient id have no patient columns
             fields = list(itertools.compress(fields, pids))
             pids = list(itertools.compress(pids, pids))
-        filled = list(map(any, fields))
-        if not all(filled):
-            pids = list(itertools.compress(pids, filled))
-            fields = list(itertools.compress(fields, filled))
         if not pids:
             return
+        if not any(min(fields)):  # all-blank columns are not held (the least tuple is
+            # all-blank when any is: nothing sorts before "")
+            filled = list(map(any, fields))
+            pids = list(itertools.compress(pids, filled))
+            fields = list(itertools.compress(fields, filled))
         maker = block.make_patient
         assert maker is not None  # the caller checked
         if self._maker is None:

@@ -102,6 +102,10 @@ class PluginProblem:
         return f"plugin {self.plugin!r} ({self.distribution}) failed in {self.where}: {self.error}"
 
 
+#: The arguments of ``b12drugs_risk_factors`` in the order of its specification.
+_RISK_ARGS = ("patient", "as_of", "config")
+
+
 class ProblemLog:
     """A manager's plugin problems: the last :attr:`LIMIT` kept, every one counted.
 
@@ -283,7 +287,10 @@ class Hooks:
         given = {"patient": patient, "as_of": as_of, "config": config}
         for plugin_name, function, argnames in self._hookimpls("b12drugs_risk_factors"):
             try:
-                got = function(**{a: given[a] for a in argnames}) or ()
+                if argnames == _RISK_ARGS:  # the usual signature: no keyword dict per call
+                    got = function(patient, as_of, config) or ()
+                else:
+                    got = function(**{a: given[a] for a in argnames}) or ()
                 # a str is iterable too: "neuropathy" must not become 10 one-letter factors
                 if isinstance(got, (str, bytes)) or not all(isinstance(f, str) for f in got):
                     raise TypeError(f"returned {type(got).__name__}, expected a collection "

@@ -139,11 +139,7 @@ _RESCUE_NOTE = (
     "deficiency: check B12 status and add B12 replacement if deficient."
 )
 _SUMMARY_MAX = 139
-
-
-def shift(severity: Severity, steps: int) -> Severity:
-    i = min(max(SEVERITIES.index(severity) + steps, 0), len(SEVERITIES) - 1)
-    return SEVERITIES[i]
+_LEVEL = {severity: i for i, severity in enumerate(SEVERITIES)}
 
 
 def duration_days(order: Order, as_of: date) -> int:
@@ -247,7 +243,9 @@ def default_policy(case: PatientCase, kb: KnowledgeBase,
     if not present:
         return
     on_b12 = "b12_therapy" in groups
-    patient_rf = set(case.risk_factors)
+    patient_rf = frozenset(case.risk_factors)
+    known = bool(patient_rf & KNOWN_DEFICIENCY)  # the added factors below never are
+    several = config.policy.escalate_on_multiple_classes and len(present) > 1
     rescue = _rescue(case)
     for class_id, findings in present.items():
         cls = kb.classes[class_id]
@@ -257,15 +255,11 @@ def default_policy(case: PatientCase, kb: KnowledgeBase,
             duration_days(f.order, case.as_of) > threshold for f in findings
         ):
             factors.add("long_term_use")
-        if config.policy.escalate_on_multiple_classes and len(present) > 1:
+        if several:
             factors.add("multiple_b12_lowering_drugs")
-        severity: Severity = cls.default_severity or "info"
-        if factors:
-            severity = shift(severity, 1)
-        if factors & KNOWN_DEFICIENCY:
-            severity = shift(severity, 1)
-        if on_b12:
-            severity = shift(severity, -1)
+        # +1 with a risk factor, +1 more with known deficiency (capped), -1 on B12 therapy
+        level = min(_LEVEL[cls.default_severity or "info"] + bool(factors) + known, 2)
+        severity = SEVERITIES[max(level - on_b12, 0)]
         note = _RESCUE_NOTE if rescue and _ingredients(findings) & RESCUE_PARTNERS else None
         yield _alert(case, cls, findings, ordered(factors), severity, on_b12, config, note)
 
