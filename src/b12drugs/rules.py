@@ -89,7 +89,7 @@ _SYSTEMIC = re.compile(r"\btransdermal|\b(?:oral|tablets?|capsules?|inject|intra
 
 def local_routes(order: Order) -> frozenset[str]:
     """The local routes (topical, ophthalmic, otic) an order's route or text names."""
-    displays = tuple(c.display or "" for c in order.codings)
+    displays = tuple(c.display or "" for c in order.codings) if order.codings else ()
     return _local_routes(order.route or "", order.text or "", displays)
 
 
@@ -109,10 +109,10 @@ def _local_routes(route: str, text: str, displays: tuple[str, ...]) -> frozenset
 
 def _systemic(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
     """Drop orders given by a route the class excludes (``exclude_routes``)."""
-    if not cls.exclude_routes:
+    excluded = cls.exclude_routes
+    if not excluded:
         return findings
-    excluded = set(cls.exclude_routes)
-    return [f for f in findings if not local_routes(f.order) & excluded]
+    return [f for f in findings if local_routes(f.order).isdisjoint(excluded)]
 
 
 def _not_alerted(case: PatientCase, cls: ClassDef, f: OrderFindings) -> Notice:

@@ -349,8 +349,8 @@ class _Reader:
         width, delim = self.width, self.delim
         if width < 2 or max(map(len, raw)) > csv.field_size_limit():
             return None  # width 1: a blank line would be a row (the csv module drops it)
-        if not all(map((width - 1).__eq__, map(bytes.count, raw,
-                                                itertools.repeat(self.delim_bytes)))):
+        counts = list(map(bytes.count, raw, itertools.repeat(self.delim_bytes)))
+        if counts.count(width - 1) != len(counts):
             return None
         data = b"".join(raw)
         if b'"' in data or b"\0" in data:
