@@ -183,7 +183,7 @@ def test_blocks_and_rows_give_the_same_report(rows: list[tuple[str, ...]]) -> No
 
 # -- the reader's split path and the csv module read every file alike ------------------
 
-_FIELD = st.text(alphabet=st.sampled_from(list("ab1-:é ,\"\n\r\t;")), max_size=6)
+_FIELD = st.text(alphabet=st.sampled_from(list("ab1-:é ,\"\n\r\t;|")), max_size=6)
 _ROW = st.lists(_FIELD, min_size=1, max_size=5)
 
 
@@ -200,21 +200,24 @@ def _csv_module_only(data: bytes) -> list[Record]:
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(st.tuples(_ROW, st.booleans(), st.sampled_from(["\n", "\r\n"])),
                      max_size=30),
-       batch=st.sampled_from([1, 16, 64, 1 << 16]), tail=st.booleans())
+       batch=st.sampled_from([1, 16, 64, 1 << 16]), tail=st.booleans(),
+       delim=st.sampled_from([",", ",", ";", "\t", "|"]))
 def test_split_path_reads_like_the_csv_module(rows: list[tuple[list[str], bool, str]],
-                                              batch: int, tail: bool) -> None:
+                                              batch: int, tail: bool, delim: str) -> None:
     """Quoted fields (also spanning lines and batches), stray quotes, blank lines, CRLF
-    and LF, short and long rows, a last line without its line break: the split path
-    and the csv module give the same orders and rejections, line numbers included."""
+    and LF, short and long rows, a last line without its line break, each delimiter:
+    the split path and the csv module give the same orders and rejections, line
+    numbers included."""
     lines = []
     for fields, quoted, end in rows:
         if quoted:  # as a CSV writer quotes
             buf = io.StringIO()
-            csv.writer(buf, lineterminator=end).writerow(fields)
+            csv.writer(buf, delimiter=delim, lineterminator=end).writerow(fields)
             lines.append(buf.getvalue())
         else:  # as a careless export joins
-            lines.append(",".join(fields) + end)
-    text = "patient_id,rx_id,drug_name,status,birth_date\n" + "".join(lines)
+            lines.append(delim.join(fields) + end)
+    header = delim.join(["patient_id", "rx_id", "drug_name", "status", "birth_date"])
+    text = header + "\n" + "".join(lines)
     if not tail:
         text = text.rstrip("\r\n")
     data = text.encode()
