@@ -24,7 +24,6 @@ on every row.
 
 from __future__ import annotations
 
-import collections
 import functools
 import gc
 import inspect
@@ -593,18 +592,22 @@ class Screener:
             filled = list(map(any, fields))
             pids = list(itertools.compress(pids, filled))
             fields = list(itertools.compress(fields, filled))
+        held = self._held
+        # Membership only (one C pass; the values, scattered in memory, stay untouched):
+        # nearly every row's patient is held already.
+        known = list(map(held.__contains__, pids))
+        if all(known):
+            return
         maker = block.make_patient
         assert maker is not None  # the caller checked
         if self._maker is None:
             self._maker = maker
-        held = self._held
-        if maker is self._maker:  # the usual case: a patient's first row wins, in C
-            collections.deque(map(held.setdefault, pids, fields), maxlen=0)
-            return
-        for pid, f in zip(pids, fields, strict=True):
-            if pid not in held:
-                held[pid] = f
-                self._makers[pid] = maker
+        for i in itertools.compress(range(len(pids)), map(operator.not_, known)):
+            pid = pids[i]
+            if pid not in held:  # a patient's first row wins (also within the block)
+                held[pid] = fields[i]
+                if maker is not self._maker:
+                    self._makers[pid] = maker
 
     def _resolve_chunk(self, chunk: list[Record]) -> None:
         """Resolve the new distinct drugs of the chunk's active orders."""
