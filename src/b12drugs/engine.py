@@ -88,7 +88,7 @@ DEFAULT_NOTICE_LIMIT = 1000
 COMPLETED_LIMIT = 100_000
 
 
-@dataclass(eq=False)  # compared by identity: ``x in outcomes`` stays a C-level check
+@dataclass(eq=False, slots=True)  # by identity: ``x in outcomes`` stays a C-level check
 class _Outcome:
     """What one distinct drug resolved to (cached for the run).
 
