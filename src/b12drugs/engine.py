@@ -624,12 +624,11 @@ class Screener:
         caller holds the row's patient columns itself (:meth:`_hold_block`)."""
         if outcome.hits and type(order) is OrderRow:
             row = order
-            where = row.location()
             try:
-                order = row.to_order(where)
-                context = None if self._has_context_of(row) else row.patient(where)
+                order = row.to_order()
+                context = None if self._has_context_of(row) else row.patient(order.source)
             except (ValidationError, ValueError) as exc:
-                self._reject(Rejection(location=where, reason=_explain(exc),
+                self._reject(Rejection(location=row.location(), reason=_explain(exc),
                                        record_id=row.id[:256]), source)
                 return
             if context is not None:

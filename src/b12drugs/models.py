@@ -204,20 +204,21 @@ class OrderRow(NamedTuple):
     def to_order(self, where: SourceLocation | None = None) -> Order:
         """The validated order (raises ``pydantic.ValidationError``).
 
-        ``where`` is this row's :meth:`location` when the caller already has it: the
-        order and its patient context can share one (fewer objects per finding).
+        ``where`` is this row's :meth:`location` when the caller already has it.
+        Without it the location is validated with the order, in one call (the order's
+        ``source`` can then serve its patient context too).
         """
-        return Order(
-            id=self.id,
-            patient_id=self.patient_id,
-            codings=self.codings,
-            text=self.text,
-            status=self.status,
-            start_date=self.start_date,
-            days_supply=self.days_supply,
-            daily_dose_mg=self.daily_dose_mg,
-            source=where or self.location(),
-        )
+        return Order.model_validate({
+            "id": self.id,
+            "patient_id": self.patient_id,
+            "codings": self.codings,
+            "text": self.text,
+            "status": self.status,
+            "start_date": self.start_date,
+            "days_supply": self.days_supply,
+            "daily_dose_mg": self.daily_dose_mg,
+            "source": where or {"file": self.file, "line": self.line},
+        })
 
     def patient(self, where: SourceLocation | None = None) -> PatientContext | None:
         """The patient context built from this row's patient columns, if it has any."""
