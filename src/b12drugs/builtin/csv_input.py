@@ -205,7 +205,7 @@ def _dose(value: str) -> float | None:
 def _check_patient(fields: tuple[str, ...]) -> None:
     """Validate the raw patient columns cheaply; the context itself is built later,
     only for patients with findings (see :class:`~b12drugs.models.OrderRow`)."""
-    birth, _, diet, conditions = (f.strip() for f in fields)
+    birth, _, diet, conditions = map(str.strip, fields)
     _date(birth, "birth_date")
     if diet and diet.lower() not in DIETS:
         raise ValueError(f"diet: {diet[:40]!r} is not one of {', '.join(DIETS)}")
@@ -216,7 +216,7 @@ def _check_patient(fields: tuple[str, ...]) -> None:
 def make_patient(pid: str, fields: tuple[str, ...], where: SourceLocation) -> PatientContext:
     """Build a patient context from the raw CSV patient cells (birth, sex, diet,
     conditions); they are kept unstripped so that rows without findings cost nothing."""
-    birth, sex, diet, conditions = (f.strip() for f in fields)
+    birth, sex, diet, conditions = map(str.strip, fields)
     return PatientContext(
         id=pid,
         birth_date=_date(birth, "birth_date"),
