@@ -179,7 +179,10 @@ def _listed(items: Sequence[str], limit: int = 20) -> str:
 
 
 def _detail(lines: list[str]) -> str:
-    text = "\n".join(lines)
+    return _bounded("\n".join(lines))
+
+
+def _bounded(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
@@ -277,31 +280,31 @@ def _alert(
     drugs = _drugs(findings, cls.class_id)
     orders = _order_ids(findings)
     summary, rest = _wording(cls, drugs, tuple(factors), on_b12, note, config)
-    return Alert(
-        patient_id=case.patient_id,
-        class_id=cls.class_id,
-        severity=severity,
-        summary=summary,
-        detail=_detail([f"**Drugs:** {_listed(drugs)} (orders: {_listed(orders)})", *rest]),
-        orders=orders,
-        drugs=drugs,
-        risk_factors=(*factors, "on_b12_therapy") if on_b12 else tuple(factors),
-        recommendation=cls.monitoring,
-        evidence=cls.evidence,
-        references=cls.references,
-        rule="default-policy",
-        sources=_sources(findings),
-    )
+    return Alert.model_validate({
+        "patient_id": case.patient_id,
+        "class_id": cls.class_id,
+        "severity": severity,
+        "summary": summary,
+        "detail": _bounded(f"**Drugs:** {_listed(drugs)} (orders: {_listed(orders)})\n{rest}"),
+        "orders": orders,
+        "drugs": drugs,
+        "risk_factors": (*factors, "on_b12_therapy") if on_b12 else tuple(factors),
+        "recommendation": cls.monitoring,
+        "evidence": cls.evidence,
+        "references": cls.references,
+        "rule": "default-policy",
+        "sources": _sources(findings),
+    })
 
 
 #: Wording pieces already written, keyed by everything they depend on (bounded).
-_WORDINGS: dict[tuple[object, ...], tuple[str, str, tuple[str, ...]]] = {}
+_WORDINGS: dict[tuple[object, ...], tuple[str, str, str]] = {}
 _WORDINGS_LIMIT = 4096
 
 
 def _wording(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on_b12: bool,
-             note: str | None, config: Config) -> tuple[str, tuple[str, ...]]:
-    """An alert's summary and the detail lines after the drugs line.
+             note: str | None, config: Config) -> tuple[str, str]:
+    """An alert's summary and the detail after the drugs line.
 
     The parts that depend only on the class, risk factors, B12 therapy and age limit
     (the phrase after the drugs, the detail lines) are remembered: many patients share
@@ -314,15 +317,15 @@ def _wording(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on
         if len(_WORDINGS) >= _WORDINGS_LIMIT:
             _WORDINGS.clear()
         got = _WORDINGS[key] = _write(cls, factors, on_b12, note, config)
-    head, tail, lines = got
+    head, tail, rest = got
     summary = _listed(drugs, 3) + head
-    return _summary(summary[0].upper() + summary[1:] + tail), lines
+    return _summary(summary[0].upper() + summary[1:] + tail), rest
 
 
 def _write(cls: ClassDef, factors: tuple[str, ...], on_b12: bool, note: str | None,
-           config: Config) -> tuple[str, str, tuple[str, ...]]:
+           config: Config) -> tuple[str, str, str]:
     """The summary around its drug list (``head`` after it, ``tail`` at the end: the
-    short labels of the other risk factors), and the detail lines."""
+    short labels of the other risk factors), and the detail's lines after the drugs."""
     known = [f for f in factors if f in KNOWN_DEFICIENCY]
     others = [f for f in factors if f not in KNOWN_DEFICIENCY]
     if known:
@@ -338,7 +341,7 @@ def _write(cls: ClassDef, factors: tuple[str, ...], on_b12: bool, note: str | No
     if note:
         lines.append(note)
     lines.append(f"**Monitor:** {cls.monitoring}")
-    return head, tail, tuple(lines)
+    return head, tail, "\n".join(lines)
 
 
 def folate_masking(case: PatientCase, kb: KnowledgeBase, config: Config) -> Iterator[Alert]:

@@ -217,14 +217,14 @@ def make_patient(pid: str, fields: tuple[str, ...], where: SourceLocation) -> Pa
     """Build a patient context from the raw CSV patient cells (birth, sex, diet,
     conditions); they are kept unstripped so that rows without findings cost nothing."""
     birth, sex, diet, conditions = map(str.strip, fields)
-    return PatientContext(
-        id=pid,
-        birth_date=_date(birth, "birth_date"),
-        sex=sex or None,
-        diet=diet.lower() or None,  # type: ignore[arg-type]
-        conditions=_conditions(conditions),
-        source=where,
-    )
+    return PatientContext.model_validate({
+        "id": pid,
+        "birth_date": _date(birth, "birth_date"),
+        "sex": sex or None,
+        "diet": diet.lower() or None,
+        "conditions": _conditions(conditions),
+        "source": where,
+    })
 
 
 class _Memo(dict[str, _T]):
