@@ -202,9 +202,6 @@ def screen(
     rxnav: bool | None,
 ) -> None:
     """Screen files, folders or - (stdin) and print alerts and notices."""
-    from .engine import screen_inputs
-    from .models import SEVERITIES
-
     if not inputs:
         raise click.UsageError("give at least one input file, folder or - for stdin")
     with user_errors(), _problems_printed_not_logged():
@@ -218,29 +215,48 @@ def screen(
         # The plugin manager lives for the process (an embedding program may run many
         # commands): only the problems of this run count.
         before = manager.hooks.problems.mark()
-        with _batch_collection(), _progress(inputs) as progress:
-            report = screen_inputs(inputs, input_format, config, manager,
-                                   stdin=sys.stdin.buffer, progress=progress)
-        with _output(output) as out:
-            writer.write(report, out)
-        problems = manager.hooks.problems.since(before)
-        for problem in problems:
-            click.echo(f"warning: {problem}", err=True)
-        c = report.counts
-        if c.read == 0 and c.rejected == 0:
-            raise InputError("no records were read")
-        if c.read and c.read == c.rejected:
-            raise InputError(f"nothing could be screened: all {c.read} records were "
-                             "rejected (see the rejected notices)")
-        if any(p.where.startswith("sink ") for p in problems):
-            click.echo("plugin error: alerts were not delivered to every configured sink",
-                       err=True)
-            sys.exit(EXIT_PLUGIN)
-        worst = report.max_severity()
-        if fail_on != "never" and worst is not None and (
-            SEVERITIES.index(worst) >= SEVERITIES.index(fail_on)  # type: ignore[arg-type]
-        ):
-            sys.exit(EXIT_ALERTS)
+        with _batch_collection():
+            code = _screen_and_write(inputs, input_format, config, manager, writer, output,
+                                     fail_on, before)
+        if code != EXIT_OK:
+            sys.exit(code)
+
+
+def _screen_and_write(inputs: tuple[str, ...], input_format: str | None, config: Any,
+                      manager: Any, writer: Any, output: str | None, fail_on: str,
+                      before: Any) -> int:
+    """Screen, write the report and work out the exit code.
+
+    A function of its own so that the report and everything the run built are freed
+    when it returns, before the collector is switched back on (see
+    ``_batch_collection``)."""
+    from .engine import screen_inputs
+    from .models import SEVERITIES
+
+    with _progress(inputs) as progress:
+        report = screen_inputs(inputs, input_format, config, manager,
+                               stdin=sys.stdin.buffer, progress=progress)
+    with _output(output) as out:
+        writer.write(report, out)
+    problems = manager.hooks.problems.since(before)
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+    c = report.counts
+    if c.read == 0 and c.rejected == 0:
+        raise InputError("no records were read")
+    if c.read and c.read == c.rejected:
+        raise InputError(f"nothing could be screened: all {c.read} records were "
+                         "rejected (see the rejected notices)")
+    if any(p.where.startswith("sink ") for p in problems):
+        click.echo("plugin error: alerts were not delivered to every configured sink",
+                   err=True)
+        return EXIT_PLUGIN
+    worst = report.max_severity()
+    if fail_on != "never" and worst is not None and (
+        SEVERITIES.index(worst) >= SEVERITIES.index(fail_on)  # type: ignore[arg-type]
+    ):
+        return EXIT_ALERTS
+    return EXIT_OK
 
 
 @contextmanager
@@ -256,6 +272,12 @@ def _batch_collection() -> Iterator[None]:
     engine to "no cycles per record"
     (``test_screening_creates_no_reference_cycles_per_record``).  This is the batch
     command's choice: the library and the services leave the collector as it is.
+
+    Everything the run built must be freed before the block ends: objects made while
+    the collector is off all stay in its youngest generation, so the first collection
+    after it is switched back on would scan every one of them (measured: 0.19 s after a
+    1,000,000-row run, against 0.007 s once the report is freed first).
+    ``test_the_run_is_freed_before_the_collector_resumes`` holds the command to that.
     """
     if not gc.isenabled():
         yield
