@@ -41,3 +41,30 @@ def test_report_contract_fields() -> None:
     notice = Report.model_json_schema()["$defs"]["Notice"]["properties"]
     kinds = set(notice["kind"]["enum"])
     assert {"unresolved", "skipped", "rejected", "source_unavailable"} <= kinds
+
+
+def test_json_output_is_the_same_text_on_every_kind_of_stream() -> None:
+    """``write_json`` hands pydantic's UTF-8 bytes straight to a UTF-8 stream's buffer
+    and decodes them for any other stream: the text must be the same either way, keep
+    non-ASCII names, and come after what the stream already held."""
+    import io
+
+    from b12drugs import screen
+    from b12drugs.builtin.outputs import write_json
+    from b12drugs.models import Order
+
+    report = screen([Order(id="rx-é", patient_id="pä", text="Glucophage 500 mg")])
+    assert report.alerts
+    expected = "before\n" + report.model_dump_json(indent=2) + "\n"
+    assert "rx-é" in expected
+    plain = io.StringIO()
+    plain.write("before\n")
+    write_json(report, plain)
+    assert plain.getvalue() == expected
+    for encoding in ("utf-8", "UTF8", "latin-1"):
+        raw = io.BytesIO()
+        text = io.TextIOWrapper(raw, encoding=encoding, newline="\n")
+        text.write("before\n")
+        write_json(report, text)
+        text.flush()
+        assert raw.getvalue().decode(encoding) == expected, encoding

@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterable
 from typing import IO
+
+from pydantic import TypeAdapter
 
 from ..hookspecs import hookimpl
 from ..models import Report
 from ..records import OutputFormat
 
+_REPORT = TypeAdapter(Report)
+
 
 def write_json(report: Report, out: IO[str]) -> None:
-    out.write(report.model_dump_json(indent=2))
-    out.write("\n")
+    """The report as indented JSON.
+
+    pydantic writes UTF-8 bytes; when ``out`` is a UTF-8 text file over a byte buffer
+    (a file, usually stdout) those bytes go to the buffer as they are, skipping a
+    decode and an encode of the whole report (a tenth of a second per 40,000 alerts).
+    """
+    data = _REPORT.dump_json(report, indent=2)
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None and _is_utf8(getattr(out, "encoding", None)):
+        out.flush()
+        buffer.write(data)
+        buffer.write(b"\n")
+        buffer.flush()
+    else:
+        out.write(data.decode())
+        out.write("\n")
+
+
+def _is_utf8(encoding: str | None) -> bool:
+    try:
+        return encoding is not None and codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
 
 
 def write_jsonl(report: Report, out: IO[str]) -> None:
