@@ -232,11 +232,16 @@ def test_split_path_reads_like_the_csv_module(rows: list[tuple[list[str], bool, 
 
 def test_split_path_takes_plain_batches_and_leaves_the_rest() -> None:
     """What takes the split path: unquoted batches of the header's width, LF or CRLF.
-    Quotes, a lone CR, NUL, bad UTF-8 and a short row send a batch to the csv module."""
+    Quotes, a CR inside a line, NUL, bad UTF-8 and a short row send a batch to the csv
+    module."""
     reader = csv_input._Reader(io.BytesIO(b"rx_id,drug_name\n"), "f.csv")
     assert reader._split([b"R1,metformin\n", b"R2, omeprazole \r\n"]) == [
         ["R1", "R2"], ["metformin", " omeprazole "]]
     assert reader._split([b"R1,metformin"]) == [["R1"], ["metformin"]]  # last line
+    # CRs ending a line end the row, as in the csv module, which ignores the ones after
+    assert reader._split([b"R1,metformin\r\r\n", b"R2,x\r"]) == [["R1", "R2"], ["metformin", "x"]]
+    assert [list(r) for r in csv.reader(["R1,metformin\r\r\n", "R2,x\r"])] == [
+        ["R1", "metformin"], ["R2", "x"]]
     for raw in ([b'R1,"metformin"\n'], [b"R1,met\rformin\n"], [b"R1,met\x00\n"],
                 [b"R1,m\xe9t\n"], [b"R1,metformin\n", b"R2\n"], [b"R1,a,b\n"],
                 [b"\n"], [b"R1,a,b\n", b"R2\n"]):  # the last: 3 + 1 fields, 2 rows of 2

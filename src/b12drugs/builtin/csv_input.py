@@ -340,8 +340,8 @@ class _Reader:
         """The batch's columns by splitting at the delimiter, when that reads exactly as
         the ``csv`` module would: every line has the header's width of fields (counted
         on the bytes, one C loop), and there is no quote (no quoted field, no line break
-        inside a field), no lone carriage return, no NUL, no bad UTF-8 and no line over
-        the csv module's field size limit.  Otherwise None.
+        inside a field), no carriage return but at a line's end, no NUL, no bad UTF-8
+        and no line over the csv module's field size limit.  Otherwise None.
 
         The whole batch is split at once and each column is a slice of the result:
         no Python step and no list per row.
@@ -352,20 +352,16 @@ class _Reader:
         counts = list(map(bytes.count, raw, itertools.repeat(self.delim_bytes)))
         if counts.count(width - 1) != len(counts):
             return None
-        data = b"".join(raw)
-        if b'"' in data or b"\0" in data:
+        # Each line's end becomes a field end.  The csv module ends a row at the first
+        # CR or LF and ignores the ones that follow, so a line's trailing run of them
+        # goes; a CR anywhere else (it would end a row mid-line) is left to the csv module.
+        data = self.delim_bytes.join(map(bytes.rstrip, raw, itertools.repeat(b"\r\n")))
+        if b'"' in data or b"\0" in data or b"\r" in data:
             return None
         try:
             text = data.decode()
         except UnicodeDecodeError:
             return None
-        text = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
-        if "\r" in text:  # line ends as field ends, with one pass for each kind of end
-            text = text.replace("\r\n", delim)
-            if "\r" in text:
-                return None
-        if "\n" in text:
-            text = text.replace("\n", delim)
         flat = text.split(delim)
         if len(flat) != width * len(raw):
             return None
