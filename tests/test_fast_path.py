@@ -153,7 +153,8 @@ _CELLS = st.tuples(
     st.sampled_from(("P1", "P2", "P3", "")),  # patient_id
     st.sampled_from(_DRUGS),
     st.sampled_from(("active", "stopped", "")),
-    st.sampled_from(("", "1940-01-01", "1990-05-05")),  # birth_date
+    st.sampled_from(("", "1940-01-01", "1990-05-05", " 1950-02-03", "1950-02-30",
+                     "19500203", "1950-02-03x")),  # birth_date: padded, bad, compact
     st.sampled_from(("", "Pernicious anemia", "Anemia", "Vegan diet")),  # conditions
 )
 
@@ -179,6 +180,18 @@ def test_blocks_and_rows_give_the_same_report(rows: list[tuple[str, ...]]) -> No
         reports.append(s.finish().model_dump(exclude={"generated_at"}))
     assert reports[0] == reports[1]
     assert reports[0]["counts"]["read"] == len(rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["", " ", "1950-02-03", "1950-02-29", "19500203",
+                                           "1952-02-29", "2024-W01-1", "0001-01-01"]),
+                          st.text(alphabet="0123456789-T: W", max_size=12)), max_size=4))
+def test_plain_birth_dates_are_dates_the_exact_check_accepts(values: list[str]) -> None:
+    """``_plain_dates`` (one C loop) may only accept what ``_date`` accepts: it decides
+    alone for a block when it says yes."""
+    if csv_input._plain_dates(values):
+        for value in values:
+            assert csv_input._date(value.strip(), "birth_date") is not None
 
 
 # -- the reader's split path and the csv module read every file alike ------------------

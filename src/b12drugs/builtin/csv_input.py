@@ -178,6 +178,17 @@ def _date(value: str, column: str) -> date | None:
         raise ValueError(f"{column}: {value[:40]!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
+def _plain_dates(values: Iterable[str]) -> bool:
+    """True when every value is an ISO date as it is (no blank, no padding): then each
+    passes :func:`_date`.  One C loop that touches nothing but the values; a set of the
+    valid cells seen so far is the fallback, but probing it for every row cost 0.3 s
+    per 1,000,000 rows (a big table, cold in the CPU caches)."""
+    try:
+        return all(map(date.fromisoformat, values))
+    except ValueError:  # a blank, a padded or a bad value: the exact check decides
+        return False
+
+
 def _bounded_int(value: str, column: str, high: int) -> int | None:
     if not value:
         return None
@@ -616,7 +627,7 @@ class _Reader:
             births, diets, conditions = (tuple(itertools.compress(c, pids))
                                          for c in (births, diets, conditions))
         valid = self.valid_births
-        if not valid.issuperset(births):  # one C loop; nearly always true after a while
+        if not _plain_dates(births) and not valid.issuperset(births):
             for birth in set(births).difference(valid):
                 _date(birth.strip(), "birth_date")  # raises for a bad one
                 if len(valid) < 100_000:
