@@ -64,9 +64,13 @@ def test_bad_bytes_reject_only_their_row_in_a_later_block() -> None:
     assert sum(isinstance(r, OrderRow) for r in records) == 1001
 
 
-def test_inactive_rows_beyond_the_notice_limit_are_counted_not_listed(read: Reader) -> None:
-    data = b"rx_id,drug_name,status\n" + b"".join(
-        b"R%d,omeprazole,%s\n" % (i, b"stopped" if i % 2 else b"active") for i in range(60))
+@pytest.mark.parametrize("batch", [1 << 16, 64])  # one block; blocks past the limit
+def test_inactive_rows_beyond_the_notice_limit_are_counted_not_listed(
+        read: Reader, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csv_input._Reader, "BATCH_BYTES", batch)
+    data = b"rx_id,patient_id,drug_name,status\n" + b"".join(
+        b"R%d,P%d,%s,%s\n" % (i, i % 7, b"metformin" if i % 3 else b"omeprazole",
+                              b"stopped" if i % 2 else b"active") for i in range(60))
     s = Screener(notice_limit=5)
     s.feed(read(data), "f.csv")
     report = s.finish()
@@ -75,6 +79,8 @@ def test_inactive_rows_beyond_the_notice_limit_are_counted_not_listed(read: Read
     assert [n.location for n in skipped[:5]] == ["f.csv:3", "f.csv:5", "f.csv:7", "f.csv:9",
                                                  "f.csv:11"]
     assert "25 more skipped notices" in skipped[5].message
+    orders = sorted(o for a in report.alerts for o in a.orders)
+    assert orders == sorted(f"R{i}" for i in range(0, 60, 2))  # every active row alerted
 
 
 def _row(rx: str, text: str, line: int, fields: tuple[str, ...]) -> OrderRow:

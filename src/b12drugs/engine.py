@@ -119,6 +119,8 @@ _CODE = operator.attrgetter("code")
 #: By row code (inactive | outcome code): whether the row's patient columns are held
 #: (active, no class hit).
 _HOLD = (True, False, True, False, False, False, False, False)
+#: By row code: whether the row is active with a notice or class hits to report.
+_TAKE_ACTIVE = (False, False, True, False, False, False, True, False)
 
 
 class _InactiveStatus(dict[str | None, bool]):
@@ -540,15 +542,21 @@ class Screener:
         plain = codes.count(0)
         self.counts["read"] += plain
         self.counts["screened"] += plain
+        if self._notice_counts.get("skipped", 0) >= self._notice_limit:
+            # Past the limit, inactive rows are only counted (as _skip_inactive does),
+            # all at once; the active rows with something to report are taken in order.
+            stopped = inactive.count(True)
+            self._notice_counts["skipped"] += stopped
+            self.counts["read"] += stopped
+            self.counts["skipped"] += stopped
+            for i in itertools.compress(range(n), map(_TAKE_ACTIVE.__getitem__, codes)):
+                self._screen_order(block.row(i), outs[i], source, hold=False)
+            return
         for i in itertools.compress(range(n), codes):
             if not inactive[i]:
                 self._screen_order(block.row(i), outs[i], source, hold=False)
-            elif self._notice_counts.get("skipped", 0) < self._notice_limit:
+            else:
                 self._skip_inactive(block.row(i), source)
-            else:  # counted only, as _skip_inactive does past the limit
-                self._listed("skipped")
-                self.counts["read"] += 1
-                self.counts["skipped"] += 1
 
     def _block_outcomes(self, block: OrderBlock, inactive: list[bool]) -> list[_Outcome]:
         """Each row's drug outcome (:data:`_UNSEEN` for an inactive row's new drug: it
