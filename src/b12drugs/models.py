@@ -206,9 +206,11 @@ class OrderRow(NamedTuple):
 
         ``where`` is this row's :meth:`location` when the caller already has it.
         Without it the location is validated with the order, in one call (the order's
-        ``source`` can then serve its patient context too).
+        ``source`` can then serve its patient context too).  Validated by the model's
+        own validator (``model_validate`` without its Python frame: rows with findings
+        are the hot path).
         """
-        return Order.model_validate({
+        order: Order = Order.__pydantic_validator__.validate_python({
             "id": self.id,
             "patient_id": self.patient_id,
             "codings": self.codings,
@@ -219,6 +221,7 @@ class OrderRow(NamedTuple):
             "daily_dose_mg": self.daily_dose_mg,
             "source": where or {"file": self.file, "line": self.line},
         })
+        return order
 
     def patient(self, where: SourceLocation | None = None) -> PatientContext | None:
         """The patient context built from this row's patient columns, if it has any."""

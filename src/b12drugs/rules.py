@@ -280,7 +280,8 @@ def _alert(
     drugs = _drugs(findings, cls.class_id)
     orders = _order_ids(findings)
     summary, rest = _wording(cls, drugs, tuple(factors), on_b12, note, config)
-    return Alert.model_validate({
+    # the model's own validator: model_validate without its Python frame (hot path)
+    alert: Alert = Alert.__pydantic_validator__.validate_python({
         "patient_id": case.patient_id,
         "class_id": cls.class_id,
         "severity": severity,
@@ -295,6 +296,7 @@ def _alert(
         "rule": "default-policy",
         "sources": _sources(findings),
     })
+    return alert
 
 
 #: Wording pieces already written, keyed by everything they depend on (bounded).

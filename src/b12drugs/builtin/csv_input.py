@@ -228,7 +228,8 @@ def make_patient(pid: str, fields: tuple[str, ...], where: SourceLocation) -> Pa
     """Build a patient context from the raw CSV patient cells (birth, sex, diet,
     conditions); they are kept unstripped so that rows without findings cost nothing."""
     birth, sex, diet, conditions = map(str.strip, fields)
-    return PatientContext.model_validate({
+    # the model's own validator: model_validate without its Python frame (hot path)
+    context: PatientContext = PatientContext.__pydantic_validator__.validate_python({
         "id": pid,
         "birth_date": _date(birth, "birth_date"),
         "sex": sex or None,
@@ -236,6 +237,7 @@ def make_patient(pid: str, fields: tuple[str, ...], where: SourceLocation) -> Pa
         "conditions": _conditions(conditions),
         "source": where,
     })
+    return context
 
 
 class _Memo(dict[str, _T]):
@@ -340,14 +342,15 @@ class _Reader:
         """
         batches = self._batches()
         for first, raw in batches:
-            columns = self._split(raw)
+            longest = max(map(len, raw))
+            columns = self._split(raw, longest)
             if columns is not None:
-                yield _Block(range(first, first + len(raw)), columns,
-                             max(map(len, raw)) <= 256)
+                yield _Block(range(first, first + len(raw)), columns, longest <= 256)
             else:
                 yield from self._parsed(first, raw, batches)
 
-    def _split(self, raw: list[bytes]) -> list[Sequence[str]] | None:
+    def _split(self, raw: list[bytes], longest: int | None = None,
+               ) -> list[Sequence[str]] | None:
         """The batch's columns by splitting at the delimiter, when that reads exactly as
         the ``csv`` module would: every line has the header's width of fields (counted
         on the bytes, one C loop), and there is no quote (no quoted field, no line break
@@ -355,10 +358,13 @@ class _Reader:
         and no line over the csv module's field size limit.  Otherwise None.
 
         The whole batch is split at once and each column is a slice of the result:
-        no Python step and no list per row.
+        no Python step and no list per row.  ``longest``: the longest line's length,
+        when the caller has it.
         """
         width, delim = self.width, self.delim
-        if width < 2 or max(map(len, raw)) > csv.field_size_limit():
+        if longest is None:
+            longest = max(map(len, raw))
+        if width < 2 or longest > csv.field_size_limit():
             return None  # width 1: a blank line would be a row (the csv module drops it)
         counts = list(map(bytes.count, raw, itertools.repeat(self.delim_bytes)))
         if counts.count(width - 1) != len(counts):
