@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from b12drugs.models import SCHEMA_VERSION, Report
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "report_schema.json"
@@ -68,3 +70,28 @@ def test_json_output_is_the_same_text_on_every_kind_of_stream() -> None:
         write_json(report, text)
         text.flush()
         assert raw.getvalue().decode(encoding) == expected, encoding
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1000])
+def test_json_report_written_in_pieces_is_the_whole_dump(chunk: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``report_json`` writes alerts and notices a chunk at a time and splices them into
+    the rest of the report: the bytes must be exactly pydantic's dump of the whole
+    report, with lists empty, short and longer than a chunk."""
+    from pydantic import TypeAdapter
+
+    from b12drugs import screen
+    from b12drugs.builtin import outputs
+    from b12drugs.models import Order
+
+    monkeypatch.setattr(outputs, "JSON_CHUNK", chunk)
+    orders = [Order(id=f"rx-{i}é", patient_id=f"p{i % 3}", text=text)
+              for i, text in enumerate(["Glucophage 500 mg", "omeprazole 20 mg", "xyzzy 5 mg",
+                                        "famotidine 20 mg", "Zorvanex", "nitrous oxide"])]
+    full = screen(orders)
+    assert len(full.alerts) >= 3 and len(full.notices) >= 2
+    whole = TypeAdapter(Report).dump_json
+    for report in (full, full.model_copy(update={"alerts": ()}),
+                   full.model_copy(update={"notices": ()}),
+                   full.model_copy(update={"alerts": (), "notices": ()})):
+        assert b"".join(outputs.report_json(report)) == whole(report, indent=2)

@@ -4,34 +4,72 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterable
-from typing import IO
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 from pydantic import TypeAdapter
 
 from ..hookspecs import hookimpl
-from ..models import Report
+from ..models import Alert, Notice, Report
 from ..records import OutputFormat
 
 _REPORT = TypeAdapter(Report)
+_ALERTS = TypeAdapter(tuple[Alert, ...])
+_NOTICES = TypeAdapter(tuple[Notice, ...])
+#: Alerts or notices serialised at a time by :func:`report_json`.
+JSON_CHUNK = 1000
+
+
+def report_json(report: Report) -> Iterator[bytes]:
+    """The report as indented JSON (UTF-8), in pieces: joined, byte for byte what
+    ``TypeAdapter(Report).dump_json(report, indent=2)`` gives.
+
+    Why pieces: a 1,000,000-row run's report is 63 MiB.  Written whole, it is a fresh
+    63 MiB allocation, and on this project's benchmark box every new page costs a
+    fault of 7-9 us (0.13 s for that report).  Alerts and notices are written
+    ``JSON_CHUNK`` at a time instead; each piece reuses the memory of the one before.
+    The report's other fields are written by pydantic as usual, and each list is
+    spliced in at its place, indented one level deeper (JSON strings hold no raw line
+    breaks, so every line break in a piece is structural).
+    """
+    rest = _REPORT.dump_json(report.model_copy(update={"alerts": (), "notices": ()}),
+                             indent=2)
+    lists: list[tuple[str, tuple[Any, ...], TypeAdapter[Any]]] = [
+        ("alerts", report.alerts, _ALERTS), ("notices", report.notices, _NOTICES)]
+    for name, items, adapter in lists:
+        empty = b'\n  "%s": [],' % name.encode()
+        head, found, rest = rest.partition(empty)
+        if not found:
+            raise AssertionError(f"report JSON without its {name} list")  # pydantic changed
+        yield head
+        if not items:
+            yield empty
+            continue
+        yield b'\n  "%s": [\n' % name.encode()
+        for i in range(0, len(items), JSON_CHUNK):
+            piece = adapter.dump_json(items[i:i + JSON_CHUNK], indent=2)
+            yield b"    " + piece[4:-2].replace(b"\n", b"\n  ")  # "[\n  " ... "\n]"
+            yield b",\n" if i + JSON_CHUNK < len(items) else b"\n  ],"
+    yield rest
 
 
 def write_json(report: Report, out: IO[str]) -> None:
-    """The report as indented JSON.
+    """The report as indented JSON (:func:`report_json`).
 
     pydantic writes UTF-8 bytes; when ``out`` is a UTF-8 text file over a byte buffer
     (a file, usually stdout) those bytes go to the buffer as they are, skipping a
     decode and an encode of the whole report (a tenth of a second per 40,000 alerts).
     """
-    data = _REPORT.dump_json(report, indent=2)
     buffer = getattr(out, "buffer", None)
     if buffer is not None and _is_utf8(getattr(out, "encoding", None)):
         out.flush()
-        buffer.write(data)
+        for piece in report_json(report):
+            buffer.write(piece)
         buffer.write(b"\n")
         buffer.flush()
     else:
-        out.write(data.decode())
+        for piece in report_json(report):
+            out.write(piece.decode())
         out.write("\n")
 
 
