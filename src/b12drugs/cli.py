@@ -24,12 +24,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from .__about__ import __version__
 from .errors import B12DrugsError, ConfigError, InputError, PluginError
+
+if TYPE_CHECKING:
+    from .records import OutputFormat
 
 EXIT_OK, EXIT_ALERTS, EXIT_USAGE, EXIT_INPUT, EXIT_PLUGIN = 0, 1, 2, 3, 4
 FAIL_ON = ("info", "warning", "critical", "never")
@@ -223,8 +226,8 @@ def screen(
 
 
 def _screen_and_write(inputs: tuple[str, ...], input_format: str | None, config: Any,
-                      manager: Any, writer: Any, output: str | None, fail_on: str,
-                      before: Any) -> int:
+                      manager: Any, writer: OutputFormat, output: str | None, fail_on: str,
+                      before: int) -> int:
     """Screen, write the report and work out the exit code.
 
     A function of its own so that the report and everything the run built are freed
