@@ -38,11 +38,11 @@ with tempfile.TemporaryDirectory() as tmp:
     cli.main(["screen", sys.argv[1], "--format", "json", "--output", out, "--fail-on", "never"],
              standalone_mode=False)
     elapsed = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the check
     with open(out, encoding="utf-8") as fh:
         report = json.load(fh)
-print(json.dumps({"seconds": elapsed, "peak_mib": resource.getrusage(
-    resource.RUSAGE_SELF).ru_maxrss / 1024, "read": report["counts"]["read"],
-    "alerts": len(report["alerts"]), "notices": len(report["notices"])}))
+print(json.dumps({"seconds": elapsed, "peak_mib": peak, "read": report["counts"]["read"],
+                  "alerts": len(report["alerts"]), "notices": len(report["notices"])}))
 """
 
 
