@@ -200,6 +200,12 @@ def test_plain_birth_dates_are_dates_the_exact_check_accepts(values: list[str]) 
             assert csv_input._date(value.strip(), "birth_date") is not None
 
 
+def test_plain_birth_dates_take_the_c_loop_and_the_rest_the_exact_check() -> None:
+    assert csv_input._plain_dates(["1950-02-03", "1952-02-29"])
+    for odd in ([""], [" 1950-02-03"], ["1950-02-30"], ["1950-02-03", "x"]):
+        assert not csv_input._plain_dates(odd), odd
+
+
 # -- the reader's split path and the csv module read every file alike ------------------
 
 _FIELD = st.text(alphabet=st.sampled_from(list("ab1-:é ,\"\n\r\t;|")), max_size=6)
