@@ -59,6 +59,72 @@ def test_parse_feedback_only_raises_problems(data: Any) -> None:
         assert p.status == 400
 
 
+def _stdlib_value(raw: bytes) -> Any:
+    """What the standard library makes of ``raw`` (the service's judge), or the error."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return exc
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: also the type of each number (1 is not 1.0 here)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    if type(b) is int and not -(2**63) <= b < 2**64:  # documented: orjson reads a float
+        return (type(a) is int and a == b) or (type(a) is float and a == float(b))
+    return type(a) is type(b) and (a == b or (a != a and b != b))  # NaN is NaN here
+
+
+json_bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps({"v": v}).encode()),
+    # near misses: valid bodies with one byte changed or cut short
+    st.tuples(json_values.map(lambda v: json.dumps({"v": v}).encode()),
+              st.integers(0, 500), st.binary(min_size=0, max_size=2)).map(
+        lambda t: t[0][: t[1] % (len(t[0]) + 1)] + t[2] + t[0][t[1] % (len(t[0]) + 1) + 1:]),
+    st.sampled_from([b'{"a": NaN}', b'{"a": Infinity}', b'{"a": "\\ud800"}', b'{"a": 1e400}',
+                     b'\xef\xbb\xbf{}', b'{"a": 1}\x00', b'{"a": "\x01"}', b' {"a": -0} ',
+                     b'{"a": 1, "a": 2}', b'{"a": "\xed\xa0\x80"}']),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_bodies)
+def test_fast_decoding_accepts_and_reads_as_the_standard_library(raw: bytes) -> None:
+    """orjson is only a fast path: a body is accepted exactly when ``json`` accepts it,
+    with the same value (an integer beyond 64 bits is read as a float, as documented),
+    and refused with ``json``'s reason."""
+    expected = _stdlib_value(raw)
+    try:
+        got: Any = parse_json_object(raw, 32)
+    except Problem as problem:
+        got = problem
+    if isinstance(expected, dict):
+        assert isinstance(got, dict), got
+        assert _same_json(got, expected)
+    elif isinstance(expected, json.JSONDecodeError) and raw.strip():
+        assert isinstance(got, Problem)
+        assert f"line {expected.lineno} column {expected.colno}" in got.message
+    else:
+        assert isinstance(got, Problem)
+
+
+def test_json_answers_are_starlettes_bytes() -> None:
+    """The orjson response renders what Starlette's would, byte for byte."""
+    from b12drugs_cdshooks.responses import JSONResponse
+    from starlette.responses import JSONResponse as StarletteJSONResponse
+
+    content = {"cards": [{"summary": "Metformin — B12 ↓", "indicator": "warning",
+                          "detail": "**Drugs:** \"a\"\n\tb </script>", "n": [1, -2, True, None],
+                          "nested": {"x": {"y": []}}}], "empty": {}}
+    ours, theirs = JSONResponse(content), StarletteJSONResponse(content)
+    assert ours.body == theirs.body
+    assert ours.headers["content-type"] == theirs.headers["content-type"]
+
+
 def test_depth_limit() -> None:
     value: Any = 1
     for _ in range(10):

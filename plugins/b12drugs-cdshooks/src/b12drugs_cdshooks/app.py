@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from b12drugs.config import Config
@@ -48,6 +48,7 @@ from .jsonbody import parse_json_object, read_body
 from .openapi import openapi_document
 from .outcome import FHIR_JSON, Problem, operation_outcome, problem_response
 from .prefetch import Fetcher, PatientData, gather
+from .responses import JSONResponse
 from .screening import CallScreener
 from .settings import CDSHooksSettings, settings_from_config
 

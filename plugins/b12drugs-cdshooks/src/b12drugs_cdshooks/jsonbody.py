@@ -4,6 +4,14 @@ A CDS client is trusted only after its JWT is verified, and even then a bug on i
 side must not cost the service unbounded memory or a deep recursion.  The body is read
 in chunks and refused as soon as it passes the limit (also when ``Content-Length``
 lies); JSON nesting deeper than the limit is refused before any model sees it.
+
+orjson decodes (about half the standard library's time for an order-sign request).
+The standard library stays
+the judge of what is refused and why: a body orjson does not take is decoded again by
+``json``, which accepts exactly what the service accepted before (``NaN``, unpaired
+surrogate escapes) and words the error with line and column.  One difference in
+values remains: orjson reads an integer beyond 64 bits as a float; no field the
+service reads holds one.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 from .outcome import Problem
@@ -65,6 +74,20 @@ def parse_json_object(body: bytes, max_depth: int) -> dict[str, Any]:
     if not body.strip():
         raise Problem(400, "request body is empty; a JSON object is expected")
     try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        value = _strict_loads(body, max_depth)
+    if not isinstance(value, dict):
+        raise Problem(400, "request body must be a JSON object", where="/")
+    if depth_exceeds(value, max_depth):
+        raise Problem(400, f"JSON nesting exceeds the limit of {max_depth}", code="too-costly")
+    return value
+
+
+def _strict_loads(body: bytes, max_depth: int) -> Any:
+    """The standard library's decoding, for bodies orjson refused: the value, or a 400
+    :class:`Problem` that says why and where."""
+    try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Problem(400, f"request body is not UTF-8 (byte {exc.start})") from None
@@ -76,8 +99,5 @@ def parse_json_object(body: bytes, max_depth: int) -> dict[str, Any]:
     except RecursionError:
         raise Problem(400, f"JSON nesting exceeds the limit of {max_depth}",
                       code="too-costly") from None
-    if not isinstance(value, dict):
-        raise Problem(400, "request body must be a JSON object", where="/")
-    if depth_exceeds(value, max_depth):
-        raise Problem(400, f"JSON nesting exceeds the limit of {max_depth}", code="too-costly")
     return value
+
