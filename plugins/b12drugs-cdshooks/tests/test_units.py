@@ -280,6 +280,67 @@ def test_audit_log_checkpoints_in_the_background(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM cards").fetchone() == (200,)
 
 
+def test_issued_cards_are_written_in_the_background_in_order(tmp_path: Path) -> None:
+    """record_cards returns before the commit; feedback, export and close wait for the
+    cards queued before them, so a reader never sees feedback without its card."""
+    import sqlite3
+    import uuid
+
+    from b12drugs_cdshooks.audit import AuditLog
+
+    path = tmp_path / "audit.sqlite3"
+    audit = AuditLog(path)
+    try:
+        cards = [str(uuid.uuid4()) for _ in range(50)]
+        for card in cards:
+            audit.record_cards("svc", "hook-1", [(card, "metformin", "warning", ["s1"])])
+        item = parse_feedback({"feedback": [{
+            "card": cards[-1], "outcome": "overridden",
+            "outcomeTimestamp": "2024-05-01T10:00:00Z"}]}).feedback
+        assert audit.record_feedback("svc", item, "iss") == (1, 0)
+        with sqlite3.connect(path) as db:  # another connection, as an export would use
+            assert db.execute("SELECT count(*) FROM cards").fetchone() == (50,)
+        [row] = list(audit.rows())
+        assert (row["card_kind"], row["card_indicator"]) == ("metformin", "warning")
+        audit.record_cards("svc", "hook-2", [(str(uuid.uuid4()), "ppi", "info", [])])
+    finally:
+        audit.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM cards").fetchone() == (51,)
+
+
+def test_a_card_record_that_cannot_be_written_is_logged_not_raised(
+        tmp_path: Path, caplog: Any) -> None:
+    """The card was already answered: a locked or failing database costs the record (an
+    error in the log, without ids) but neither the call nor later records."""
+    import logging
+    import sqlite3
+    import uuid
+
+    from b12drugs_cdshooks.audit import AuditLog
+
+    path = tmp_path / "audit.sqlite3"
+    audit = AuditLog(path)
+    audit._db.execute("PRAGMA busy_timeout=50")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        lost = str(uuid.uuid4())
+        with caplog.at_level(logging.ERROR, logger="b12drugs.cdshooks.audit"):
+            audit.record_cards("svc", "hook-1", [(lost, "metformin", "warning", [])])
+            assert audit.flush()
+        blocker.execute("ROLLBACK")
+        assert "1 issued card record(s) could not be written: OperationalError" in caplog.text
+        assert lost not in caplog.text
+        kept = str(uuid.uuid4())
+        audit.record_cards("svc", "hook-2", [(kept, "metformin", "warning", [])])
+        assert audit.flush()
+        assert blocker.execute("SELECT card_uuid FROM cards").fetchall() == [(kept,)]
+    finally:
+        blocker.close()
+        audit.close()
+
+
 def test_serve_gets_the_c_http_parser() -> None:
     """`b12drugs serve` leaves uvicorn's parser on "auto"; the plugin depends on httptools
     so that "auto" means the C parser (lower tail latency, see the README benchmark)."""
