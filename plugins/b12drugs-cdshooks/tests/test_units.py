@@ -125,12 +125,43 @@ def test_json_answers_are_starlettes_bytes() -> None:
     assert ours.headers["content-type"] == theirs.headers["content-type"]
 
 
+def _depth(value: Any) -> int:
+    """Containers on the deepest path of a decoded value (the oracle)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+tricky_text = st.text(alphabet='[]{}"\\,: ab\n\u00e9', max_size=8)
+nested_values = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(nested_values, st.integers(1, 12), st.booleans())
+def test_depth_from_the_bytes_is_the_depth_of_the_value(value: Any, limit: int,
+                                                         spaced: bool) -> None:
+    """Brackets, quotes and backslashes inside strings and keys do not count."""
+    document = json.dumps(value, indent=1 if spaced else None, ensure_ascii=False).encode()
+    assert depth_exceeds(document, limit) == (_depth(value) > limit)
+
+
 def test_depth_limit() -> None:
-    value: Any = 1
-    for _ in range(10):
-        value = [value]
-    assert not depth_exceeds(value, 10)
-    assert depth_exceeds([value], 10)
+    chain = b"[" * 10 + b"1" + b"]" * 10
+    assert not depth_exceeds(chain, 10)
+    assert depth_exceeds(b"[" + chain + b"]", 10)
+    # no run of openers: only the passes can tell
+    zigzag = b'{"a": [[], {"b": [{}, [' + b"[],[" * 8 + b"]" * 9 + b"]}]}"
+    assert depth_exceeds(zigzag, _depth(json.loads(zigzag)) - 1)
+    assert not depth_exceeds(zigzag, _depth(json.loads(zigzag)))
+    wide = b"[" + b",".join([b"[[[]]]"] * 1000) + b"]"
+    assert not depth_exceeds(wide, 4)
+    assert depth_exceeds(wide, 3)
 
 
 @given(st.text(max_size=400))
