@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -422,9 +423,14 @@ def test_cards_are_recorded_in_audit_log_without_patient_data(service: Service) 
 
     context, prefetch = _metformin_session()
     card = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"][0]
+    deadline = time.monotonic() + 5  # issued cards are written in batches (50 ms)
     with sqlite3.connect(service.audit_db) as db:
-        row = db.execute("SELECT service_id, kind, indicator FROM cards WHERE card_uuid = ?",
-                         (card["uuid"],)).fetchone()
+        while True:
+            row = db.execute("SELECT service_id, kind, indicator FROM cards"
+                             " WHERE card_uuid = ?", (card["uuid"],)).fetchone()
+            if row is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         dump = "\n".join(db.iterdump())
     assert row == ("b12drugs-order-sign", "metformin", "warning")
     assert "danae" not in dump and "Metformin" not in dump

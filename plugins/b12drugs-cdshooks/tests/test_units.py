@@ -312,19 +312,22 @@ def test_audit_log_checkpoints_in_the_background(tmp_path: Path) -> None:
 
 
 def test_issued_cards_are_written_in_the_background_in_order(tmp_path: Path) -> None:
-    """record_cards returns before the commit; feedback, export and close wait for the
-    cards queued before them, so a reader never sees feedback without its card."""
+    """record_cards returns before the commit and cards are written in batches;
+    feedback, export and close have the cards queued before them written first (without
+    waiting for the batch), so a reader never sees feedback without its card."""
     import sqlite3
     import uuid
 
     from b12drugs_cdshooks.audit import AuditLog
 
     path = tmp_path / "audit.sqlite3"
-    audit = AuditLog(path)
+    audit = AuditLog(path, batch_seconds=30)  # a batch waits; flushes must not
     try:
         cards = [str(uuid.uuid4()) for _ in range(50)]
         for card in cards:
             audit.record_cards("svc", "hook-1", [(card, "metformin", "warning", ["s1"])])
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT count(*) FROM cards").fetchone() == (0,)  # gathering
         item = parse_feedback({"feedback": [{
             "card": cards[-1], "outcome": "overridden",
             "outcomeTimestamp": "2024-05-01T10:00:00Z"}]}).feedback
