@@ -82,7 +82,10 @@ def test_b12drugs_rules_adds_alerts_and_can_be_disabled(register_plugin, plugin_
     assert {a.rule for a in report.alerts} == {"default-policy", "site-ppi"}
     off = Config(policy=PolicyConfig(as_of=date(2026, 1, 1),
                                      disabled_rules=("site-ppi", "default-policy")))
-    assert screen(orders, config=off, manager=plugin_manager).alerts == ()
+    quiet = screen(orders, config=off, manager=plugin_manager)
+    assert quiet.alerts == ()
+    assert [n.message for n in quiet.notices if n.kind == "info"] == [
+        "rules disabled ([policy] disabled_rules), so not applied: default-policy, site-ppi"]
 
 
 def test_b12drugs_rules_may_yield_notices() -> None:

@@ -144,6 +144,36 @@ def test_config_disables_classes_and_filters_severity() -> None:
     assert got == {}
 
 
+def _policy_remarks(report: object) -> list[str]:
+    return [n.message for n in report.notices  # type: ignore[attr-defined]
+            if n.kind == "info" and "[policy]" in n.message]
+
+
+def test_what_the_policy_keeps_out_of_the_report_is_said() -> None:
+    """A quiet report must not read as a clean one: alerts under min_severity and
+    patients in a disabled class are counted in one notice each (no patient data)."""
+    orders = [order("1", "metformin 500 mg"), order("2", "nitrous oxide"),
+              order("3", "metformin 850 mg").model_copy(update={"patient_id": "p2"}),
+              order("4", "omeprazole 20 mg").model_copy(update={"patient_id": "p3"})]
+    got, report = alerts(orders, disabled_classes=("metformin",), min_severity="warning")
+    assert set(got) == {"nitrous_oxide"}
+    remarks = _policy_remarks(report)
+    assert remarks == [
+        "1 alert(s) under the reporting threshold were not reported "
+        "([policy] min_severity = 'warning')",
+        "class 'metformin' is disabled ([policy] disabled_classes): 2 patient(s) with "
+        "orders in it were not alerted for it",
+    ]
+    assert all("p2" not in r and "omeprazole" not in r for r in remarks)
+    assert report.counts.read == 4  # notices, not records: the counts are unchanged
+
+
+def test_a_policy_that_hides_nothing_says_nothing() -> None:
+    _, report = alerts([order("1", "nitrous oxide")], disabled_classes=("metformin",),
+                       min_severity="warning")
+    assert _policy_remarks(report) == []
+
+
 def test_age_limit_is_configurable() -> None:
     pat = patient(birth_date=date(1960, 1, 1))  # 66
     got, _ = alerts([order("1", "metformin")], pat)

@@ -223,7 +223,10 @@ class Runtime:
         )
         _check_policy(self.config, self.kb, self.hooks.rules())
         disabled_rules = set(self.config.policy.disabled_rules)
-        self.rules: list[Rule] = [r for r in self.hooks.rules() if r.name not in disabled_rules]
+        every_rule = self.hooks.rules()
+        self.rules: list[Rule] = [r for r in every_rule if r.name not in disabled_rules]
+        #: rules installed but switched off by ``[policy] disabled_rules`` (for the report)
+        self.disabled_rules = tuple(sorted({r.name for r in every_rule} & disabled_rules))
         self.outcomes: dict[object, _Outcome] = {}
         self.cache_limit = cache_limit
         self._local = threading.local()
@@ -315,6 +318,11 @@ class Screener:
         self._completed: dict[str, bool] = {}
         self._maker: PatientFactory | None = None
         self._reported = frozenset(SEVERITIES[SEVERITIES.index(self.config.policy.min_severity):])
+        # What the policy kept from the report, said once at the end (_policy_notices):
+        # alerts under min_severity, patients whose orders fall in a disabled class.
+        self._unreported = 0
+        self._disabled_classes = frozenset(self.config.policy.disabled_classes)
+        self._disabled_seen: dict[str, int] = {}
         self._rule_calls = [(rule, f"rule {rule.name}") for rule in self.rules]
         self._inactive = _InactiveStatus()
         self._by_text: dict[str | None, _Outcome] = {}  # see _block_outcomes
@@ -769,6 +777,10 @@ class Screener:
                 self._plugin_failed(before, patient_id, "risk factors: some of this patient's "
                                     "risk factors may be missing")
         case = PatientCase(patient_id, context, state.findings, risk, self.as_of)
+        if self._disabled_classes:
+            seen = self._disabled_seen
+            for class_id in self._disabled_classes.intersection(case.by_class()):
+                seen[class_id] = seen.get(class_id, 0) + 1
         kb, config, reported, alerts = self.kb, self.config, self._reported, self.alerts
         for rule, where in self._rule_calls:
             before = problems.mark()
@@ -786,6 +798,8 @@ class Screener:
                 if isinstance(item, Alert):
                     if item.severity in reported:
                         alerts.append(item)
+                    else:
+                        self._unreported += 1
                 elif isinstance(item, Notice):
                     self._rule_notice(item, patient_id)
                 else:
@@ -820,6 +834,7 @@ class Screener:
         self._row_contexts.clear()
         self._held.clear()
         self._makers.clear()
+        self.notices.extend(self._policy_notices())
         for kind, n in self._notice_counts.items():
             if n > self._notice_limit:
                 self.notices.append(
@@ -847,6 +862,27 @@ class Screener:
             report = report.model_copy(update={"notices": (*report.notices, *failed)})
         self.close()
         return report
+
+    def _policy_notices(self) -> list[Notice]:
+        """What the configured policy left out of this report, so that a quiet report
+        is not mistaken for a clean one: alerts under ``min_severity``, classes in
+        ``disabled_classes`` that patients' orders fell in, rules in ``disabled_rules``.
+        Counts and names from the configuration only, no patient data."""
+        policy = self.config.policy
+        out = []
+        if self._unreported:
+            out.append(Notice(kind="info", message=(
+                f"{self._unreported} alert(s) under the reporting threshold were not "
+                f"reported ([policy] min_severity = {policy.min_severity!r})")))
+        for class_id, patients in sorted(self._disabled_seen.items()):
+            out.append(Notice(kind="info", message=(
+                f"class {class_id!r} is disabled ([policy] disabled_classes): {patients} "
+                "patient(s) with orders in it were not alerted for it")))
+        if self.runtime.disabled_rules:
+            out.append(Notice(kind="info", message=(
+                "rules disabled ([policy] disabled_rules), so not applied: "
+                + ", ".join(self.runtime.disabled_rules))[:1000]))
+        return out
 
     def close(self) -> None:
         """Close the runtime if this screener built it (a shared one stays open).
