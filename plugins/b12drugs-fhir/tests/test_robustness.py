@@ -214,3 +214,61 @@ def test_bulk_export_of_10000_patients_streams_with_flat_memory(tmp_path: Path) 
     large, n_large = _peak(lambda: sum(1 for _ in bulk.parse_dir(large_dir, "l")))
     assert n_large == 10 * n_small == 30_000
     assert large < small * 1.5 + 256 * 1024, (small, large)
+
+
+# -- fast paths read what the checked paths read ------------------------------------------
+words = st.sampled_from(["active", "REFUTED", "Entered-In-Error", "", "x" * 256, "x" * 257,
+                         "y" * 2000, "y" * 2001])
+field_values = st.one_of(words, words, st.none(), st.integers(), st.booleans(),
+                         st.lists(st.integers(), max_size=1))
+codings = st.one_of(
+    st.fixed_dictionaries({}, optional={"system": field_values, "code": field_values,
+                                        "display": field_values, "extra": field_values}),
+    st.fixed_dictionaries({}, optional={"system": words, "code": words, "display": words}),
+    field_values)
+well_typed = st.fixed_dictionaries(
+    {"coding": st.lists(st.fixed_dictionaries({}, optional={"system": words, "code": words,
+                                                            "display": words}), max_size=3)},
+    optional={"text": words})
+concepts = st.one_of(
+    well_typed,
+    st.fixed_dictionaries({}, optional={"text": field_values,
+                                        "coding": st.one_of(st.lists(codings, max_size=3),
+                                                            field_values)}),
+    field_values)
+
+
+def _checked_or_error(fn: Any, *args: Any) -> Any:
+    from b12drugs_fhir.fields import FhirDataError
+
+    try:
+        return fn(*args)
+    except FhirDataError as exc:
+        return exc
+
+
+@settings(max_examples=400, deadline=None)
+@given(concepts)
+def test_condition_codes_read_without_pointers_match_the_checked_reading(concept: Any) -> None:
+    """A code the fast path reads, the checked path reads the same; what the fast path
+    does not take, the checked path reads or refuses with the field's pointer."""
+    from b12drugs_fhir.convert import _checked_code, _plain_code
+
+    if not isinstance(concept, dict):
+        return
+    fast = _plain_code(concept)
+    checked = _checked_or_error(_checked_code, concept, "/code")
+    if fast is not None:
+        assert fast == checked
+
+
+@settings(max_examples=400, deadline=None)
+@given(concepts)
+def test_status_codes_read_without_pointers_match_the_checked_reading(concept: Any) -> None:
+    from b12drugs_fhir.convert import _checked_status, _plain_status
+
+    fast = _plain_status(concept)
+    checked = _checked_or_error(_checked_status, {"clinicalStatus": concept},
+                                "clinicalStatus", "/r")
+    if fast is not None:
+        assert fast == checked
