@@ -168,6 +168,12 @@ def test_what_the_policy_keeps_out_of_the_report_is_said() -> None:
     assert report.counts.read == 4  # notices, not records: the counts are unchanged
 
 
+def test_a_disabled_folate_masking_check_is_said() -> None:
+    _, report = alerts([order("1", "nitrous oxide")], disabled_classes=("folate_masking",))
+    assert _policy_remarks(report) == [
+        "checks disabled ([policy] disabled_classes), so not applied: folate_masking"]
+
+
 def test_a_policy_that_hides_nothing_says_nothing() -> None:
     _, report = alerts([order("1", "nitrous oxide")], disabled_classes=("metformin",),
                        min_severity="warning")

@@ -866,8 +866,9 @@ class Screener:
     def _policy_notices(self) -> list[Notice]:
         """What the configured policy left out of this report, so that a quiet report
         is not mistaken for a clean one: alerts under ``min_severity``, classes in
-        ``disabled_classes`` that patients' orders fell in, rules in ``disabled_rules``.
-        Counts and names from the configuration only, no patient data."""
+        ``disabled_classes`` that patients' orders fell in (and the folate-masking check
+        when it is listed there), rules in ``disabled_rules``.  Counts and names from the
+        configuration only, no patient data."""
         policy = self.config.policy
         out = []
         if self._unreported:
@@ -878,6 +879,11 @@ class Screener:
             out.append(Notice(kind="info", message=(
                 f"class {class_id!r} is disabled ([policy] disabled_classes): {patients} "
                 "patient(s) with orders in it were not alerted for it")))
+        off = [c for c in _PSEUDO_CLASSES if c in self._disabled_classes]
+        if off:
+            out.append(Notice(kind="info", message=(
+                "checks disabled ([policy] disabled_classes), so not applied: "
+                + ", ".join(off))))
         if self.runtime.disabled_rules:
             out.append(Notice(kind="info", message=(
                 "rules disabled ([policy] disabled_rules), so not applied: "

@@ -5,13 +5,12 @@ side must not cost the service unbounded memory or a deep recursion.  The body i
 in chunks and refused as soon as it passes the limit (also when ``Content-Length``
 lies); JSON nesting deeper than the limit is refused before any model sees it.
 
-orjson decodes (about half the standard library's time for an order-sign request).
-The standard library stays
-the judge of what is refused and why: a body orjson does not take is decoded again by
-``json``, which accepts exactly what the service accepted before (``NaN``, unpaired
-surrogate escapes) and words the error with line and column.  One difference in
-values remains: orjson reads an integer beyond 64 bits as a float; no field the
-service reads holds one.
+orjson decodes, in about half the standard library's time for an order-sign request.
+The standard library stays the judge of what is refused and why: a body orjson does
+not take is decoded again by ``json``, which accepts exactly what the service accepted
+before (``NaN``, unpaired surrogate escapes) and words the error with line and column.
+One difference in values remains: orjson reads an integer beyond 64 bits as a float;
+no field the service reads holds one.
 """
 
 from __future__ import annotations
@@ -122,4 +121,3 @@ def _strict_loads(body: bytes, max_depth: int) -> Any:
         raise Problem(400, f"JSON nesting exceeds the limit of {max_depth}",
                       code="too-costly") from None
     return value
-
