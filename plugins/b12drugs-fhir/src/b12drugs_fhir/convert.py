@@ -716,6 +716,18 @@ def _short(value: object, limit: int) -> bool:
     return value is None or (type(value) is str and len(value) <= limit)
 
 
+def _pick_code(text: str | None, codings: Iterable[tuple[Any, Any, Any]]
+               ) -> tuple[str | None, str | None, str | None]:
+    """``(system, code, text)`` from a concept's text and its codings' ``(system, code,
+    display)``: the first coding with a code, and the text or else a display."""
+    system = value = None
+    for s, v, d in codings:
+        if system is None and v:
+            system, value = s, v
+        text = text or d
+    return system, value, text
+
+
 def _plain_code(code: Mapping[str, Any]) -> tuple[str | None, str | None, str | None] | None:
     """``(system, code, text)`` of a well-typed CodeableConcept without building JSON
     pointers (15 conditions a call; half their reading time went to pointers); ``None``
@@ -725,31 +737,24 @@ def _plain_code(code: Mapping[str, Any]) -> tuple[str | None, str | None, str | 
     codings = code.get("coding")
     if not _short(text, MAX_TEXT) or not (codings is None or type(codings) is list):
         return None
-    system = value = None
+    triples = []
     for c in codings or ():
         if type(c) is not dict:
             return None
         s, v, d = c.get("system"), c.get("code"), c.get("display")
         if not (_short(s, MAX_SHORT) and _short(v, MAX_SHORT) and _short(d, MAX_TEXT)):
             return None
-        if system is None and v:
-            system, value = s, v
-        text = text or d
-    return system, value, text
+        triples.append((s, v, d))
+    return _pick_code(text, triples)
 
 
 def _checked_code(code: Mapping[str, Any], cptr: str) -> tuple[str | None, str | None,
                                                                str | None]:
     text = get_str(code, "text", cptr, max_len=MAX_TEXT)
-    system = value = None
-    for c, coding_ptr in objects(code, "coding", cptr):
-        s = get_str(c, "system", coding_ptr, max_len=MAX_SHORT)
-        v = get_str(c, "code", coding_ptr, max_len=MAX_SHORT)
-        d = get_str(c, "display", coding_ptr, max_len=MAX_TEXT)
-        if system is None and v:
-            system, value = s, v
-        text = text or d
-    return system, value, text
+    return _pick_code(text, (
+        (get_str(c, "system", p, max_len=MAX_SHORT), get_str(c, "code", p, max_len=MAX_SHORT),
+         get_str(c, "display", p, max_len=MAX_TEXT))
+        for c, p in objects(code, "coding", cptr)))
 
 
 def condition_from_resource(resource: Mapping[str, Any], pointer: str = "") -> Condition | None:
