@@ -8,7 +8,7 @@ distinct concept per endpoint) and that the warm run asks nothing, and reports w
 times (median of ``--repeat`` runs).
 
 Modes: ``resolver`` (default) deduplicates the orders into DrugQuery objects and calls
-the RxNav resolver directly; ``engine`` runs :func:`b12drugs.engine.screen` with only
+the RxNav resolver directly; ``engine`` runs :func:`b12drugs.engines.screen` with only
 RxNav enabled, so the time includes the engine's own work.
 
 The public RxNav allows 20 requests/s; the emulator is local, so the default limit
@@ -72,7 +72,7 @@ def run_resolver(config: RxNavConfig, orders: list[Order]) -> tuple[float, int]:
 
 
 def run_engine(config: RxNavConfig, orders: list[Order]) -> tuple[float, int]:
-    from b12drugs.engine import screen
+    from b12drugs.engines import screen
 
     t0 = time.perf_counter()
     report = screen(orders, config=Config(rxnav=config))

@@ -28,7 +28,7 @@ from generate_dispensing import generate  # noqa: E402
 CHILD = r"""
 import json, os, resource, sys, tempfile, time
 os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-import b12drugs.engine
+import b12drugs.engines
 from b12drugs.cli import cli
 from b12drugs.plugins import get_plugin_manager
 get_plugin_manager()

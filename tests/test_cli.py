@@ -179,7 +179,7 @@ def test_the_run_is_freed_before_the_collector_resumes(monkeypatch) -> None:  # 
     import types
 
     from b12drugs import cli as cli_module
-    from b12drugs import engine
+    from b12drugs.engines import record as engine
 
     reports: list[object] = []
     holders: list[int] = []
@@ -206,7 +206,7 @@ def test_screen_runs_with_the_cyclic_collector_off_and_restores_it(monkeypatch) 
     and back on after; a collector the caller turned off stays off."""
     import gc
 
-    from b12drugs import engine
+    from b12drugs.engines import record as engine
 
     seen: list[bool] = []
     real = engine.screen_inputs

@@ -57,7 +57,7 @@ def test_folinic_acid_without_a_cytostatic_still_masks() -> None:
 
 # --- 2. negated, family-history and screening texts are not risk factors -----------------
 
-from b12drugs.assess import condition_risk_factors  # noqa: E402
+from b12drugs.assess.risk import condition_risk_factors  # noqa: E402
 
 
 def _factors(text: str) -> frozenset[str]:

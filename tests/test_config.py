@@ -60,7 +60,7 @@ def test_environment_enables_rxnav(monkeypatch: pytest.MonkeyPatch) -> None:
 ])
 def test_unknown_policy_keys_are_config_errors(policy: dict[str, object]) -> None:
     from b12drugs.config import PolicyConfig
-    from b12drugs.engine import Runtime
+    from b12drugs.engines import Runtime
 
     config = Config(policy=PolicyConfig(**policy))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="policy\\.") as info:
@@ -70,7 +70,7 @@ def test_unknown_policy_keys_are_config_errors(policy: dict[str, object]) -> Non
 
 def test_known_policy_keys_and_folate_masking_are_accepted() -> None:
     from b12drugs.config import PolicyConfig
-    from b12drugs.engine import Runtime
+    from b12drugs.engines import Runtime
 
     Runtime(Config(policy=PolicyConfig(
         disabled_classes=("folate_masking", "ascorbic_acid"),

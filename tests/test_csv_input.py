@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from b12drugs.builtin import csv_input, jsonl_input
+from b12drugs.read import delimited as csv_input, jsonl as jsonl_input
 from b12drugs.errors import InputError
 from b12drugs.models import (
     NDC_SYSTEM,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from b12drugs import hookimpl
-from b12drugs.engine import Screener, screen, screen_inputs
+from b12drugs.engines import Screener, screen, screen_inputs
 from b12drugs.models import (
     DrugQuery,
     IngredientMatch,
@@ -233,7 +233,7 @@ def test_runtime_is_shared_by_many_runs(register_plugin, plugin_manager) -> None
     drug once across runs, and closes everything once."""
     import threading
 
-    from b12drugs.engine import Runtime
+    from b12drugs.engines import Runtime
 
     built: list[str] = []
     asked: list[int] = []
@@ -272,7 +272,7 @@ def test_runtime_is_shared_by_many_runs(register_plugin, plugin_manager) -> None
 
 
 def test_runtime_cache_is_bounded() -> None:
-    from b12drugs.engine import Runtime
+    from b12drugs.engines import Runtime
 
     runtime = Runtime(cache_limit=10)
     for i in range(30):
@@ -362,7 +362,7 @@ def test_a_resolver_returning_the_wrong_type_is_its_problem(  # type: ignore[no-
         register_plugin, plugin_manager, tmp_path, answer) -> None:
     """A wrong answer used to raise inside the engine, blamed on the input reader, and
     the rest of the file was lost."""
-    from b12drugs.engine import screen_inputs
+    from b12drugs.engines import screen_inputs
 
     plugin_manager.hooks.strict = False
 
@@ -388,7 +388,7 @@ def test_a_resolver_returning_the_wrong_type_is_its_problem(  # type: ignore[no-
 def test_unavailable_source_outcomes_are_not_kept(register_plugin, plugin_manager) -> None:  # type: ignore[no-untyped-def]
     """A shared runtime used to remember "source unavailable" forever: the drug was never
     looked up again once the source was back."""
-    from b12drugs.engine import Runtime
+    from b12drugs.engines import Runtime
 
     asked: list[int] = []
 

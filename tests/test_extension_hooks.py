@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from b12drugs import hookimpl, plugins
 from b12drugs.config import Config, PolicyConfig, SinkConfig
-from b12drugs.engine import screen
+from b12drugs.engines import screen
 from b12drugs.knowledge import ClassDef, KBEntry
 from b12drugs.models import Alert, Notice, Order, PatientContext, Report
 from b12drugs.plugins import PluginManager

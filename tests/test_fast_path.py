@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from b12drugs.builtin import csv_input
-from b12drugs.builtin.csv_input import make_patient
-from b12drugs.engine import Screener
+from b12drugs.read import delimited as csv_input
+from b12drugs.read.delimited import make_patient
+from b12drugs.engines import Screener
 from b12drugs.models import OrderRow, PatientEnd, Rejection
 from b12drugs.records import Record, iter_rows
 

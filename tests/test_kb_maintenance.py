@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from b12drugs.builtin.local_index import classify_input, kb, rxnorm
+from b12drugs.resolve.index_plugin import classify_input, kb, rxnorm
 from b12drugs.kb_maintenance import load_kb_dir, refresh, verify
 from b12drugs.resolve.local_index import LocalIndex, import_release
 

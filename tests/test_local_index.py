@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from b12drugs.builtin import local_index as plugin
+from b12drugs.resolve import index_plugin as plugin
 from b12drugs.config import Config
 from b12drugs.errors import InputError, SourceUnavailable
 from b12drugs.models import DrugQuery
@@ -369,7 +369,7 @@ def test_resolver_resolves_codes_ndcs_and_names(index_file: Path) -> None:
 def test_engine_screens_product_codes_through_the_index(index_file: Path) -> None:
     """Codes the knowledge base cannot know (a pack RxCUI, an NDC) alert through the
     index; without the index the same orders are unresolved notices, not silence."""
-    from b12drugs.engine import screen
+    from b12drugs.engines import screen
     from b12drugs.models import NDC_SYSTEM, RXNORM_SYSTEM, Coding, Order
     from b12drugs.plugins import PluginManager
 

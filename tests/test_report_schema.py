@@ -52,7 +52,7 @@ def test_json_output_is_the_same_text_on_every_kind_of_stream() -> None:
     import io
 
     from b12drugs import screen
-    from b12drugs.builtin.outputs import write_json
+    from b12drugs.emit.outputs import write_json
     from b12drugs.models import Order
 
     report = screen([Order(id="rx-é", patient_id="pä", text="Glucophage 500 mg")])
@@ -81,7 +81,7 @@ def test_json_report_written_in_pieces_is_the_whole_dump(chunk: int,
     from pydantic import TypeAdapter
 
     from b12drugs import screen
-    from b12drugs.builtin import outputs
+    from b12drugs.emit import outputs
     from b12drugs.models import Order
 
     monkeypatch.setattr(outputs, "JSON_CHUNK", chunk)

@@ -577,7 +577,7 @@ def test_approximate_lookups_per_text_are_bounded(kb: KnowledgeBase) -> None:
 
 
 def test_builtin_plugin_registers_the_resolver(kb: KnowledgeBase) -> None:
-    from b12drugs.builtin import kb_resolver
+    from b12drugs.resolve import kb_plugin as kb_resolver
     from b12drugs.config import Config
     from b12drugs.plugins import PluginManager
 
@@ -596,7 +596,7 @@ def test_builtin_plugin_registers_the_resolver(kb: KnowledgeBase) -> None:
 
 
 def test_engine_end_to_end() -> None:
-    from b12drugs.engine import screen
+    from b12drugs.engines import screen
 
     report = screen(
         [

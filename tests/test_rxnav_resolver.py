@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import rxnav_emulator as emu
 from rxnav_fixtures import AttemptCounter, ClientFactory, closed_port_url, start_emulator
 
-from b12drugs.builtin import rxnav as rxnav_plugin
+from b12drugs.resolve import rxnav_plugin
 from b12drugs.classify import classify
 from b12drugs.config import Config, RxNavConfig
 from b12drugs.knowledge import ClassDef, KBEntry, KnowledgeBase

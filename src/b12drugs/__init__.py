@@ -29,7 +29,7 @@ NLM_ATTRIBUTION = (
 def __getattr__(name: str) -> object:
     # Lazy: importing the package (e.g. for ``hookimpl`` in a plugin) must stay cheap.
     if name == "screen":
-        from .engine import screen
+        from .engines import screen
 
         return screen
     raise AttributeError(name)

@@ -233,7 +233,7 @@ def _screen_and_write(inputs: tuple[str, ...], input_format: str | None, config:
     A function of its own so that the report and everything the run built are freed
     when it returns, before the collector is switched back on (see
     ``_batch_collection``)."""
-    from .engine import screen_inputs
+    from .engines import screen_inputs
     from .models import SEVERITIES
 
     with _progress(inputs) as progress:

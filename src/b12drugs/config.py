@@ -47,7 +47,7 @@ class _Section(BaseModel):
 
 
 class PolicyConfig(_Section):
-    """The alert policy's knobs (see :mod:`b12drugs.rules`)."""
+    """The alert policy's knobs (see :mod:`b12drugs.assess.rules`)."""
 
     disabled_classes: tuple[str, ...] = ()
     disabled_rules: tuple[str, ...] = ()

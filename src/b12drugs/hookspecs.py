@@ -134,7 +134,7 @@ def b12drugs_risk_factors(
 
     All implementations are called and their answers are united (not firstresult), so
     a plugin can add a site-specific risk factor without replacing the builtin
-    detection.  Ids listed under ``KNOWN_DEFICIENCY`` in :mod:`b12drugs.assess` count
+    detection.  Ids listed under ``KNOWN_DEFICIENCY`` in :mod:`b12drugs.assess.risk` count
     as known deficiency for the second escalation step.
     """
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .classify import classify
 from .config import Config
-from .engine import Screener
+from .engines import Screener
 from .models import DrugQuery
 from .plugins import PluginManager
 

@@ -50,14 +50,14 @@ ENTRY_POINT_GROUP = "b12drugs"
 
 #: Builtin plugins: (name, module).  Registered through the same path as entry points.
 BUILTINS: tuple[tuple[str, str], ...] = (
-    ("csv", "b12drugs.builtin.csv_input"),
-    ("jsonl", "b12drugs.builtin.jsonl_input"),
-    ("outputs", "b12drugs.builtin.outputs"),
-    ("knowledge-base", "b12drugs.builtin.kb_resolver"),
-    ("rxnorm-index", "b12drugs.builtin.local_index"),
-    ("rxnav", "b12drugs.builtin.rxnav"),
-    ("policy", "b12drugs.builtin.policy"),
-    ("sinks", "b12drugs.builtin.sinks"),
+    ("csv", "b12drugs.read.delimited"),
+    ("jsonl", "b12drugs.read.jsonl"),
+    ("outputs", "b12drugs.emit.outputs"),
+    ("knowledge-base", "b12drugs.resolve.kb_plugin"),
+    ("rxnorm-index", "b12drugs.resolve.index_plugin"),
+    ("rxnav", "b12drugs.resolve.rxnav_plugin"),
+    ("policy", "b12drugs.assess.plugin"),
+    ("sinks", "b12drugs.emit.sinks"),
 )
 
 Status = Literal["active", "blocked", "failed"]

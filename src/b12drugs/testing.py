@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from .engine import detect_format, screen, screen_inputs
+from .engines import detect_format, screen, screen_inputs
 from .errors import InputError
 from .models import (
     Notice,

@@ -245,7 +245,7 @@ def test_left_out_detail_reaches_the_engine_as_info_without_a_card() -> None:
     from cds_support import synthea
 
     from b12drugs.config import Config
-    from b12drugs.engine import Screener
+    from b12drugs.engines import Screener
     from b12drugs.plugins import PluginManager
 
     data = synthea()

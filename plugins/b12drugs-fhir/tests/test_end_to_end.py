@@ -12,7 +12,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.detectedissue import DetectedIssue
 
 from b12drugs.cli import cli
-from b12drugs.engine import screen_inputs
+from b12drugs.engines import screen_inputs
 from b12drugs.plugins import PluginManager
 from b12drugs.testing import InputFormatContract, OutputFormatContract
 

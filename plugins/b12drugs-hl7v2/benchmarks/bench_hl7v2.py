@@ -8,7 +8,7 @@ Reports medians over ``--runs`` runs:
 * ``parse``: messages/s of the ``hl7v2`` parser alone on a file of ``--messages``
   synthetic RDE/RDS/OMP messages (3.5 MB for 10,000), records consumed and dropped;
 * ``screen``: messages/s of the same file through the whole engine
-  (:func:`b12drugs.engine.screen_inputs`, offline resolver);
+  (:func:`b12drugs.engines.screen_inputs`, offline resolver);
 * ``listener``: messages/s of round trips (send, screen, deliver to a JSON Lines sink,
   ACK) with one client on one connection to a listener on 127.0.0.1.
 """
@@ -30,7 +30,7 @@ from b12drugs_hl7v2.reader import parse
 from b12drugs_hl7v2.samples import synthetic_stream
 
 from b12drugs.config import Config, PolicyConfig
-from b12drugs.engine import screen_inputs
+from b12drugs.engines import screen_inputs
 
 
 def _median_rate(n: int, times: list[float]) -> float:

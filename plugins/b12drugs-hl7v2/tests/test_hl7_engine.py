@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from hl7_helpers import DATA, config, data, orders, parse_bytes, rejections
 
-from b12drugs.engine import Screener, screen_inputs
+from b12drugs.engines import Screener, screen_inputs
 from b12drugs.plugins import PluginManager
 from b12drugs.testing import InputFormatContract
 

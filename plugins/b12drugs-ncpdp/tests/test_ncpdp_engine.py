@@ -1,4 +1,4 @@
-"""End to end through b12drugs.engine.screen_inputs, plus the input-format contract."""
+"""End to end through b12drugs.engines.screen_inputs, plus the input-format contract."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from b12drugs.config import Config, PolicyConfig
-from b12drugs.engine import screen_inputs
+from b12drugs.engines import screen_inputs
 from b12drugs.models import Report
 from b12drugs.plugins import PluginManager
 from b12drugs.testing import InputFormatContract

@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from b12drugs.config import Config
-from b12drugs.engine import Runtime, Screener
+from b12drugs.engines import Runtime, Screener
 from b12drugs.errors import ConfigError
 from b12drugs.plugins import PluginManager, get_plugin_manager
 

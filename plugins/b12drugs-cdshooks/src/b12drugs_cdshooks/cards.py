@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from b12drugs.assess import label as risk_label
+from b12drugs.assess.risk import label as risk_label
 from b12drugs.config import Config
 from b12drugs.knowledge import KnowledgeBase
 from b12drugs.models import LOINC_SYSTEM, SEVERITIES, Alert, LabResult, PatientContext

@@ -2,7 +2,7 @@
 
 The FHIR resources are converted by the FHIR adapter (``b12drugs_fhir.convert``), so
 the CDS service and file-based FHIR screening read MedicationRequests identically.
-Every medication of the call goes into one :class:`b12drugs.engine.Screener` run:
+Every medication of the call goes into one :class:`b12drugs.engines.Screener` run:
 the draft orders and the patient's current medications, because the policy weighs
 them together (several B12-lowering classes at once, B12 therapy, folate).  Which
 alerts are returned depends on the hook:
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from b12drugs.engine import Screener
+from b12drugs.engines import Screener
 from b12drugs.models import Alert, Notice, Order, PatientContext, Rejection
 from b12drugs.records import Record
 

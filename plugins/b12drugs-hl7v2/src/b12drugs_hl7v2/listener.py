@@ -1,7 +1,7 @@
 """MLLP listener: pharmacy systems push HL7 v2 orders, each is screened and answered.
 
 For every framed message: read it (:mod:`.message`), screen it with a
-:class:`b12drugs.engine.Screener` off the event loop (a slow resolver such as RxNav
+:class:`b12drugs.engines.Screener` off the event loop (a slow resolver such as RxNav
 must not stall other connections), deliver the report to the alert sinks, and answer
 an ACK (:mod:`.ack`): ``AA`` when screened, ``AE`` when part of it could not be read
 or the alerts could not be delivered, ``AR`` when it was refused as a whole (malformed
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from b12drugs.config import Config
-from b12drugs.engine import Runtime, Screener
+from b12drugs.engines import Runtime, Screener
 from b12drugs.errors import ConfigError
 from b12drugs.models import Order, Report
 from b12drugs.plugins import PluginManager, get_plugin_manager

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from ..assess import patient_risk_factors
+from .risk import patient_risk_factors
 from ..config import Config
 from ..hookspecs import hookimpl
 from ..models import PatientContext
 from ..records import Rule
-from ..rules import default_policy, folate_masking
+from .rules import default_policy, folate_masking
 
 
 @hookimpl(trylast=True)

@@ -5,7 +5,7 @@ Alert fatigue is the main reason clinicians ignore screening, so (``clinical.md`
 
 * base severity per class from the knowledge base (``info``; nitrous oxide ``warning``);
 * +1 level when at least one risk factor applies (patient factors from
-  :mod:`b12drugs.assess`, plus long-term use of the class and several B12-lowering
+  :mod:`b12drugs.assess.risk`, plus long-term use of the class and several B12-lowering
   classes at once);
 * +1 further level when a deficiency is already known (documented deficiency,
   pernicious or megaloblastic anaemia, low serum B12); capped at ``critical``.  The
@@ -49,11 +49,11 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from functools import lru_cache
 
-from .assess import KNOWN_DEFICIENCY, label, ordered, short_label
-from .config import Config
-from .knowledge import ClassDef, KnowledgeBase
-from .models import MAX_TEXT, SEVERITIES, Alert, Notice, Order, Severity
-from .records import OrderFindings, PatientCase
+from .risk import KNOWN_DEFICIENCY, label, ordered, short_label
+from ..config import Config
+from ..knowledge import ClassDef, KnowledgeBase
+from ..models import MAX_TEXT, SEVERITIES, Alert, Notice, Order, Severity
+from ..records import OrderFindings, PatientCase
 
 FOLATE_MASKING = "folate_masking"
 

@@ -22,8 +22,8 @@ def make_resolver(config: Config) -> ResolveFn | None:
     if not config.rxnav.enabled:
         return None
     # Imported here: requests-cache and friends load only when RxNav is used.
-    from ..resolve.rxnav import RxNavClient
-    from ..resolve.rxnav_resolver import ClosingResolveFn, ConceptResolver
+    from .rxnav import RxNavClient
+    from .rxnav_resolver import ClosingResolveFn, ConceptResolver
 
     client = RxNavClient(config.rxnav)
     return ClosingResolveFn(ConceptResolver(client, resolver_name="rxnav"), close=client.close)

@@ -24,7 +24,7 @@ def make_resolver(config: Config, kb: KnowledgeBase | None = None) -> ResolveFn:
     :param kb: the knowledge base merged with plugin contributions; the engine passes
         it.  Without it the shipped knowledge base is loaded (no plugin knowledge).
     """
-    from ..resolve.offline import OfflineResolver
+    from .offline import OfflineResolver
 
     return OfflineResolver(kb if kb is not None else load_knowledge()).resolve
 

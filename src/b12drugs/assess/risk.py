@@ -5,7 +5,7 @@ that impair absorption, neurological signs, anaemia, alcohol use disorder, pregn
 and a known deficiency (which escalates a second step).  Conditions are matched by code
 (SNOMED CT, ICD-10 prefixes) and by text patterns kept as data in
 ``data/risk_conditions.csv``.  Order-level factors (long-term use, several classes at
-once) are decided by the alert policy in :mod:`b12drugs.rules`.
+once) are decided by the alert policy in :mod:`b12drugs.assess.rules`.
 
 Condition texts are free text, so a pattern alone would also match what a condition
 list says is *absent*: "Family history of pernicious anemia", "B12 deficiency ruled out",
@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 
-from .config import Config
-from .knowledge import data_dir
-from .models import ICD10_SYSTEMS, SNOMED_SYSTEM, Condition, LabResult, PatientContext
+from ..config import Config
+from ..knowledge import data_dir
+from ..models import ICD10_SYSTEMS, SNOMED_SYSTEM, Condition, LabResult, PatientContext
 
 #: Human-readable labels, also the vocabulary of risk-factor ids.
 RISK_LABELS: dict[str, str] = {

@@ -33,7 +33,7 @@ from ..config import Config
 from ..errors import B12DrugsError, InputError, SourceUnavailable
 from ..hookspecs import hookimpl
 from ..records import ResolveFn, Resolver
-from ..resolve.source import ConceptSource
+from .source import ConceptSource
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def index_path(config: Config) -> Path | None:
     """The index file this configuration points at, if it exists."""
     if not config.rxnorm_index.enabled:
         return None
-    from ..resolve.local_index import default_index_path
+    from .local_index import default_index_path
 
     configured = config.rxnorm_index.path
     path = Path(configured).expanduser() if configured else default_index_path()
@@ -58,8 +58,8 @@ def make_resolver(config: Config) -> ResolveFn | None:
     path = index_path(config)
     if path is None:
         return None
-    from ..resolve.local_index import LocalIndex
-    from ..resolve.rxnav_resolver import ClosingResolveFn, ConceptResolver
+    from .local_index import LocalIndex
+    from .rxnav_resolver import ClosingResolveFn, ConceptResolver
 
     index = LocalIndex(path)
     resolver = ConceptResolver(index, resolver_name="rxnorm-index",
@@ -112,7 +112,7 @@ def _config(config_path: str | None) -> Config:
 
 
 def _open_index(index: str | None, config: Config) -> ConceptSource:
-    from ..resolve.local_index import LocalIndex, default_index_path
+    from .local_index import LocalIndex, default_index_path
 
     path = Path(index) if index else (
         Path(config.rxnorm_index.path).expanduser() if config.rxnorm_index.path
@@ -126,7 +126,7 @@ def _open_index(index: str | None, config: Config) -> ConceptSource:
 
 def _open_rxnav(config: Config) -> Any:
     try:
-        from ..resolve.rxnav import RxNavClient
+        from .rxnav import RxNavClient
     except ImportError as exc:  # pragma: no cover - the client ships with the core
         raise UsageFailure(f"the RxNav client is not available ({exc})") from None
     return RxNavClient(config.rxnav)
@@ -179,7 +179,7 @@ def import_cmd(path: str, index: str | None, config_path: str | None, release: s
     """Build the local index from an RxNorm release folder or zip (full release or
     Current Prescribable Content).  The previous index is replaced only when the new
     one is complete."""
-    from ..resolve.local_index import import_release
+    from .local_index import import_release
 
     config = _config(config_path)
     target = index or config.rxnorm_index.path

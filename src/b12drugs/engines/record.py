@@ -40,12 +40,12 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from .__about__ import __version__
-from .classify import classify
-from .config import Config
-from .errors import ConfigError, InputError, PluginError
-from .knowledge import KnowledgeBase, load_knowledge
-from .models import (
+from ..__about__ import __version__
+from ..classify import classify
+from ..config import Config
+from ..errors import ConfigError, InputError, PluginError
+from ..knowledge import KnowledgeBase, load_knowledge
+from ..models import (
     INACTIVE_STATUSES,
     SEVERITIES,
     Alert,
@@ -65,8 +65,8 @@ from .models import (
     Skip,
     SourceLocation,
 )
-from .plugins import PluginManager, get_plugin_manager
-from .records import (
+from ..plugins import PluginManager, get_plugin_manager
+from ..records import (
     InputFormat,
     OrderFindings,
     PatientCase,

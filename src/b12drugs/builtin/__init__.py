@@ -1,1 +1,0 @@
-"""Plugins shipped inside the core, registered exactly like external plugins."""

@@ -1,0 +1,1 @@
+"""Emit: output formats (table, JSON, JSON lines) and alert sinks."""
