@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from b12drugs.read import delimited as csv_input, jsonl as jsonl_input
 from b12drugs.errors import InputError
 from b12drugs.models import (
     NDC_SYSTEM,
@@ -19,6 +18,8 @@ from b12drugs.models import (
     PatientContext,
     Rejection,
 )
+from b12drugs.read import delimited as csv_input
+from b12drugs.read import jsonl as jsonl_input
 from b12drugs.records import iter_rows
 from b12drugs.testing import InputFormatContract
 

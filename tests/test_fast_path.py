@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from b12drugs.read import delimited as csv_input
-from b12drugs.read.delimited import make_patient
 from b12drugs.engines import Screener
 from b12drugs.models import OrderRow, PatientEnd, Rejection
+from b12drugs.read import delimited as csv_input
+from b12drugs.read.delimited import make_patient
 from b12drugs.records import Record, iter_rows
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from b12drugs.resolve.index_plugin import classify_input, kb, rxnorm
 from b12drugs.kb_maintenance import load_kb_dir, refresh, verify
+from b12drugs.resolve.index_plugin import classify_input, kb, rxnorm
 from b12drugs.resolve.local_index import LocalIndex, import_release
 
 RELEASE = Path(__file__).parent / "data" / "rrf" / "RxNorm_test_01062025"

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from b12drugs.resolve import index_plugin as plugin
 from b12drugs.config import Config
 from b12drugs.errors import InputError, SourceUnavailable
 from b12drugs.models import DrugQuery
+from b12drugs.resolve import index_plugin as plugin
 from b12drugs.resolve.local_index import (
     LocalIndex,
     import_release,

@@ -577,9 +577,9 @@ def test_approximate_lookups_per_text_are_bounded(kb: KnowledgeBase) -> None:
 
 
 def test_builtin_plugin_registers_the_resolver(kb: KnowledgeBase) -> None:
-    from b12drugs.resolve import kb_plugin as kb_resolver
     from b12drugs.config import Config
     from b12drugs.plugins import PluginManager
+    from b12drugs.resolve import kb_plugin as kb_resolver
 
     pm = PluginManager(strict=True, entry_points=False)
     (rec,) = [r for r in pm.hooks.resolvers() if r.name == "knowledge-base"]

@@ -14,11 +14,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import rxnav_emulator as emu
 from rxnav_fixtures import AttemptCounter, ClientFactory, closed_port_url, start_emulator
 
-from b12drugs.resolve import rxnav_plugin
 from b12drugs.classify import classify
 from b12drugs.config import Config, RxNavConfig
 from b12drugs.knowledge import ClassDef, KBEntry, KnowledgeBase
 from b12drugs.models import DrugQuery, Resolution
+from b12drugs.resolve import rxnav_plugin
 from b12drugs.resolve.rxnav import RxNavClient
 from b12drugs.resolve.rxnav_resolver import ClosingResolveFn, ConceptResolver
 from b12drugs.resolve.source import AtcClass, Concept, History, NdcInfo

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from .risk import patient_risk_factors
 from ..config import Config
 from ..hookspecs import hookimpl
 from ..models import PatientContext
 from ..records import Rule
+from .risk import patient_risk_factors
 from .rules import default_policy, folate_masking
 
 

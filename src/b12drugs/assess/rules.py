@@ -49,11 +49,11 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from functools import lru_cache
 
-from .risk import KNOWN_DEFICIENCY, label, ordered, short_label
 from ..config import Config
 from ..knowledge import ClassDef, KnowledgeBase
 from ..models import MAX_TEXT, SEVERITIES, Alert, Notice, Order, Severity
 from ..records import OrderFindings, PatientCase
+from .risk import KNOWN_DEFICIENCY, label, ordered, short_label
 
 FOLATE_MASKING = "folate_masking"
 
