@@ -82,6 +82,18 @@ class LocalIndexConfig(_Section):
     enabled: bool = True
 
 
+class EngineConfig(_Section):
+    """How tables are screened (the columnar engine, :mod:`b12drugs.engines.columnar`)."""
+
+    #: where temporary files go (rows held by patient, spooled alerts); None: the
+    #: system's temporary folder.  Removed when the run ends, fails or is interrupted.
+    temp_dir: str | None = None
+    #: MiB of held rows kept in memory before they are written to disk by patient
+    memory_mb: int = Field(default=128, ge=8, le=65536)
+    #: files the held rows are spread over, by a hash of the patient
+    partitions: int = Field(default=32, ge=1, le=4096)
+
+
 class SinkConfig(BaseModel):
     """One alert sink: its registered name and options."""
 
@@ -95,6 +107,7 @@ class Config(_Section):
     policy: PolicyConfig = PolicyConfig()
     rxnav: RxNavConfig = RxNavConfig()
     rxnorm_index: LocalIndexConfig = LocalIndexConfig()
+    engine: EngineConfig = EngineConfig()
     sinks: tuple[SinkConfig, ...] = ()
     plugin: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -1,0 +1,73 @@
+"""Text encodings of inputs: what a reader sees is UTF-8, whatever the file was.
+
+Pharmacy exports from Windows systems are often Windows-1252 or Latin-1, and some are
+UTF-16 with a byte order mark.  Before format detection:
+
+* a UTF-8 byte order mark is dropped;
+* a UTF-16 byte order mark (either byte order) makes the input decoded as UTF-16 and
+  handed on as UTF-8, with an ``info`` notice naming the file and the encoding;
+* ``--encoding NAME`` decodes the input as NAME, whatever it holds.
+
+Anything else is handed on as it is: the CSV reader takes cells that are not UTF-8 as
+Windows-1252 and says so once per file (:mod:`b12drugs.read.delimited`); the other
+formats' own parsers judge their bytes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+from typing import IO
+
+from ..errors import InputError
+from ..models import Notice
+
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+class _Transcoder(io.RawIOBase):
+    """A binary stream of the UTF-8 encoding of ``raw`` decoded as ``encoding``."""
+
+    def __init__(self, raw: IO[bytes], encoding: str):
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._pending = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._done:
+            chunk = self._raw.read(1 << 16)
+            final = not chunk
+            self._pending = self._decoder.decode(chunk, final).encode("utf-8")
+            self._done = final
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def decoded(stream: io.BufferedReader, source: str, encoding: str | None = None,
+            ) -> tuple[io.BufferedReader, Notice | None]:
+    """``stream`` as UTF-8 (see the module doc), and a notice when it was re-encoded.
+
+    :raises InputError: ``encoding`` names no codec.
+    """
+    if encoding is not None:
+        try:
+            name = codecs.lookup(encoding).name
+        except LookupError:
+            raise InputError(f"unknown encoding {encoding!r}") from None
+        if name != "utf-8":
+            return io.BufferedReader(_Transcoder(stream, name), 1 << 16), None
+    head = stream.peek(4)[:4]
+    if head.startswith(codecs.BOM_UTF8):
+        stream.read(3)
+        return stream, None
+    if head.startswith(_UTF16_BOMS) and encoding is None:
+        notice = Notice(kind="info", source=source[:256] or None,
+                        message="the file is UTF-16 (byte order mark): it was decoded as such")
+        return io.BufferedReader(_Transcoder(stream, "utf-16"), 1 << 16), notice
+    return stream, None
