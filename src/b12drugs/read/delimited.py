@@ -35,9 +35,10 @@ Line numbers are physical lines (the header is line 1): each row's line follows 
 the rows before it, the line breaks inside their quoted fields and the rejected lines
 between them.  Blank lines are not records.
 
-Text encoding: cells are read as bytes and taken as UTF-8 where they are; a cell that
-is not UTF-8 is read as Windows-1252 (Latin-1 for the five bytes Windows-1252 leaves
-undefined), and an ``info`` notice says so once per file.  UTF-16 files (with a BOM)
+Text encoding: bytes are taken as UTF-8 where they are, and bytes that are not UTF-8
+as Windows-1252 (Latin-1 for the five bytes Windows-1252 leaves undefined), before
+the reader sees them (:class:`~b12drugs.read.encoding.Utf8Text`); an ``info`` notice
+says so once per file.  UTF-16 files (with a BOM)
 and ``--encoding`` are decoded before the reader sees them
 (:mod:`b12drugs.read.encoding`).
 """
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import io
 import itertools
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
@@ -130,7 +132,7 @@ def _breaks(text: str) -> int:
 
 def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice]:
     """The file's rows as checked batches (:func:`~b12drugs.read.tabular.checked`),
-    with an ``info`` notice when some cells were not UTF-8.
+    with an ``info`` notice when some bytes were not UTF-8.
 
     :raises InputError: no header line, or no drug column in it.
     """
@@ -138,12 +140,13 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    from .encoding import Utf8Text, as_utf8
     from .tabular import TableBatch, checked
 
     first = stream.readline()
     if not first.strip():
         raise InputError("empty file", source)
-    header_text = _decode(first).lstrip("\ufeff").rstrip("\r\n")
+    header_text = as_utf8(first).lstrip("\ufeff").rstrip("\r\n")
     delim = _delimiter(header_text)
     try:
         header = next(csv.reader([header_text], delimiter=delim))
@@ -157,6 +160,10 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
     width = len(header)
     names = [f"c{i}" for i in range(width)]
     lines = _Lines()
+    text = Utf8Text(stream)
+    body = io.BufferedReader(text, 1 << 20)
+    if not body.peek(1):
+        return
 
     def refused(row: Any) -> str:
         if row.text.strip():  # a blank line is no record
@@ -164,73 +171,77 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
         return "skip"
 
     reader = pacsv.open_csv(
-        stream,
+        body,
         read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES,
                                        use_threads=False),
         parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
                                          ignore_empty_lines=False,
                                          invalid_row_handler=refused),
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.binary()), strings_can_be_null=True,
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True,
             quoted_strings_can_be_null=True, null_values=[""]),
     )
-    said = False
     wanted = {canon: names[i] for canon, i in cols.items()}
+    said = False
+    held: pl.DataFrame | None = None  # the last batch, until the file's end is known
     try:
         for batch in reader:
-            n = batch.num_rows
-            texts, decoded = {}, False
-            for canon, name in wanted.items():
-                texts[canon], fell_back = _text(batch.column(name))
-                decoded |= fell_back
-            breaks = _row_breaks(batch) if n else None
-            row_lines, before = lines.of(n, breaks)
-            raw = pl.DataFrame({**texts, "_line": row_lines},
-                               schema_overrides={"_line": pl.Int64})
-            if breaks is not None:
-                raw = _swallowed(raw, batch, breaks, width, delim, names)
-            if decoded and not said:
+            if text.fell_back and not said:
                 said = True
                 yield _encoding_notice(source)
-            if before:
-                raw = _with_refused(raw, before, width)
-            blank = pl.all_horizontal(pl.col(c).is_null() for c in texts)  # a blank line
-            raw = raw.filter(~blank | pl.col("_reject").is_not_null()
-                             if "_reject" in raw.columns else ~blank)
-            if raw.height:
-                yield TableBatch(checked(raw), source)
-    except pa.ArrowInvalid as exc:  # e.g. a NUL or a row too long for a block
+            raw = _frame(batch, wanted, width, delim, names, lines)
+            if held is not None and held.height:
+                yield TableBatch(checked(held), source)
+            held = raw
+    except pa.ArrowInvalid as exc:  # e.g. a row too long for a block
         raise InputError(f"unreadable CSV after line {lines.next - 1}: {exc}", source) from None
+    if text.fell_back and not said:
+        yield _encoding_notice(source)
     if lines.refused:
-        raw = _with_refused(pl.DataFrame({"_line": []}, schema={"_line": pl.Int64}),
-                            sorted(lines.refused), width)
-        yield TableBatch(checked(raw), source)
+        refused_rows = _with_refused(pl.DataFrame(schema={"_line": pl.Int64}),
+                                     sorted(lines.refused), width)
+        held = refused_rows if held is None else pl.concat(
+            [held, refused_rows], how="diagonal_relaxed").sort("_line")
+        lines.refused = []
+    if held is not None and held.height:
+        if text.quotes % 2:
+            held = _open_at_end(held)
+        yield TableBatch(checked(held), source)
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return _cp1252(data)
-
-
-def _cp1252(data: bytes) -> str:
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:  # 0x81 0x8D 0x8F 0x90 0x9D: undefined there
-        return data.decode("latin-1")
-
-
-def _text(column: Any) -> tuple[pl.Series, bool]:
-    """A binary column as text, and whether some cell was not UTF-8."""
+def _frame(batch: Any, wanted: dict[str, str], width: int, delim: str, names: list[str],
+           lines: _Lines) -> pl.DataFrame:
+    """One batch of the reader as raw text columns with each row's line."""
     import polars as pl
-    import pyarrow as pa
 
-    try:
-        return pl.from_arrow(column.cast(pa.string())), False  # type: ignore[return-value]
-    except pa.ArrowInvalid:
-        values = [_decode(v) if v is not None else None for v in column.to_pylist()]
-        return pl.Series(values, dtype=pl.String), True
+    n = batch.num_rows
+    breaks = _row_breaks(batch) if n else None
+    row_lines, before = lines.of(n, breaks)
+    raw = pl.DataFrame({**{canon: pl.from_arrow(batch.column(name))
+                           for canon, name in wanted.items()}, "_line": row_lines},
+                       schema_overrides={"_line": pl.Int64})
+    if breaks is not None:
+        raw = _swallowed(raw, batch, breaks, width, delim, names)
+    if before:
+        raw = _with_refused(raw, before, width)
+    blank = pl.all_horizontal(pl.col(c).is_null() for c in wanted)  # a blank line
+    keep = ~blank | pl.col("_reject").is_not_null() if "_reject" in raw.columns else ~blank
+    return raw.filter(keep)
+
+
+def _open_at_end(held: pl.DataFrame) -> pl.DataFrame:
+    """The file ends inside a quoted field (an odd number of quotes): its last row is
+    where the quote was opened, and it swallowed the lines after it."""
+    import polars as pl
+
+    last = held["_line"].max()
+    reason = (f"unbalanced quote: a quoted field runs from line {last} to the end of the "
+              "file; the rows on those lines were not read")
+    if "_reject" not in held.columns:
+        held = held.with_columns(pl.lit(None, pl.String).alias("_reject"))
+    return held.with_columns(
+        pl.when((pl.col("_line") == last) & pl.col("_reject").is_null()).then(pl.lit(reason))
+        .otherwise(pl.col("_reject")).alias("_reject"))
 
 
 def _row_breaks(batch: Any) -> list[int] | None:
@@ -262,11 +273,12 @@ def _swallowed(raw: pl.DataFrame, batch: Any, breaks: list[int], width: int, del
     for i, extra in enumerate(breaks):
         if not extra:
             continue
-        cells = [_decode(batch.column(name)[i].as_py() or b"") for name in names]
+        cells = [batch.column(name)[i].as_py() or "" for name in names]
         if any(len(part.split(delim)) >= width for cell in cells
                for part in cell.replace("\r\n", "\n").replace("\r", "\n").split("\n")[1:]):
+            span = sum(_breaks(cell.rstrip("\r\n")) for cell in cells)
             reasons[i] = (f"unbalanced quote: a quoted field runs over lines {lines[i]}-"
-                          f"{lines[i] + extra}; the rows on those lines were not read")
+                          f"{lines[i] + span}; the rows on those lines were not read")
     if not any(reasons):
         return raw
     import polars as pl
@@ -289,7 +301,7 @@ def _with_refused(raw: pl.DataFrame, refused: list[tuple[int, int, str]],
 
 
 def _refusal(line: int, fields: int, text: str, width: int) -> str:
-    breaks = _breaks(text)
+    breaks = _breaks(text.rstrip("\r\n"))
     if breaks and '"' in text:
         return (f"unbalanced quote: a quoted field runs over lines {line}-{line + breaks}; "
                 "the rows on those lines were not read")

@@ -71,3 +71,79 @@ def decoded(stream: io.BufferedReader, source: str, encoding: str | None = None,
                         message="the file is UTF-16 (byte order mark): it was decoded as such")
         return io.BufferedReader(_Transcoder(stream, "utf-16"), 1 << 16), notice
     return stream, None
+
+
+class Utf8Text(io.RawIOBase):
+    """``raw`` with every line that is not UTF-8 re-encoded from Windows-1252, so that
+    a reader that needs UTF-8 (pyarrow's CSV reader) loses no row to its encoding.
+
+    Data is taken in pieces cut after a line break (a line break is never inside a
+    UTF-8 sequence), so checking a piece is one C-level ``decode``; only a piece that
+    fails is redone line by line.  :attr:`fell_back` says whether any line was
+    re-encoded; :attr:`quotes` counts the ``"`` characters read (an odd count at the end
+    means a quoted field was left open).
+    """
+
+    PIECE = 1 << 20
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self._pending = b""
+        self._carry = b""
+        self._eof = False
+        self.fell_back = False
+        self.quotes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._eof:
+            self._fill()
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _fill(self) -> None:
+        chunk = self._raw.read(self.PIECE)
+        if not chunk:
+            self._eof = True
+            data, self._carry = self._carry, b""
+        else:
+            data = self._carry + chunk
+            cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+            if cut == 0:  # no line break yet: wait for more
+                self._carry = data
+                return
+            data, self._carry = data[:cut], data[cut:]
+        self.quotes += data.count(b'"')
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = as_utf8(data).encode("utf-8")
+            self.fell_back = True
+        self._pending = data
+
+
+def as_utf8(data: bytes) -> str:
+    """``data`` decoded as UTF-8 where it is, and as Windows-1252 (Latin-1 for the five
+    bytes Windows-1252 leaves undefined) where it is not, byte for byte."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        try:
+            out.append(data[pos:].decode("utf-8"))
+            return "".join(out)
+        except UnicodeDecodeError as exc:
+            out.append(data[pos:pos + exc.start].decode("utf-8"))
+            bad = data[pos + exc.start:pos + exc.end]
+            out.append("".join(_cp1252(bytes([b])) for b in bad))
+            pos += exc.end
+
+
+def _cp1252(byte: bytes) -> str:
+    try:
+        return byte.decode("cp1252")
+    except UnicodeDecodeError:  # 0x81 0x8D 0x8F 0x90 0x9D: undefined there
+        return byte.decode("latin-1")
