@@ -255,6 +255,23 @@ def test_structure_counts_and_accounting() -> None:
     assert facts["critical"] == "1" and facts["notices"] == "2"
 
 
+def test_guidance_once_per_class_and_details_left_out_of_big_pages(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    alerts = (*(_alert(f"P{i}", "metformin", "info", references=("Ref A",)) for i in range(3)),
+              _alert("P9", "phenytoin", "info"))
+    doc = parse(render(_report(alerts)))
+    guidance = next(s for s in doc.find_all("section") if s.has_class("text"))
+    assert [h.text_content().split(" evidence")[0] for h in guidance.find_all("h3")] == [
+        "Metformin", "Phenytoin"]
+    assert guidance.text_content().count("Ref A") == 1
+    assert len(doc.find("table", id="rows").find_all("details")) == 4
+    monkeypatch.setattr(html_mod, "DETAIL_LIMIT", 3)
+    doc = parse(render(_report(alerts)))
+    assert doc.find("table", id="rows").find_all("details") == []
+    note = doc.find("p", **{"class": "tnote"}).text_content()
+    assert note.startswith("4 alerts: to keep the page quick") and "--format json" in note
+
+
 def test_unbalanced_accounting_is_shown_as_such() -> None:
     page = render(_report(counts=Counts(read=5, screened=2, skipped=1, rejected=1)))
     assert "does NOT add up" in page

@@ -152,6 +152,26 @@ class Accounting:
 
 
 @dataclass(frozen=True)
+class TextEntry:
+    """One entry of a :class:`TextSection`: a heading, an optional badge and
+    (label, text) pairs; text may use ``**bold**`` and line breaks."""
+
+    heading: str
+    items: tuple[tuple[str, str], ...]
+    badge: str = ""
+    tone: str = "neutral"
+
+
+@dataclass(frozen=True)
+class TextSection:
+    """A section of reading matter after the table (e.g. guidance per drug class)."""
+
+    title: str
+    entries: tuple[TextEntry, ...]
+    intro: str = ""
+
+
+@dataclass(frozen=True)
 class _Page:
     title: str
     subtitle: str
@@ -165,6 +185,8 @@ class _Page:
     empty_table: str
     notices: tuple[PageNotice, ...]
     accounting: Accounting | None
+    table_note: str = ""
+    sections: tuple[TextSection, ...] = ()
     footer: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -273,6 +295,15 @@ ul.tokens{list-style:none;margin:0;padding:0}
 .check.bad{color:var(--critical);font-weight:600}
 footer{color:var(--ink2);font-size:.82rem;padding:0 32px 24px;max-width:1500px}
 tr[hidden]{display:none}
+.tnote{margin:-4px 0 12px;color:var(--ink2);font-size:.88rem}
+section.text .intro{margin:-4px 0 12px;color:var(--ink2);font-size:.88rem}
+.entries{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:12px 24px}
+article{border-top:1px solid var(--line);padding-top:8px}
+article h3{font-size:.98rem;margin:0 0 4px;display:flex;gap:8px;align-items:center}
+article dl{margin:0;font-size:.86rem}
+article dt{font-weight:600;color:var(--ink2);margin-top:6px}
+article dd{margin:2px 0 0}
+article dd p{margin:0 0 3px}
 @media print{
 body{background:#fff}header.top{background:#fff;color:#000;border-bottom:2px solid #000}
 header.top .sub,dl.meta dt,dl.meta dd{color:#000}.controls{display:none}
@@ -321,7 +352,7 @@ _JS = """
       ok = ok && wanted.every(function (w) {
         return w[1] === "" || w[0] < 0 || cellValue(tr, w[0]) === w[1];
       });
-      tr.hidden = !ok;
+      if (tr.hidden === ok) { tr.hidden = !ok; }
       if (ok) { n++; }
     });
     if (shown) { shown.textContent = "Showing " + n + " of " + rows.length; }
@@ -584,6 +615,8 @@ def _render(page: _Page) -> Iterator[str]:
 
     yield (f'<section id="table"><h2>{_e(page.table_title)} '
            f'<span class="count">({len(page.rows)})</span></h2>')
+    if page.table_note:
+        yield f'<p class="tnote">{_e(page.table_note)}</p>'
     if page.rows:
         yield ('<div class="controls" role="search"><label>Search'
                '<input type="search" id="q" placeholder="patient, drug, class, text …" '
@@ -634,6 +667,19 @@ def _render(page: _Page) -> Iterator[str]:
         if acc.check:
             yield f'<p class="check{"" if acc.balanced else " bad"}">{_e(acc.check)}</p>'
         yield "</section>"
+    for section in page.sections:
+        yield f'<section class="text"><h2>{_e(section.title)}</h2>'
+        if section.intro:
+            yield f'<p class="intro">{_e(section.intro)}</p>'
+        yield '<div class="entries">'
+        for entry in section.entries:
+            badge = (f' <span class="badge t-{_tone(entry.tone)}">{_e(entry.badge)}</span>'
+                     if entry.badge else "")
+            yield (f'<article><h3>{_e(entry.heading)}{badge}</h3><dl>' + "".join(
+                f"<dt>{_e(k)}</dt><dd>{_rich(v)}</dd>" for k, v in entry.items)
+                + "</dl></article>")
+        yield "</div></section>"
+
     yield "</main>"
     if page.footer:
         yield f"<footer>{_e(page.footer)}</footer>"
@@ -654,6 +700,8 @@ def render_page(
     banner: str = "",
     table_title: str = "Rows",
     empty_table: str = "Nothing to list.",
+    table_note: str = "",
+    sections: Sequence[TextSection] = (),
     footer: str = "",
     chart_filters: Mapping[int, str] | None = None,
 ) -> Iterator[str]:
@@ -669,7 +717,7 @@ def render_page(
         title=title, subtitle=subtitle, meta=tuple(meta), facts=tuple(facts), banner=banner,
         charts=tuple(counts_charts), table_title=table_title, columns=tuple(table_columns),
         rows=rows, empty_table=empty_table, notices=tuple(notices), accounting=accounting,
-        footer=footer, extra=extra)
+        table_note=table_note, sections=tuple(sections), footer=footer, extra=extra)
     return _render(page)
 
 
@@ -687,6 +735,9 @@ _SPECIAL_LABELS = {
     "h2_blockers": "H2 blockers",
     "folate_masking": "Folate masking",
 }
+#: Up to this many alerts, each table row carries the alert's full text (expandable);
+#: beyond it the page leaves that text out to stay quick in a browser.
+DETAIL_LIMIT = 5000
 _FOOTER = ("b12drugs supports, and does not replace, clinical judgement. "
            "Every value shown comes from the screened input or the knowledge base.")
 
@@ -756,14 +807,14 @@ def _due_cell(monitoring: object) -> Cell:
     return Cell("–", sort="2")
 
 
-def _alert_row(alert: Alert, with_monitoring: bool) -> dict[str, CellValue]:
-    details: list[tuple[str, str]] = [("Recommendation", alert.recommendation),
-                                      ("Detail", alert.detail)]
-    if alert.references:
-        details.append(("References", "\n".join(alert.references)))
-    details.append(("Evidence · rule", f"{alert.evidence} · {alert.rule}"))
-    if alert.sources:
-        details.append(("Sources", "\n".join(alert.sources)))
+def _alert_row(alert: Alert, with_monitoring: bool, with_details: bool,
+               with_sources: bool) -> dict[str, CellValue]:
+    details: list[tuple[str, str]] = []
+    if with_details:
+        details = [("Detail", alert.detail),
+                   ("Evidence · rule", f"{alert.evidence} · {alert.rule}")]
+        if with_sources and alert.sources:
+            details.append(("Sources", "\n".join(alert.sources)))
     row: dict[str, CellValue] = {
         "severity": Cell(alert.severity, sort=str(_SEVERITY_RANK[alert.severity]),
                          tone=alert.severity),
@@ -794,6 +845,25 @@ def _notice_rows(notices: Iterable[Notice]) -> list[PageNotice]:
             where = f"{n.location} (order {n.order_id})"
         out.append(PageNotice(n.kind, where, n.message, _NOTICE_TONE.get(n.kind, "neutral")))
     return out
+
+
+def _guidance(alerts: Sequence[Alert]) -> TextSection | None:
+    """What to do, per class: each distinct recommendation once, not once per alert."""
+    seen: dict[tuple[str, str], Alert] = {}
+    for a in alerts:
+        seen.setdefault((a.class_id, a.recommendation), a)
+    if not seen:
+        return None
+    entries = tuple(
+        TextEntry(class_label(a.class_id),
+                  (("Recommendation", a.recommendation),
+                   *((("References", "\n".join(a.references)),) if a.references else ())),
+                  badge=f"evidence: {a.evidence}", tone="neutral")
+        for a in sorted(seen.values(), key=lambda a: (class_label(a.class_id),
+                                                      a.recommendation)))
+    return TextSection("Guidance by drug class", entries,
+                       "What the knowledge base advises for each class with alerts, with its "
+                       "references.")
 
 
 def _severity_legend() -> tuple[tuple[str, str], ...]:
@@ -843,7 +913,14 @@ def report_page(report: Report) -> Iterator[str]:
     if with_monitoring:
         columns += [Column("last_result", "Last B12 result"), Column("due", "Test")]
     columns.append(Column("summary", "Summary", wide=True))
-    rows = [_alert_row(a, with_monitoring) for a in alerts]
+    with_details = len(alerts) <= DETAIL_LIMIT
+    with_sources = len(report.sources) > 1
+    rows = [_alert_row(a, with_monitoring, with_details, with_sources) for a in alerts]
+    table_note = "" if with_details else (
+        f"{len(alerts):,} alerts: to keep the page quick, the text of each alert is left out "
+        f"here (pages with up to {DETAIL_LIMIT:,} alerts have it); the guidance per class is "
+        "below, and --format json has every alert in full.")
+    guidance = _guidance(alerts)
 
     patients = len({a.patient_id for a in alerts})
     not_checked = sum(v for k, v in notice_kinds.items() if k in _NOT_CHECKED)
@@ -885,6 +962,7 @@ def report_page(report: Report) -> Iterator[str]:
         empty_table=("No B12 alerts: every screened order was checked and nothing was found"
                      + (" (but see the notices: some records could not be checked)."
                         if unchecked else ".")),
+        table_note=table_note, sections=(guidance,) if guidance else (),
         footer=_FOOTER, chart_filters={0: "severity", 1: "class"})
 
 
