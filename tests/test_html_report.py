@@ -431,10 +431,13 @@ def test_generic_renderer_takes_any_columns_and_rows() -> None:
 # In a real browser.
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+
+
+def find_chromium() -> str:
+    """The browser to test in; fails the test (or skips it, when asked to) if none."""
     binary = os.environ.get("B12DRUGS_CHROMIUM") or shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+        str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None)
     if binary is None:
         if os.environ.get("B12DRUGS_NO_BROWSER") == "1":
             pytest.skip("B12DRUGS_NO_BROWSER=1: browser tests of the HTML report skipped")
@@ -443,6 +446,24 @@ def chromium() -> str:
                     "another binary in B12DRUGS_CHROMIUM, or set B12DRUGS_NO_BROWSER=1 to "
                     "skip these tests on purpose.", pytrace=False)
     return binary
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return find_chromium()
+
+
+def test_without_chromium_the_browser_tests_fail_unless_told_to_skip(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("B12DRUGS_CHROMIUM", raising=False)
+    monkeypatch.delenv("B12DRUGS_NO_BROWSER", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(globals(), "DEBIAN_CHROMIUM", tmp_path / "no-chromium")
+    with pytest.raises(pytest.fail.Exception, match=r"install-chromium\.sh"):
+        find_chromium()
+    monkeypatch.setenv("B12DRUGS_NO_BROWSER", "1")
+    with pytest.raises(pytest.skip.Exception, match="B12DRUGS_NO_BROWSER=1"):
+        find_chromium()
 
 
 def _browser(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -507,6 +528,63 @@ def test_browser_applies_filter_and_sort_from_the_fragment(chromium: str,
 
     doc = dump_dom(chromium, tmp_path, page, "#sort=severity&class=Metformin")
     assert [r.find("td").text_content() for r in _visible_rows(doc)] == ["warning", "info"]
+
+
+#: Run after the page's own script: uses the page as a person would (click a chart bar,
+#: type in the search box, click column headers, reset) and writes what it saw into
+#: attributes of <html> for the DOM dump.
+DRIVER = """
+(function () {
+  var html = document.documentElement;
+  function visible() {
+    return Array.prototype.filter.call(document.querySelectorAll("#rows tbody tr"),
+      function (tr) { return !tr.hidden; });
+  }
+  function firstCells(col) {
+    return visible().map(function (tr) { return tr.cells[col].textContent.trim(); }).join(",");
+  }
+  function click(el) { el.dispatchEvent(new MouseEvent("click", {bubbles: true})); }
+  click(document.querySelector('[data-filter-col="severity"][data-filter-value="critical"]'));
+  html.setAttribute("data-after-bar", firstCells(1) + "|" + location.hash);
+  click(document.querySelector('[data-filter-col="severity"][data-filter-value="critical"]'));
+  html.setAttribute("data-after-bar-again", String(visible().length));
+  click(document.querySelector('[data-filter-col="class"][data-filter-value="Metformin"]'));
+  html.setAttribute("data-after-class-bar", firstCells(1));
+  document.getElementById("reset").click();
+  var q = document.getElementById("q");
+  q.value = "famotidine";
+  q.dispatchEvent(new Event("input"));
+  html.setAttribute("data-after-search", firstCells(1) + "|" +
+                    document.getElementById("shown").textContent);
+  document.getElementById("reset").click();
+  var patient = document.querySelector('th[data-key="patient"] button');
+  click(patient);
+  html.setAttribute("data-sort-1", firstCells(1));
+  click(patient);
+  html.setAttribute("data-sort-2", firstCells(1) + "|" + location.hash);
+  document.getElementById("reset").click();
+  html.setAttribute("data-after-reset", String(visible().length) + "|" + location.hash);
+})();
+"""
+
+
+def test_browser_user_clicks_bars_searches_and_sorts(chromium: str, tmp_path: Path) -> None:
+    page = example_report_html(tmp_path).read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(DRIVER.encode()).digest()).decode()
+    page = page.replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
+    page = page.replace("</body>", f"<script>{DRIVER}</script></body>", 1)
+    root = _html_root(dump_dom(chromium, tmp_path, _write(tmp_path, "driven.html", page)))
+    assert root.attrs.get("data-ready") == "1"
+    assert root.attrs["data-after-bar"] == "P003|#severity=critical"
+    assert root.attrs["data-after-bar-again"] == "7"  # a second click clears the filter
+    assert root.attrs["data-after-class-bar"] == "P001,P004"
+    assert root.attrs["data-after-search"] == "P006|Showing 1 of 7"
+    ascending = (root.attrs["data-sort-1"] or "").split(",")
+    assert ascending == sorted(ascending) and len(ascending) == 7
+    descending, fragment = (root.attrs["data-sort-2"] or "").split("|")
+    assert descending.split(",") == sorted(ascending, reverse=True)
+    assert fragment == "#sort=patient:desc"
+    assert root.attrs["data-after-reset"] in ("7|", "7|#")
 
 
 def _write(tmp_path: Path, name: str, page: str) -> Path:
