@@ -311,6 +311,19 @@ def test_every_hostile_value_is_escaped() -> None:
     assert "<strong>&lt;img src=x onerror=&quot;" in page
 
 
+def test_a_stream_that_is_not_utf8_gets_ascii_with_character_references() -> None:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="latin-1")
+    report = _report((_alert("Pätient ✓ 患者", "metformin", "info"),))
+    write_html(report, stream)
+    stream.flush()
+    data = raw.getvalue()
+    assert data.isascii() and b"P&#228;tient &#10003; &#24739;&#32773;" in data
+    doc = parse(data.decode("utf-8"))
+    assert table_rows(doc)[0].find_all("td")[1].text_content() == "Pätient ✓ 患者"
+    assert data.decode().split("<script>")[1].split("</script>")[0] == html_mod._JS
+
+
 def test_csp_forbids_remote_loads_and_allows_only_the_pages_script_and_style() -> None:
     page = render(hostile_report())
     doc = parse(page)

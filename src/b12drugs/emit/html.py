@@ -24,14 +24,15 @@ fragment up to date, so a filtered view can be bookmarked or sent on.
 from __future__ import annotations
 
 import base64
+import codecs
 import datetime as dt
 import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
-from typing import IO, Literal
+from typing import IO
 
 from ..models import SEVERITIES, Alert, Notice, Report
 
@@ -46,10 +47,9 @@ __all__ = [
     "write_html",
 ]
 
-#: Colour classes a chart segment or a badge may use (CSS below).  Segments and cells
-#: name one of these; anything else falls back to ``neutral``.
-Tone = Literal["critical", "warning", "info", "ok", "neutral", "muted", "accent"]
-_TONES = frozenset({"critical", "warning", "info", "ok", "neutral", "muted", "accent"})
+#: Colour classes a chart segment, a fact or a badge may use (CSS below).  Anything else
+#: falls back to ``neutral``, so no caller's string ever reaches a class attribute.
+TONES = frozenset({"critical", "warning", "info", "ok", "neutral", "muted", "accent"})
 
 
 def _e(value: object) -> str:
@@ -84,12 +84,17 @@ class Bar:
 
 @dataclass(frozen=True)
 class BarChart:
-    """A horizontal bar chart (inline SVG); ``legend`` names series and their tones."""
+    """A horizontal bar chart (inline SVG); ``legend`` names series and their tones.
+
+    With ``filter_column`` (the key of a table column with ``filter=True``), clicking a
+    bar filters the table to the rows whose value in that column is the bar's label.
+    """
 
     title: str
     bars: tuple[Bar, ...]
     legend: tuple[tuple[str, str], ...] = ()
     empty_text: str = "nothing to count"
+    filter_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,6 @@ class _Page:
     table_note: str = ""
     sections: tuple[TextSection, ...] = ()
     footer: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------
@@ -487,7 +491,7 @@ CSP = (
 
 
 def _tone(tone: str | None) -> str:
-    return tone if tone in _TONES else "neutral"
+    return tone if tone in TONES else "neutral"
 
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -502,7 +506,7 @@ def _rich(text: str) -> str:
     return "".join("<p>" + _BOLD.sub(r"<strong>\1</strong>", _e(p)) + "</p>" for p in paras)
 
 
-def _chart_svg(chart: BarChart, chart_id: str, filter_col: str | None) -> Iterator[str]:
+def _chart_svg(chart: BarChart, chart_id: str) -> Iterator[str]:
     bars = [b for b in chart.bars if b.total > 0]
     if not bars:
         yield f'<p class="empty">{_e(chart.empty_text)}</p>'
@@ -526,8 +530,9 @@ def _chart_svg(chart: BarChart, chart_id: str, filter_col: str | None) -> Iterat
         y = i * row_h + 4
         label = bar.label if len(bar.label) <= 24 else bar.label[:23] + "…"
         attrs = ""
-        if filter_col is not None:
-            attrs = (f' data-filter-col="{_e(filter_col)}" data-filter-value="{_e(bar.label)}"')
+        if chart.filter_column is not None:
+            attrs = (f' data-filter-col="{_e(chart.filter_column)}"'
+                     f' data-filter-value="{_e(bar.label)}"')
         yield f'<g class="bar"{attrs}><title>{_e(bar.label)}: {bar.total}</title>'
         yield (f'<text x="{label_w - 8}" y="{y + bar_h - 4}" '
                f'text-anchor="end">{_e(label)}</text>')
@@ -608,8 +613,7 @@ def _render(page: _Page) -> Iterator[str]:
         yield '<div class="charts">'
         for i, chart in enumerate(page.charts):
             yield f'<section class="chartbox"><h2>{_e(chart.title)}</h2><figure>'
-            filter_col = page.extra.get(f"chart{i}-filter")
-            yield from _chart_svg(chart, f"chart{i}", filter_col)
+            yield from _chart_svg(chart, f"chart{i}")
             yield "</figure></section>"
         yield "</div>"
 
@@ -703,21 +707,19 @@ def render_page(
     table_note: str = "",
     sections: Sequence[TextSection] = (),
     footer: str = "",
-    chart_filters: Mapping[int, str] | None = None,
 ) -> Iterator[str]:
     """The pieces of one self-contained HTML page; join them or write them in turn.
 
     ``rows`` map each column's ``key`` to a :class:`Cell` (or a plain str/number, or
-    ``None`` shown as a dash).  ``chart_filters`` maps a chart's index to a column key
-    with ``filter=True``: clicking a bar of that chart then filters the table to the
-    bar's label.  Every string is escaped here; callers pass plain text.
+    ``None`` shown as a dash).  ``facts`` are headline figures, ``banner`` a warning
+    above the charts, ``sections`` reading matter after the accounting.  Every string
+    is escaped here: callers pass plain text, never markup.
     """
-    extra = {f"chart{i}-filter": col for i, col in (chart_filters or {}).items()}
     page = _Page(
         title=title, subtitle=subtitle, meta=tuple(meta), facts=tuple(facts), banner=banner,
         charts=tuple(counts_charts), table_title=table_title, columns=tuple(table_columns),
         rows=rows, empty_table=empty_table, notices=tuple(notices), accounting=accounting,
-        table_note=table_note, sections=tuple(sections), footer=footer, extra=extra)
+        table_note=table_note, sections=tuple(sections), footer=footer)
     return _render(page)
 
 
@@ -884,9 +886,9 @@ def report_page(report: Report) -> Iterator[str]:
     severity_chart = BarChart(
         "Alerts by severity",
         tuple(Bar(s, (Segment(s, by_severity[s], s),)) for s in reversed(SEVERITIES)),
-        empty_text="No alerts.")
+        empty_text="No alerts.", filter_column="severity")
     class_chart = BarChart("Alerts by drug class", tuple(class_bars), _severity_legend(),
-                           empty_text="No alerts.")
+                           empty_text="No alerts.", filter_column="class")
     notice_kinds: Counter[str] = Counter(n.kind for n in report.notices)
     notice_chart = BarChart(
         "Notices by kind",
@@ -963,13 +965,25 @@ def report_page(report: Report) -> Iterator[str]:
                      + (" (but see the notices: some records could not be checked)."
                         if unchecked else ".")),
         table_note=table_note, sections=(guidance,) if guidance else (),
-        footer=_FOOTER, chart_filters={0: "severity", 1: "class"})
+        footer=_FOOTER)
+
+
+def _write(pieces: Iterable[str], stream: IO[str]) -> None:
+    """Write a page; to a stream that is not UTF-8 (stdout under a legacy locale) as
+    ASCII with character references, which is still the UTF-8 the page declares.
+    (The script and style sheet are ASCII, so their CSP hashes hold either way.)"""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    for piece in pieces:
+        stream.write(piece if utf8 else piece.encode("ascii", "xmlcharrefreplace").decode())
 
 
 def write_html(report: Report, stream: IO[str]) -> None:
     """Write the report as one self-contained HTML page (output format ``html``)."""
-    for piece in report_page(report):
-        stream.write(piece)
+    _write(report_page(report), stream)
 
 
 # --------------------------------------------------------------------------------------
@@ -1041,7 +1055,7 @@ def gaps_page(gaps: Sequence[Mapping[str, object]], counts: Mapping[str, int], *
     charts = (
         BarChart("Patients due by time overdue",
                  tuple(Bar(b, (Segment(b, by_band[b], band_tone[b]),)) for b in _BANDS),
-                 empty_text="No patient is due."),
+                 empty_text="No patient is due.", filter_column="band"),
         BarChart("Patients due by drug class",
                  tuple(Bar(k, (Segment("patients", v, "accent"),))
                        for k, v in sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -1074,7 +1088,7 @@ def gaps_page(gaps: Sequence[Mapping[str, object]], counts: Mapping[str, int], *
                  "in priority order",
         meta=page_meta, facts=facts, table_title="Patients due",
         empty_table="No patient on a B12-lowering drug is due for a B12 status test.",
-        footer=_FOOTER, chart_filters={0: "band"})
+        footer=_FOOTER)
 
 
 def write_gaps_html(gaps: Sequence[Mapping[str, object]], counts: Mapping[str, int],
@@ -1089,6 +1103,5 @@ def write_gaps_html(gaps: Sequence[Mapping[str, object]], counts: Mapping[str, i
     ``None``) and ``days_overdue`` (int, ``None`` if never tested), in the order to
     show them.  ``counts`` are shown as the run's accounting, in their order.
     """
-    for piece in gaps_page(gaps, counts, title=title, as_of=as_of, meta=meta,
-                           notices=notices):
-        stream.write(piece)
+    _write(gaps_page(gaps, counts, title=title, as_of=as_of, meta=meta, notices=notices),
+           stream)
