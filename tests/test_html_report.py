@@ -424,7 +424,7 @@ def test_gaps_page_structure_and_escaping() -> None:
         "Patients due by time overdue", "Patients due by drug class"]
     assert "Metformin: 2" in charts[1].find("desc").text_content()
     acct = doc.find("section", id="accounting").text_content()
-    assert "patients screened" in acct and "40" in acct
+    assert "patients screened" in acct and "40" in acct and "on B12 lowering drugs" in acct
     assert "As of" in doc.find("header").text_content()
 
 

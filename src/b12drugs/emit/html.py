@@ -761,8 +761,13 @@ def _risk_label(factor: str) -> str:
 
     label = _RISK_EXTRA.get(factor) or SHORT_LABELS.get(factor) or RISK_LABELS.get(factor)
     if label is None or "{" in label:
-        label = re.sub(r"\bb12\b", "B12", factor.replace("_", " "))
+        label = _words(factor)
     return label
+
+
+def _words(key: str) -> str:
+    """``patients_on_b12_lowering_drugs`` -> ``patients on B12 lowering drugs``."""
+    return re.sub(r"\bb12\b", "B12", key.replace("_", " "))
 
 
 def _get(obj: object, name: str) -> object:
@@ -1079,7 +1084,7 @@ def gaps_page(gaps: Sequence[Mapping[str, object]], counts: Mapping[str, int], *
         Fact("> 1 year overdue", f"{by_band['> 1 year overdue']:,}",
              "warning" if by_band["> 1 year overdue"] else "neutral"),
     ]
-    figures = tuple((str(k).replace("_", " "), int(v)) for k, v in counts.items())
+    figures = tuple((_words(str(k)), int(v)) for k, v in counts.items())
     page_meta = ([("As of", as_of)] if as_of else []) + list(meta)
     return render_page(
         title, charts, columns, rows, notices,
