@@ -1,4 +1,5 @@
-"""Builtin plugin: output formats ``json`` (the report contract), ``jsonl`` and ``table``."""
+"""Builtin plugin: output formats ``json`` (the report contract), ``jsonl``, ``table``
+and ``html`` (:mod:`b12drugs.emit.html`)."""
 
 from __future__ import annotations
 
@@ -172,4 +173,12 @@ def b12drugs_output_formats() -> Iterable[OutputFormat]:
                      write_json, "application/json", write_stream=_stream_json),
         OutputFormat("jsonl", "one JSON object per alert/notice line, then counts",
                      write_jsonl, "application/x-ndjson", write_stream=_stream_jsonl),
+        OutputFormat("html", "one self-contained HTML page: charts, sortable alert table, "
+                     "notices, accounting", _write_html, "text/html"),
     ]
+
+
+def _write_html(report: Report, out: IO[str]) -> None:
+    from .html import write_html  # imported when used: the page's CSS and JS are large
+
+    write_html(report, out)
