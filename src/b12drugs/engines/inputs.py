@@ -290,6 +290,14 @@ class _Run:
 
         s = ColumnarScreener(runtime=self.runtime, temp_dir=temp_dir, on_rows=on_rows,
                              **options)
+        try:
+            self._feed_columnar(s, plan)
+        except BaseException:  # a failure or Ctrl-C: no temporary file is left behind
+            s.temp.close()
+            raise
+        return s.finish()
+
+    def _feed_columnar(self, s: Any, plan: list[_Input]) -> None:
         for item in plan:
             if item.reason is not None:
                 s.reject_input(item.source, item.reason)
@@ -305,7 +313,6 @@ class _Run:
                                 functools.partial(read, stream, item.source), item.source)
             except OSError as exc:
                 s.reject_input(item.source, f"cannot read: {exc.strerror or exc}")
-        return s.finish()
 
     def _guard(self, books: Any, feed: Callable[[Iterable[Any], str], None], fmt: InputFormat,
                parse: Callable[[], Iterable[Record]], source: str) -> None:

@@ -143,7 +143,9 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
     from .encoding import Utf8Text, as_utf8
     from .tabular import TableBatch, checked
 
-    first = stream.readline()
+    if not hasattr(stream, "peek"):
+        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+    first = _header_line(stream, source)
     if not first.strip():
         raise InputError("empty file", source)
     header_text = as_utf8(first).lstrip("\ufeff").rstrip("\r\n")
@@ -207,6 +209,21 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
         if text.quotes % 2:
             held = _open_at_end(held)
         yield TableBatch(checked(held), source)
+
+
+def _header_line(stream: IO[bytes], source: str) -> bytes:
+    """The first line, ended by LF, CRLF or a bare CR (old Mac exports)."""
+    head = stream.peek(1 << 16)[: 1 << 16]  # type: ignore[attr-defined]
+    ends = [i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0]
+    if not ends:
+        line = stream.readline(1 << 20)
+        if len(line) >= 1 << 20:
+            raise InputError("the header line is longer than 1 MiB", f"{source}:1")
+        return line
+    end = min(ends) + 1
+    if head[end - 1:end + 1] == b"\r\n":
+        end += 1
+    return stream.read(end)
 
 
 def _frame(batch: Any, wanted: dict[str, str], width: int, delim: str, names: list[str],
