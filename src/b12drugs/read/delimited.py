@@ -162,27 +162,21 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
     width = len(header)
     names = [f"c{i}" for i in range(width)]
     lines = _Lines()
-    text = Utf8Text(stream)
-    body = io.BufferedReader(text, 1 << 20)
-    if not body.peek(1):
+    if not stream.peek(1):  # type: ignore[attr-defined]
         return
+    text = Utf8Text(stream)
 
     def refused(row: Any) -> str:
         if row.text.strip():  # a blank line is no record
             lines.refused.append((row.number + 1, row.actual_columns, row.text))
         return "skip"
 
-    reader = pacsv.open_csv(
-        body,
-        read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES,
-                                       use_threads=False),
-        parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
-                                         ignore_empty_lines=False,
-                                         invalid_row_handler=refused),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True,
-            quoted_strings_can_be_null=True, null_values=[""]),
-    )
+    try:
+        reader = _open(pacsv, pa, text, names, delim, refused)
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV" in str(exc):  # nothing but line breaks after the header
+            return
+        raise InputError(f"unreadable CSV: {exc}", source) from None
     wanted = {canon: names[i] for canon, i in cols.items()}
     said = False
     held: pl.DataFrame | None = None  # the last batch, until the file's end is known
@@ -191,7 +185,8 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
             if text.fell_back and not said:
                 said = True
                 yield _encoding_notice(source)
-            raw = _frame(batch, wanted, width, delim, names, lines)
+            # no quote read yet: no field can hold a line break
+            raw = _frame(batch, wanted, width, delim, names, lines, text.quotes > 0)
             if held is not None and held.height:
                 yield TableBatch(checked(held), source)
             held = raw
@@ -211,6 +206,22 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
         yield TableBatch(checked(held), source)
 
 
+def _open(pacsv: Any, pa: Any, text: Any, names: list[str], delim: str, refused: Any) -> Any:
+    """pyarrow's streaming reader: every cell as text, blank cells null, rows that do not
+    split into the header's width handed to ``refused``."""
+    return pacsv.open_csv(
+        text,
+        read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES,
+                                       use_threads=False),
+        parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
+                                         ignore_empty_lines=False,
+                                         invalid_row_handler=refused),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True,
+            quoted_strings_can_be_null=True, null_values=[""]),
+    )
+
+
 def _header_line(stream: IO[bytes], source: str) -> bytes:
     """The first line, ended by LF, CRLF or a bare CR (old Mac exports)."""
     head = stream.peek(1 << 16)[: 1 << 16]  # type: ignore[attr-defined]
@@ -227,12 +238,13 @@ def _header_line(stream: IO[bytes], source: str) -> bytes:
 
 
 def _frame(batch: Any, wanted: dict[str, str], width: int, delim: str, names: list[str],
-           lines: _Lines) -> pl.DataFrame:
-    """One batch of the reader as raw text columns with each row's line."""
+           lines: _Lines, quoted: bool) -> pl.DataFrame:
+    """One batch of the reader as raw text columns with each row's line (``quoted``:
+    whether the file has held a quote so far, which a line break in a field needs)."""
     import polars as pl
 
     n = batch.num_rows
-    breaks = _row_breaks(batch) if n else None
+    breaks = _row_breaks(batch) if n and quoted else None
     row_lines, before = lines.of(n, breaks)
     raw = pl.DataFrame({**{canon: pl.from_arrow(batch.column(name))
                            for canon, name in wanted.items()}, "_line": row_lines},

@@ -73,57 +73,62 @@ def decoded(stream: io.BufferedReader, source: str, encoding: str | None = None,
     return stream, None
 
 
-class Utf8Text(io.RawIOBase):
-    """``raw`` with every line that is not UTF-8 re-encoded from Windows-1252, so that
-    a reader that needs UTF-8 (pyarrow's CSV reader) loses no row to its encoding.
+class Utf8Text:
+    """A binary reader of ``raw`` in which every byte that is not UTF-8 is re-encoded
+    from Windows-1252, so that a reader that needs UTF-8 (pyarrow's CSV reader) loses no
+    row to its encoding.
 
-    Data is taken in pieces cut after a line break (a line break is never inside a
-    UTF-8 sequence), so checking a piece is one C-level ``decode``; only a piece that
-    fails is redone line by line.  :attr:`fell_back` says whether any line was
-    re-encoded; :attr:`quotes` counts the ``"`` characters read (an odd count at the end
-    means a quoted field was left open).
+    Data is handed on in pieces cut after a line break (a line break is never inside a
+    UTF-8 sequence), so checking a piece is one C-level ``decode`` and the bytes go on
+    as they are; only a piece that fails is re-encoded.  :attr:`fell_back` says whether
+    any byte was; :attr:`quotes` counts the ``"`` characters read (an odd count at the
+    end means a quoted field was left open).
     """
 
-    PIECE = 1 << 20
+    PIECE = 1 << 22
 
     def __init__(self, raw: IO[bytes]):
         self._raw = raw
-        self._pending = b""
         self._carry = b""
         self._eof = False
         self.fell_back = False
         self.quotes = 0
+        self.closed = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending and not self._eof:
-            self._fill()
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def _fill(self) -> None:
-        chunk = self._raw.read(self.PIECE)
-        if not chunk:
-            self._eof = True
-            data, self._carry = self._carry, b""
-        else:
-            data = self._carry + chunk
+    def read(self, size: int = -1) -> bytes:
+        """Up to about ``size`` bytes (a piece ends after a line break, or at the end)."""
+        while not self._eof:
+            chunk = self._raw.read(max(size, self.PIECE))
+            if not chunk:
+                self._eof = True
+                data, self._carry = self._carry, b""
+                return self._checked(data)
+            data = self._carry + chunk if self._carry else chunk
             cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-            if cut == 0:  # no line break yet: wait for more
+            if cut == 0:  # no line break yet: read on
                 self._carry = data
-                return
-            data, self._carry = data[:cut], data[cut:]
+                continue
+            if cut == len(data):
+                self._carry = b""
+                return self._checked(data)
+            self._carry = data[cut:]
+            return self._checked(data[:cut])
+        return b""
+
+    def _checked(self, data: bytes) -> bytes:
         self.quotes += data.count(b'"')
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
-            data = as_utf8(data).encode("utf-8")
             self.fell_back = True
-        self._pending = data
+            return as_utf8(data).encode("utf-8")
+        return data
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def as_utf8(data: bytes) -> str:

@@ -80,12 +80,11 @@ class TableBatch:
     location: str = "line"
 
     def where(self, line: int | None) -> SourceLocation:
-        """The location of the row on ``line`` (built unvalidated: the values are ours)."""
-        if self.location == "row":
-            return SourceLocation.model_construct(
-                file=self.source[:256], line=None,
-                pointer=None if line is None else f"row {line}")
-        return SourceLocation.model_construct(file=self.source[:256], line=line, pointer=None)
+        """The location of the row on ``line``."""
+        where: SourceLocation = _LOCATION({
+            "file": self.source[:256], "line": None if self.location == "row" else line,
+            "pointer": f"row {line}" if self.location == "row" and line is not None else None})
+        return where
 
 
 # -- checks -------------------------------------------------------------------------
@@ -228,6 +227,9 @@ def empty_batch() -> pl.DataFrame:
 # -- rows as models -------------------------------------------------------------------
 
 
+_LOCATION = SourceLocation.__pydantic_validator__.validate_python
+
+
 @functools.lru_cache(maxsize=4096)
 def coding(system: str, code: str) -> Coding:
     """Codings are few and frozen: one object per distinct code."""
@@ -255,17 +257,13 @@ _ORDER_FIELDS = ("id", "patient_id", "text", "rxcui", "ndc", "atc", "codings", "
 
 
 def orders(frame: pl.DataFrame, batch: TableBatch) -> Iterator[Order]:
-    """The rows of ``frame`` (screenable rows of ``batch``) as orders.
-
-    Built without pydantic's validation (``model_construct``): :func:`checked` has
-    already held every value to the model's types and bounds, column-wise, and this is
-    the per-row step of the rows with findings.  ``test_tabular`` checks that the
-    orders equal validated ones.
-    """
-    construct = Order.model_construct
+    """The rows of ``frame`` (screenable rows of ``batch``) as orders (validated by the
+    model's own validator, without ``model_validate``'s Python frame: this is the
+    per-row step of the rows with findings)."""
+    validate = Order.__pydantic_validator__.validate_python
     for (oid, pid, text, rxcui, ndc, atc, cods, status, start, days, dose, route, udose,
          strength, freq, line) in frame.select(_ORDER_FIELDS).iter_rows():
-        yield construct(**{
+        yield validate({
             "id": oid if oid is not None else f"{batch.source[:240]}:{line}",
             "patient_id": pid, "codings": codings_of(rxcui, ndc, atc, cods), "text": text,
             "status": status, "start_date": start, "days_supply": days,
