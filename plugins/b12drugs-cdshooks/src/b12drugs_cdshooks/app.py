@@ -48,7 +48,7 @@ from .jsonbody import parse_json_object, read_body
 from .openapi import openapi_document
 from .outcome import FHIR_JSON, Problem, operation_outcome, problem_response
 from .prefetch import Fetcher, PatientData, gather
-from .responses import JSONResponse
+from .responses import DeliveredJSONResponse, JSONResponse
 from .screening import CallScreener
 from .settings import CDSHooksSettings, settings_from_config
 
@@ -66,10 +66,16 @@ def _safe(value: str | None, limit: int = 64) -> str:
     return _SAFE_TOKEN.sub("", value or "")[:limit] or "-"
 
 
+#: An issued card as the audit log records it: uuid, kind, indicator, suggestion uuids.
+IssuedCard = tuple[str, str, str, list[str]]
+
+
 @dataclass
 class _Result:
     cards: list[dict[str, Any]]
     stats: dict[str, int]
+    #: what the audit log records once the answer is sent (not before: see audit)
+    issued: list[IssuedCard]
 
 
 class CDSHooksService:
@@ -158,6 +164,8 @@ class CDSHooksService:
         ``abandoned`` is set when the request's time limit answered 503 while this ran in
         a worker thread: its cards were never shown, so they must neither enter the
         de-duplication cache (order-sign would then hide them) nor the audit log.
+        Cards are not recorded here: the caller records ``issued`` once the answer has
+        been rendered and sent (see :class:`DeliveredJSONResponse`).
         """
         if data is None:
             data = self.gather(hreq, context)
@@ -172,13 +180,8 @@ class CDSHooksService:
         screening = self.screener.screen(service.hook, context, data)
         built = self.cards.build(screening, data, context.patientId, context.encounterId)
         if abandoned is not None and abandoned.is_set():
-            return _Result([], {})
+            return _Result([], {}, [])
         shown, suppressed = self._dedupe(service, context, built)
-        self.audit.record_cards(
-            service.id,
-            hreq.hookInstance,
-            [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown],
-        )
         stats = {
             "orders": screening.orders_read,
             "in_scope": len(screening.scope),
@@ -190,7 +193,16 @@ class CDSHooksService:
             "missing": len(data.missing),
             "incomplete": len(data.incomplete),
         }
-        return _Result([b.card for b in shown], stats)
+        issued = [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown]
+        return _Result([b.card for b in shown], stats, issued)
+
+    def record_sent(self, service_id: str, hook_instance: str, issued: list[IssuedCard],
+                    delivery: str) -> None:
+        """Record the cards of an answer once it was sent (``delivery`` says how)."""
+        if delivery != "delivered":
+            log.warning("hook answer not sent: service=%s hookInstance=%s cards=%d",
+                        service_id, _safe(hook_instance), len(issued))
+        self.audit.record_cards(service_id, hook_instance, issued, delivery)
 
     def _dedupe(self, service: Service, context: Context, built: list[BuiltCard]
                 ) -> tuple[list[BuiltCard], int]:
@@ -320,7 +332,13 @@ def create_app(
             # GIL.
             result = state.process(service, hreq, context, patient_data)
         request.state.log.update(result.stats)
-        return JSONResponse({"cards": result.cards})
+        if not result.issued:
+            return JSONResponse({"cards": result.cards})
+        return DeliveredJSONResponse(
+            {"cards": result.cards},
+            on_sent=functools.partial(state.record_sent, service.id, hreq.hookInstance,
+                                      result.issued),
+        )
 
     @_guard(state, "feedback")
     async def feedback(request: Request) -> Response:
