@@ -4,7 +4,8 @@
 Starlette app with any ASGI server (``b12drugs serve`` uses uvicorn).
 
 Request handling order, cheapest refusal first: route -> JWT (before the body is
-read) -> body size -> JSON syntax and depth -> request model -> data gathering
+read) -> Content-Type (``application/json``, parameters allowed; else 415) -> body
+size -> JSON syntax and depth -> request model -> data gathering
 (prefetch, fetch-on-demand) -> screening -> cards.  Every refusal is a 4xx
 OperationOutcome; an unexpected error is a 500 OperationOutcome without details, and
 the log line for it names the exception type only (exception messages can contain
@@ -59,6 +60,12 @@ OFFLINE_RESOLVER = "knowledge-base"
 
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9\-]")
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _is_json(content_type: str | None) -> bool:
+    """``application/json``, in any case, with or without parameters (``charset``)."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    return media_type == "application/json"
 
 
 def _safe(value: str | None, limit: int = 64) -> str:
@@ -294,6 +301,8 @@ def create_app(
             raise Problem(404, "no such CDS service", code="not-found")
         request.state.log["service"] = service.id
         caller = await state.authenticate(request)
+        if not _is_json(request.headers.get("content-type")):
+            raise Problem(415, "Content-Type must be application/json", code="not-supported")
         body = await read_body(request, limits.max_body_bytes)
         return service, caller, parse_json_object(body, limits.max_json_depth)
 
