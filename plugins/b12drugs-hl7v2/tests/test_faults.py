@@ -73,7 +73,8 @@ def _closed_by_server(sock: socket.socket, timeout: float = 5.0) -> bool:
 
 def test_start_block_inside_a_frame_answers_ar_for_the_partial_and_reads_the_next(
         tmp_path: Path) -> None:
-    partial = message("PART1").encode()[:60]  # MSH complete, the order cut off
+    text = message("PART1").encode()
+    partial = text[: text.index(b"\r") + 12]  # MSH complete, the message cut off
     good = message("NEXT1").encode()
     with _listener(tmp_path) as bg, MLLPClient(bg.host, bg.port, timeout=10) as client:
         client.send_raw(START + partial + START + good + END)
@@ -309,10 +310,10 @@ def test_sigterm_drains_in_flight_messages_of_the_cli_listener(tmp_path: Path) -
 @pytest.mark.parametrize("control_id", ["C\x1b[2J1", "C\x07\x08X", "C\x7fY\x00Z", "C\u202eZ"])
 def test_control_characters_in_logged_fields_are_escaped(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, control_id: str) -> None:
-    with caplog.at_level(logging.INFO, logger="b12drugs_hl7v2"):
-        with _listener(tmp_path) as bg, MLLPClient(bg.host, bg.port, timeout=10) as client:
-            ack = client.send(message(control_id, msg_type="RDE\x1b^O11\x00^RDE_O11").encode())
-            assert ack.code in ("AA", "AE", "AR")
+    with (caplog.at_level(logging.INFO, logger="b12drugs_hl7v2"), _listener(tmp_path) as bg,
+          MLLPClient(bg.host, bg.port, timeout=10) as client):
+        ack = client.send(message(control_id, msg_type="RDE\x1b^O11\x00^RDE_O11").encode())
+        assert ack.code in ("AA", "AE", "AR")
     lines = [r.getMessage() for r in caplog.records if "control_id=" in r.getMessage()]
     assert lines
     for text in lines:
