@@ -231,6 +231,9 @@ def test_drain_timeout_answers_ae(tmp_path: Path) -> None:
         assert time.monotonic() - started < 2.5
         stopper.join(15)
         client.close()
+        stats = bg.listener.stats  # counted once, as the AE the sender got
+        assert (stats.messages, stats.acks["AE"], stats.acks["AA"]) == (1, 1, 0)
+        assert stats.drain_timeouts == 1
     finally:
         if bg._thread.is_alive():
             bg.__exit__(None, None, None)
