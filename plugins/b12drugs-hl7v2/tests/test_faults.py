@@ -174,9 +174,15 @@ def test_per_peer_cap_from_config_and_cli(tmp_path: Path) -> None:
 # -- 9. graceful shutdown ----------------------------------------------------------------
 
 
-def _slow_screen(bg_holder: list[BackgroundListener], seconds: float) -> Any:
-    """A screening function that takes ``seconds`` (a slow resolver), then screens."""
+def _slow_screen(bg_holder: list[BackgroundListener], seconds: float,
+                 entered: list[int]) -> Any:
+    """A screening function that takes ``seconds`` (a slow resolver), then screens;
+    ``entered[0]`` counts the messages it has begun."""
+    lock = threading.Lock()
+
     def screen(records: list[Record], source: str) -> Report:
+        with lock:
+            entered[0] += 1
         time.sleep(seconds)
         return bg_holder[0].listener._default_screen(records, source)
     return screen
@@ -185,7 +191,8 @@ def _slow_screen(bg_holder: list[BackgroundListener], seconds: float) -> Any:
 def test_stop_lets_in_flight_messages_finish_and_ack(tmp_path: Path,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     holder: list[BackgroundListener] = []
-    bg = _listener(tmp_path, screen=_slow_screen(holder, 0.8))  # default drain timeout
+    entered = [0]
+    bg = _listener(tmp_path, screen=_slow_screen(holder, 0.8, entered))  # default drain
     holder.append(bg)
     acks: list[Any] = []
     errors: list[BaseException] = []
@@ -202,7 +209,7 @@ def test_stop_lets_in_flight_messages_finish_and_ack(tmp_path: Path,
         senders = [threading.Thread(target=send, args=(f"FLY{i}",)) for i in range(3)]
         for t in senders:
             t.start()
-        time.sleep(0.3)  # the three are read and being screened (0.8 s each)
+        assert _wait(lambda: entered[0] == 3, 5)  # all three are being screened
         bg.__exit__(None, None, None)  # stop while the three are being screened
         for t in senders:
             t.join(15)
@@ -215,13 +222,14 @@ def test_stop_lets_in_flight_messages_finish_and_ack(tmp_path: Path,
 
 def test_drain_timeout_answers_ae(tmp_path: Path) -> None:
     holder: list[BackgroundListener] = []
-    bg = _listener(tmp_path, screen=_slow_screen(holder, 3.0), drain_timeout=0.3)
+    entered = [0]
+    bg = _listener(tmp_path, screen=_slow_screen(holder, 3.0, entered), drain_timeout=0.3)
     holder.append(bg)
     bg.__enter__()
     try:
         client = MLLPClient(bg.host, bg.port, timeout=15)
         client.send_raw(frame(message("SLOW1").encode()))
-        time.sleep(0.3)  # read, and being screened (3 s)
+        assert _wait(lambda: entered[0] == 1, 5)  # being screened (3 s)
         stopper = threading.Thread(target=bg.__exit__, args=(None, None, None))
         started = time.monotonic()
         stopper.start()
