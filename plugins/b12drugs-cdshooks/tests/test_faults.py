@@ -324,6 +324,15 @@ def test_content_type_other_than_json_is_415(service: Service, ctype: str | None
     assert resp.json()["resourceType"] == "OperationOutcome"
 
 
+def test_feedback_with_another_content_type_is_415_and_documented(service: Service) -> None:
+    examples = load("spec_feedback.json")
+    resp = service.post(FEEDBACK, examples["accepted"], headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 415
+    doc = requests.get(service.url + "/openapi.json", timeout=5).json()
+    for path in ("/cds-services/{service_id}", "/cds-services/{service_id}/feedback"):
+        assert "415" in doc["paths"][path]["post"]["responses"]
+
+
 @pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8",
                                    "Application/JSON;charset=UTF-8"])
 def test_json_content_type_with_parameters_is_accepted(service: Service, ctype: str) -> None:

@@ -108,6 +108,17 @@ def test_start_blocks_split_across_reads_and_repeated(tmp_path: Path) -> None:
     assert [(a.code, a.control_id) for a in acks] == [("AR", "CUT1"), ("AA", "NEXT4")]
 
 
+def test_oversize_frame_cut_by_a_start_block_is_answered_and_the_next_read(
+        tmp_path: Path) -> None:
+    head = message("BIG1").encode()
+    with (_listener(tmp_path, max_message_bytes=2048) as bg,
+          MLLPClient(bg.host, bg.port, timeout=10) as client):
+        client.send_raw(START + head + b"NTE|1||" + b"x" * 10_000)
+        client.send_raw(START + message("AFTER1").encode() + END)
+        acks = [client.receive(), client.receive()]
+    assert [(a.code, a.control_id) for a in acks] == [("AR", "BIG1"), ("AA", "AFTER1")]
+
+
 # -- 8. idle connections cannot lock senders out ---------------------------------------
 
 
@@ -140,6 +151,30 @@ def test_a_connection_that_never_sent_a_byte_goes_before_one_that_did(tmp_path: 
         finally:
             silent.close()
             worked.close()
+
+
+def test_a_connection_whose_message_is_being_screened_is_never_closed_for_a_newcomer(
+        tmp_path: Path) -> None:
+    holder: list[BackgroundListener] = []
+    entered = [0]
+    bg = _listener(tmp_path, max_connections=2, screen=_slow_screen(holder, 1.5, entered))
+    holder.append(bg)
+    with bg:
+        busy = MLLPClient(bg.host, bg.port, timeout=10)
+        busy.send_raw(frame(message("BUSY1").encode()))
+        assert _wait(lambda: entered[0] == 1, 5)
+        time.sleep(1.1)  # idle past the threshold, but its message is being screened
+        silent = socket.create_connection((bg.host, bg.port), timeout=5)
+        try:
+            assert _wait(lambda: bg.listener._open == 2)
+            newcomer = socket.create_connection((bg.host, bg.port), timeout=5)
+            assert _closed_by_server(silent)  # the silent one went, not the busy one
+            ack = busy.receive()
+            assert (ack.code, ack.control_id) == ("AA", "BUSY1")
+            newcomer.close()
+        finally:
+            silent.close()
+            busy.close()
 
 
 def test_per_peer_cap_limits_one_address(tmp_path: Path) -> None:
