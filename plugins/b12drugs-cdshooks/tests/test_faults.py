@@ -211,18 +211,20 @@ def test_cards_recorded_are_exactly_the_cards_delivered(service: Service) -> Non
     assert all(r["delivery"] == "delivered" for r in rows)
 
 
-def test_cards_of_a_call_whose_client_went_away_are_recorded_as_not_sent(
-        service: Service, fhir: FhirEmulator) -> None:
-    """The client hangs up while its data is fetched (the FHIR server is slow): the
-    cards are built but never reach anyone, and the audit record says so."""
+def _hang_up_during_fetch(service: Service, fhir: FhirEmulator, encounter: str | None = None
+                          ) -> dict[str, Any]:
+    """Send an order-sign call whose data must be fetched from a slow FHIR server, and
+    hang up before the answer: the cards are built but reach nobody."""
     fhir.fault = "slow"
     data = synthea()
     meds = data["medicationRequests"]
     metformin = next(m for m in meds if "Metformin" in m["medicationCodeableConcept"]["text"])
-    body = hook_request("order-sign", {
-        "userId": "Practitioner/dr-1", "patientId": "danae",
-        "draftOrders": bundle([draft(metformin, "rx-metformin")])},
-        fhirServer=fhir.url,
+    context = {"userId": "Practitioner/dr-1", "patientId": "danae",
+               "draftOrders": bundle([draft(metformin, "rx-metformin")])}
+    if encounter:
+        context["encounterId"] = encounter
+    body = hook_request(
+        "order-sign", context, fhirServer=fhir.url,
         fhirAuthorization={"access_token": "t", "token_type": "Bearer", "scope": "x",
                            "subject": "s"})
     payload = json.dumps(body).encode()
@@ -233,9 +235,32 @@ def test_cards_of_a_call_whose_client_went_away_are_recorded_as_not_sent(
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(head.encode() + payload)
         time.sleep(0.3)  # the request is read and its fetch has started
+    return body
+
+
+def test_cards_of_a_call_whose_client_went_away_are_recorded_as_not_sent(
+        service: Service, fhir: FhirEmulator) -> None:
+    """The client hangs up while its data is fetched (the FHIR server is slow): the
+    cards are built but never reach anyone, and the audit record says so."""
+    body = _hang_up_during_fetch(service, fhir)
     rows = _audit_rows(service, body["hookInstance"], expect=1, wait=10)
     assert rows, "the cards of the call were never recorded"
     assert {r["delivery"] for r in rows} == {"send-failed"}
+
+
+def test_cards_nobody_received_are_not_hidden_by_de_duplication(
+        service: Service, fhir: FhirEmulator) -> None:
+    """Same encounter, prescriber and orders: the second call de-duplicates what the
+    first showed.  When the first answer never arrived, the second must show it."""
+    encounter = f"enc-{uuid.uuid4().hex[:12]}"
+    lost = _hang_up_during_fetch(service, fhir, encounter)
+    assert _audit_rows(service, lost["hookInstance"], expect=1, wait=10)
+    again = dict(lost, hookInstance=str(uuid.uuid4()))  # the FHIR server still slow:
+    # the same data, so the same cards and de-duplication keys
+    resp = service.post(SIGN, again)
+    assert resp.status_code == 200
+    topics = [c["source"].get("topic", {}).get("code") for c in resp.json()["cards"]]
+    assert "metformin" in topics, topics
 
 
 def test_old_audit_file_gains_the_delivery_column(tmp_path: Path) -> None:

@@ -83,6 +83,8 @@ class _Result:
     stats: dict[str, int]
     #: what the audit log records once the answer is sent (not before: see audit)
     issued: list[IssuedCard]
+    #: de-duplication keys of the cards shown, forgotten if the answer is not sent
+    dedupe_keys: list[bytes]
 
 
 class CDSHooksService:
@@ -187,8 +189,8 @@ class CDSHooksService:
         screening = self.screener.screen(service.hook, context, data)
         built = self.cards.build(screening, data, context.patientId, context.encounterId)
         if abandoned is not None and abandoned.is_set():
-            return _Result([], {}, [])
-        shown, suppressed = self._dedupe(service, context, built)
+            return _Result([], {}, [], [])
+        shown, suppressed, keys = self._dedupe(service, context, built)
         stats = {
             "orders": screening.orders_read,
             "in_scope": len(screening.scope),
@@ -201,22 +203,30 @@ class CDSHooksService:
             "incomplete": len(data.incomplete),
         }
         issued = [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown]
-        return _Result([b.card for b in shown], stats, issued)
+        return _Result([b.card for b in shown], stats, issued, keys)
 
     def record_sent(self, service_id: str, hook_instance: str, issued: list[IssuedCard],
-                    delivery: str) -> None:
-        """Record the cards of an answer once it was sent (``delivery`` says how)."""
+                    dedupe_keys: list[bytes], delivery: str) -> None:
+        """Record the cards of an answer once it was sent (``delivery`` says how).
+
+        Cards that were not delivered leave the de-duplication cache too: nobody saw
+        them, so the next call of the same ordering session must show them.
+        """
         if delivery != "delivered":
             log.warning("hook answer not sent: service=%s hookInstance=%s cards=%d",
                         service_id, _safe(hook_instance), len(issued))
+            if self.dedupe is not None:
+                self.dedupe.forget(dedupe_keys)
         self.audit.record_cards(service_id, hook_instance, issued, delivery)
 
     def _dedupe(self, service: Service, context: Context, built: list[BuiltCard]
-                ) -> tuple[list[BuiltCard], int]:
+                ) -> tuple[list[BuiltCard], int, list[bytes]]:
+        """The cards to show, how many were suppressed, and the keys of those shown."""
         if (self.dedupe is None or not context.encounterId
                 or service.hook not in ("order-select", "order-sign")):
-            return built, 0
+            return built, 0, []
         shown = []
+        keys = []
         for b in built:
             key = self.dedupe.key(
                 patient=context.patientId,
@@ -227,7 +237,8 @@ class CDSHooksService:
             )
             if not self.dedupe.seen_before(key):
                 shown.append(b)
-        return shown, len(built) - len(shown)
+                keys.append(key)
+        return shown, len(built) - len(shown), keys
 
 
 def _guard(service_state: CDSHooksService, name: str) -> Callable[[Handler], Handler]:
@@ -346,7 +357,7 @@ def create_app(
         return DeliveredJSONResponse(
             {"cards": result.cards},
             on_sent=functools.partial(state.record_sent, service.id, hreq.hookInstance,
-                                      result.issued),
+                                      result.issued, result.dedupe_keys),
         )
 
     @_guard(state, "feedback")
