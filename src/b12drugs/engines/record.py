@@ -41,6 +41,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from ..__about__ import __version__
+from ..assess.monitoring import kept_out
 from ..classify import classify
 from ..config import Config
 from ..errors import ConfigError, InputError, PluginError
@@ -323,6 +324,7 @@ class Screener:
         self._unreported = 0
         self._disabled_classes = frozenset(self.config.policy.disabled_classes)
         self._disabled_seen: dict[str, int] = {}
+        self._not_due = 0  # alerts kept out: normal B12 result within the interval
         self._rule_calls = [(rule, f"rule {rule.name}") for rule in self.rules]
         self._inactive = _InactiveStatus()
         self._by_text: dict[str | None, _Outcome] = {}  # see _block_outcomes
@@ -796,10 +798,12 @@ class Screener:
                                     "checked by it")
             for item in got:
                 if isinstance(item, Alert):
-                    if item.severity in reported:
-                        alerts.append(item)
-                    else:
+                    if item.severity not in reported:
                         self._unreported += 1
+                    elif item.monitoring is not None and kept_out(item, config):
+                        self._not_due += 1
+                    else:
+                        alerts.append(item)
                 elif isinstance(item, Notice):
                     self._rule_notice(item, patient_id)
                 else:
@@ -875,6 +879,11 @@ class Screener:
             out.append(Notice(kind="info", message=(
                 f"{self._unreported} alert(s) under the reporting threshold were not "
                 f"reported ([policy] min_severity = {policy.min_severity!r})")))
+        if self._not_due:
+            out.append(Notice(kind="info", message=(
+                f"{self._not_due} alert(s) for patients with a normal B12 status result "
+                "within the monitoring interval were not reported ([policy.monitoring] "
+                "report_not_due = false)")))
         for class_id, patients in sorted(self._disabled_seen.items()):
             out.append(Notice(kind="info", message=(
                 f"class {class_id!r} is disabled ([policy] disabled_classes): {patients} "
