@@ -154,8 +154,8 @@ def compute_gaps(report: Report, as_of: dt.date) -> GapList:
         else:
             counts[last.interpretation] += 1
     gaps.sort(key=_sort_key)
-    by_class: dict[str, int] = Field(default_factory=dict)
-    by_priority: dict[str, int] = Field(default_factory=dict)
+    by_class: dict[str, int] = {}
+    by_priority: dict[str, int] = {}
     for gap in gaps:
         for c in gap.classes:
             by_class[c] = by_class.get(c, 0) + 1
