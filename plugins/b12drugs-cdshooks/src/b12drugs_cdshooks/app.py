@@ -173,11 +173,14 @@ class CDSHooksService:
         built = self.cards.build(screening, data, context.patientId, context.encounterId)
         if abandoned is not None and abandoned.is_set():
             return _Result([], {})
-        shown, suppressed = self._dedupe(service, context, built)
+        withheld = [b for b in built if b.withheld]  # for the integrator, not the prescriber
+        shown, suppressed = self._dedupe(service, context, [b for b in built if not b.withheld])
         self.audit.record_cards(
             service.id,
             hreq.hookInstance,
-            [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown],
+            [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown]
+            + [(b.uuid, f"withheld:{b.kind}:{','.join(sorted(data.missing))}"[:200],
+                b.card["indicator"], []) for b in withheld],
         )
         stats = {
             "orders": screening.orders_read,
@@ -189,7 +192,11 @@ class CDSHooksService:
             "fetched": len(data.fetched),
             "missing": len(data.missing),
             "incomplete": len(data.incomplete),
+            "withheld": len(withheld),
         }
+        if withheld:
+            log.info("screened without %s; no drug of a B12 class among the orders in scope, "
+                     "so no card", ", ".join(sorted(data.missing) or sorted(data.incomplete)))
         return _Result([b.card for b in shown], stats)
 
     def _dedupe(self, service: Service, context: Context, built: list[BuiltCard]
