@@ -229,3 +229,15 @@ def test_config_file_reads_the_monitoring_section(tmp_path) -> None:  # type: ig
     path.write_text("[policy.monitoring]\nreport_not_dew = false\n")
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+def test_policy_refuses_unknown_classes_and_inverted_grey_zones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from b12drugs.config import load_config
+    from b12drugs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"monitoring\.interval_days"):
+        run(monitoring=MonitoringPolicy(interval_days={"metformine": 90}))
+    path = tmp_path / "b.toml"
+    path.write_text("[policy.monitoring]\nb12_low_pg_ml = 500\nb12_normal_pg_ml = 400\n")
+    with pytest.raises(ConfigError, match="b12_low_pg_ml"):
+        load_config(path)

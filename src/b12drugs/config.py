@@ -39,7 +39,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 from .models import Severity
@@ -72,6 +72,16 @@ class MonitoringPolicy(_Section):
     #: is raised (read as borderline B12 status: due, work-up advised).
     mma_high_nmol_l: float = Field(default=400.0, gt=0)
     homocysteine_high_umol_l: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _grey_zones(self) -> MonitoringPolicy:
+        if self.b12_low_pg_ml > self.b12_normal_pg_ml:
+            raise ValueError("b12_low_pg_ml must not be above b12_normal_pg_ml")
+        if self.holotc_low_pmol_l > self.holotc_normal_pmol_l:
+            raise ValueError("holotc_low_pmol_l must not be above holotc_normal_pmol_l")
+        if any(d <= 0 for d in self.interval_days.values()):
+            raise ValueError("interval_days must be positive")
+        return self
 
 
 class PolicyConfig(_Section):

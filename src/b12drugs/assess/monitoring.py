@@ -154,10 +154,14 @@ def interval_days(cls: ClassDef, config: Config) -> int:
     return cls.monitoring_interval_days or DEFAULT_INTERVAL_DAYS
 
 
+#: The answer for a patient never tested (most alerts): one shared, immutable object.
+NEVER_TESTED = Monitoring(last_result=None, due=True, due_date=None)
+
+
 def monitoring(last: LastResult | None, interval: int, as_of: date) -> Monitoring:
     """Due or not, and when, for one class given the patient's last result."""
     if last is None or last.date is None:
-        return Monitoring(last_result=last, due=True, due_date=None)
+        return NEVER_TESTED if last is None else Monitoring(last_result=last, due=True)
     if last.interpretation != "normal":
         return Monitoring(last_result=last, due=True, due_date=last.date)
     due_date = last.date + timedelta(days=interval)
