@@ -45,6 +45,8 @@ CLASSES_HEADER = [
     "min_daily_dose_mg",
     "references",
     "exclude_routes",
+    "monitoring_interval_days",
+    "monitoring_reference",
 ]
 OTHER_HEADER = ["ingredient", "rxcui", "synonyms", "brands", "category", "rxcui_source", "note"]
 RISK_HEADER = ["risk_factor", "system", "code", "pattern", "source"]

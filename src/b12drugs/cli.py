@@ -472,6 +472,11 @@ def formats(fmt: str) -> None:
         click.echo(f"{r['direction']:<7} {r['name']:<20} {r['provider']:<16} {r['description']}")
 
 
+from .gaps_cli import gaps as _gaps  # noqa: E402 (a command module that imports this one)
+
+cli.add_command(_gaps)
+
+
 def main() -> None:
     """Console-script entry point: click handles usage errors (exit 2)."""
     cli(prog_name="b12drugs")

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: Upper bound for any free-text field coming from outside (drug text, condition text).
 MAX_TEXT = 2000
@@ -175,18 +175,46 @@ class Condition(Model):
     active: bool = True
 
 
-LabKind = Literal["b12", "mma", "homocysteine", "folate", "other"]
+LabKind = Literal["b12", "holotc", "mma", "homocysteine", "folate", "other"]
+#: A lab's own flag (``high`` for MMA/homocysteine; ``borderline`` from a lab or a
+#: b12drugs reading of the grey zone, see :mod:`b12drugs.assess.monitoring`).
+Interpretation = Literal["low", "borderline", "normal", "high"]
 
 
 class LabResult(Model):
-    """A laboratory result relevant to B12 status."""
+    """A laboratory result relevant to B12 status (``holotc``: holotranscobalamin)."""
 
     kind: LabKind
     value: float | None = None
     unit: ShortText | None = None
     code: ShortText | None = None
     date: dt.date | None = None
-    interpretation: Literal["low", "normal", "high"] | None = None
+    interpretation: Interpretation | None = None
+
+
+B12Status = Literal["low", "borderline", "normal"]
+
+
+class LastResult(Model):
+    """The patient's latest B12 status test as monitoring reads it: the value in the
+    kind's normalised unit (B12 pg/mL, holotranscobalamin pmol/L, MMA nmol/L,
+    homocysteine umol/L) and what it says about B12 status."""
+
+    kind: LabKind
+    value: float | None = None
+    unit: ShortText | None = None
+    date: dt.date | None = None
+    interpretation: B12Status
+
+
+class Monitoring(Model):
+    """Whether the patient is due for a B12 status test for this alert's class.
+
+    ``due_date``: when the next test is (or was) due; ``None`` when never tested."""
+
+    last_result: LastResult | None = None
+    due: bool
+    due_date: dt.date | None = None
 
 
 Diet = Literal["omnivore", "vegetarian", "vegan"]
@@ -377,6 +405,8 @@ class Alert(Model):
     references: tuple[Text, ...] = ()
     rule: ShortText
     sources: tuple[ShortText, ...] = ()
+    #: B12 monitoring status (lab history), for the classes that lower B12.
+    monitoring: Monitoring | None = None
 
 
 class Counts(Model):

@@ -20,6 +20,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from ..errors import PluginError
+from .monitoring import kept_out
 from ..models import SEVERITIES, Alert, Notice, PatientContext
 from ..records import OrderFindings, PatientCase
 
@@ -38,6 +39,8 @@ class CaseResult:
     alerts: list[Alert] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     unreported: int = 0
+    #: alerts kept out for a normal B12 result within the monitoring interval
+    not_due: int = 0
     disabled_classes: tuple[str, ...] = ()
 
 
@@ -85,10 +88,12 @@ class Assessor:
                                     f"{where}: this patient was not checked by it")
             for item in got:
                 if isinstance(item, Alert):
-                    if item.severity in reported:
-                        result.alerts.append(item)
-                    else:
+                    if item.severity not in reported:
                         result.unreported += 1
+                    elif item.monitoring is not None and kept_out(item, config):
+                        result.not_due += 1
+                    else:
+                        result.alerts.append(item)
                 elif isinstance(item, Notice):
                     if item.patient_id is None and patient_id is not None:
                         item = item.model_copy(update={"patient_id": patient_id})

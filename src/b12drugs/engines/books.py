@@ -34,6 +34,8 @@ class Books:
         self.notice_counts: dict[str, int] = {}
         #: alerts the policy kept out (under ``min_severity``)
         self.unreported = 0
+        #: alerts kept out for a normal B12 result within the interval
+        self.not_due = 0
         #: class id -> patients with orders in that disabled class
         self.disabled_seen: dict[str, int] = {}
 
@@ -84,6 +86,7 @@ class Books:
         for n in result.notices:
             self.notice(n)
         self.unreported += result.unreported
+        self.not_due += result.not_due
         for class_id in result.disabled_classes:
             self.disabled_seen[class_id] = self.disabled_seen.get(class_id, 0) + 1
 
@@ -131,6 +134,11 @@ def policy_notices(books: Books, config: Config, disabled_rules: tuple[str, ...]
         out.append(Notice(kind="info", message=(
             f"{books.unreported} alert(s) under the reporting threshold were not "
             f"reported ([policy] min_severity = {policy.min_severity!r})")))
+    if books.not_due:
+        out.append(Notice(kind="info", message=(
+            f"{books.not_due} alert(s) for patients with a normal B12 status result "
+            "within the monitoring interval were not reported ([policy.monitoring] "
+            "report_not_due = false)")))
     for class_id, patients in sorted(books.disabled_seen.items()):
         out.append(Notice(kind="info", message=(
             f"class {class_id!r} is disabled ([policy] disabled_classes): {patients} "

@@ -362,6 +362,7 @@ class ColumnarScreener:
                     dropped[notice.kind] = dropped.get(notice.kind, 0) + 1
                 n += 1
             self.books.unreported += result.unreported
+            self.books.not_due += result.not_due
             for class_id in result.disabled_classes:
                 self.books.disabled_seen[class_id] = self.books.disabled_seen.get(class_id, 0) + 1
 

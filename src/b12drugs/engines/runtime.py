@@ -131,6 +131,7 @@ def check_policy(config: Config, kb: KnowledgeBase, rules: Sequence[Rule]) -> No
     for section, keys, known in (
         ("disabled_classes", policy.disabled_classes, classes),
         ("long_term_days", list(policy.long_term_days), sorted(kb.classes)),
+        ("monitoring.interval_days", list(policy.monitoring.interval_days), sorted(kb.classes)),
         ("disabled_rules", policy.disabled_rules, sorted(r.name for r in rules)),
     ):
         unknown = [k for k in keys if k not in known]
