@@ -98,6 +98,11 @@ class Screener:
     def notices(self) -> list[Notice]:
         return self.books.notices
 
+    def outcome_of(self, codings: tuple[Coding, ...], text: str | None) -> Outcome | None:
+        """What this run resolved an active order's drug to (None if it saw no such
+        order): lets a caller tell which orders were of a B12 class."""
+        return self._outcomes.get((codings, text))
+
     # -- feeding -----------------------------------------------------------------
     def feed(self, records: Iterable[Record], source: str = "") -> None:
         """Screen a stream of records from one source (a file name, a message id)."""

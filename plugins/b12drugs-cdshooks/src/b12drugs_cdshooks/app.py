@@ -189,21 +189,10 @@ class CDSHooksService:
         screening = self.screener.screen(service.hook, context, data)
         built = self.cards.build(screening, data, context.patientId, context.encounterId)
         if abandoned is not None and abandoned.is_set():
-<<<<<<< HEAD
             return _Result([], {}, [], [])
-        shown, suppressed, keys = self._dedupe(service, context, built)
-=======
-            return _Result([], {})
         withheld = [b for b in built if b.withheld]  # for the integrator, not the prescriber
-        shown, suppressed = self._dedupe(service, context, [b for b in built if not b.withheld])
-        self.audit.record_cards(
-            service.id,
-            hreq.hookInstance,
-            [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown]
-            + [(b.uuid, f"withheld:{b.kind}:{','.join(sorted(data.missing))}"[:200],
-                b.card["indicator"], []) for b in withheld],
-        )
->>>>>>> monitoring
+        shown, suppressed, keys = self._dedupe(service, context,
+                                               [b for b in built if not b.withheld])
         stats = {
             "orders": screening.orders_read,
             "in_scope": len(screening.scope),
@@ -216,8 +205,12 @@ class CDSHooksService:
             "incomplete": len(data.incomplete),
             "withheld": len(withheld),
         }
-<<<<<<< HEAD
         issued = [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown]
+        issued += [(b.uuid, f"withheld:{b.kind}:{','.join(sorted(data.missing))}"[:200],
+                    b.card["indicator"], []) for b in withheld]
+        if withheld:
+            log.info("screened without %s; no drug of a B12 class among the orders in scope, "
+                     "so no card", ", ".join(sorted(data.missing) or sorted(data.incomplete)))
         return _Result([b.card for b in shown], stats, issued, keys)
 
     def record_sent(self, service_id: str, hook_instance: str, issued: list[IssuedCard],
@@ -233,12 +226,6 @@ class CDSHooksService:
             if self.dedupe is not None:
                 self.dedupe.forget(dedupe_keys)
         self.audit.record_cards(service_id, hook_instance, issued, delivery)
-=======
-        if withheld:
-            log.info("screened without %s; no drug of a B12 class among the orders in scope, "
-                     "so no card", ", ".join(sorted(data.missing) or sorted(data.incomplete)))
-        return _Result([b.card for b in shown], stats)
->>>>>>> monitoring
 
     def _dedupe(self, service: Service, context: Context, built: list[BuiltCard]
                 ) -> tuple[list[BuiltCard], int, list[bytes]]:

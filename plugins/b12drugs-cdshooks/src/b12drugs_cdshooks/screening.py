@@ -68,17 +68,16 @@ class Screening:
 def _b12_orders(run: Screener, scope: frozenset[str],
                 drugs: dict[str, tuple[Any, str | None]]) -> frozenset[str]:
     """The in-scope orders whose drug has a class hit (alert class or context role),
-    from the run's resolution cache.  A drug whose outcome cannot be found there (an
-    engine without that cache, an outcome dropped because a source was unavailable)
-    counts as one: the safe direction, it keeps the "screened without" card."""
-    outcomes = getattr(getattr(run, "runtime", None), "outcomes", None)
+    from what the run resolved them to.  A drug whose outcome is not known there (an
+    inactive order) counts as one: the safe direction, it keeps the "screened without"
+    card."""
     found = set()
     for ref in scope:
         key = drugs.get(ref)
         if key is None:
             continue  # not read as an order: the "could not be checked" card covers it
-        outcome = outcomes.get(key) if isinstance(outcomes, dict) else None
-        if outcome is None or getattr(outcome, "hits", True):
+        outcome = run.outcome_of(*key)
+        if outcome is None or outcome.hits:
             found.add(ref)
     return frozenset(found)
 
