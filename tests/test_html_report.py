@@ -348,10 +348,8 @@ def test_csp_forbids_remote_loads_and_allows_only_the_pages_script_and_style() -
 
 
 def test_monitoring_is_shown_when_alerts_carry_it() -> None:
-    class MonitoredAlert(Alert):  # what a later schema version adds; read by getattr
-        monitoring: dict[str, object] | None = None
-
-    base = _alert("P1", "metformin", "info").model_dump()
+    MonitoredAlert = Alert  # the report contract's monitoring object (schema 1.1)
+    base = _alert("P1", "metformin", "info").model_dump(exclude={"monitoring"})
     due = MonitoredAlert(**base, monitoring={
         "last_result": {"kind": "b12", "value": 180, "unit": "pg/mL", "date": "2024-03-01",
                         "interpretation": "low"},

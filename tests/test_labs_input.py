@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from b12drugs.cli import cli
-from b12drugs.engines.record import detect_format
+from b12drugs.engines import detect_format
 from b12drugs.models import Notice, PatientContext, Rejection
 from b12drugs.plugins import get_plugin_manager
 from b12drugs.read import delimited, labs

@@ -791,6 +791,8 @@ def _result_cell(result: object, *, empty: str = "none on record") -> Cell:
         return Cell(result)
     kind = _get(result, "kind")
     value = _get(result, "value")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 180, not 180.0
     unit = _get(result, "unit")
     date = _iso(_get(result, "date"))
     interp = _get(result, "interpretation")
