@@ -20,9 +20,9 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from ..errors import PluginError
-from .monitoring import kept_out
 from ..models import SEVERITIES, Alert, Notice, PatientContext
 from ..records import OrderFindings, PatientCase
+from .monitoring import kept_out
 
 if TYPE_CHECKING:
     from ..config import Config

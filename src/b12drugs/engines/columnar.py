@@ -48,7 +48,15 @@ from ..models import (
     Rejection,
     Skip,
 )
-from ..read.tabular import DRUG_KEY, ORDER_SCHEMA, TableBatch, codings_of, orders, row_context
+from ..read.tabular import (
+    DRUG_KEY,
+    ORDER_SCHEMA,
+    TableBatch,
+    codings_of,
+    location,
+    orders,
+    row_context,
+)
 from ..records import OrderFindings
 from ..resolve.chain import Outcome
 from .books import DEFAULT_NOTICE_LIMIT, Books, rejected_notice
@@ -64,6 +72,8 @@ _ALERT = TypeAdapter(Alert)
 #: Patients assessed at a time in the final step.
 CASES_PER_CHUNK = 20_000
 _INACTIVE = sorted(INACTIVE_STATUSES)
+#: The run's distinct drugs: key, index of the outcome, class hits, nothing to say.
+_KEYS = {"_key": pl.String, "_oid": pl.Int64, "_hits": pl.Boolean, "_quiet": pl.Boolean}
 #: Key of a row without a patient id: a patient of its own (as in the record engine).
 _LONE = "\x00order\x1f"
 
@@ -101,12 +111,11 @@ class ColumnarScreener:
         self.store = PartitionStore(self.temp, budget, partitions)
         self.on_rows = on_rows
         self._seq = 0
-        # the run's distinct drugs: key -> index in _outcomes, and a table of the same
-        self._oids: dict[str, int] = {}
+        # the run's distinct drugs, by index (_oid)
         self._outcomes: list[Outcome] = []
-        self._keys = pl.DataFrame(schema={"_key": pl.String, "_oid": pl.Int64})
-        self._flags = pl.DataFrame(schema={"_oid": pl.Int64, "_hits": pl.Boolean,
-                                           "_quiet": pl.Boolean})
+        # drug key -> outcome, one table per way of keying (the text alone, or every
+        # drug column joined), so that keys of the two never meet
+        self._keys: dict[str, pl.DataFrame] = {}
         # patient contexts given as records (JSON Lines patients): (seq, context)
         self._contexts: dict[str, list[tuple[int, PatientContext]]] = {}
 
@@ -191,17 +200,22 @@ class ColumnarScreener:
         """The active rows with their drug's outcome (``_oid``) and its flags: class hits
         (``_hits``) and nothing to say (``_quiet``); new drugs resolved first."""
         c = pl.col
-        keyed = active.with_columns(pl.concat_str(
-            [c(k).fill_null("\x00") for k in DRUG_KEY], separator="\x1f").alias("_key"))
+        used = [k for k in DRUG_KEY if active[k].null_count() < active.height]
+        if used == ["text"]:  # a drug text alone (most exports): the text is the key
+            scheme, key = "text", c("text")
+        else:
+            scheme = "all"
+            key = pl.concat_str([c(k).fill_null("\x00") for k in DRUG_KEY], separator="\x1f")
+        keyed = active.with_columns(key.alias("_key"))
+        known = self._keys.setdefault(scheme, pl.DataFrame(schema=_KEYS))
         new = keyed.select("_key", *DRUG_KEY).unique("_key", maintain_order=True).join(
-            self._keys, on="_key", how="anti")
+            known, on="_key", how="anti")
         if new.height:
-            self._resolve(new)
-        return keyed.join(self._keys, on="_key", how="left").join(
-            self._flags, on="_oid", how="left")
+            known = self._keys[scheme] = pl.concat([known, self._resolve(new)])
+        return keyed.join(known, on="_key", how="left")
 
-    def _resolve(self, new: pl.DataFrame) -> None:
-        """Resolve the batch's new distinct drugs together."""
+    def _resolve(self, new: pl.DataFrame) -> pl.DataFrame:
+        """Resolve the batch's new distinct drugs together; their rows of the key table."""
         queries = [DrugQuery.from_parts(codings_of(rxcui, ndc, atc, cods), text)
                    for _, rxcui, ndc, atc, cods, text in new.iter_rows()]
         got = self.runtime.resolve(queries)
@@ -209,15 +223,11 @@ class ColumnarScreener:
         for q in queries:
             self._outcomes.append(got[q])
         oids = list(range(first, len(self._outcomes)))
-        added = pl.DataFrame({"_key": new["_key"], "_oid": oids},
-                             schema={"_key": pl.String, "_oid": pl.Int64})
         outcomes = self._outcomes[first:]
-        flags = pl.DataFrame({"_oid": oids, "_hits": [bool(o.hits) for o in outcomes],
-                              "_quiet": [o.resolved and not o.notices for o in outcomes]},
-                             schema={"_oid": pl.Int64, "_hits": pl.Boolean,
-                                     "_quiet": pl.Boolean})
-        self._keys = pl.concat([self._keys, added])
-        self._flags = pl.concat([self._flags, flags])
+        return pl.DataFrame({"_key": new["_key"], "_oid": oids,
+                             "_hits": [bool(o.hits) for o in outcomes],
+                             "_quiet": [o.resolved and not o.notices for o in outcomes]},
+                            schema=_KEYS)
 
     def _notices(self, batch: TableBatch, frame: pl.DataFrame, active: pl.DataFrame,
                  n_rejected: int, n_inactive: int) -> None:
@@ -387,8 +397,7 @@ class ColumnarScreener:
         rows = patients.filter(pl.col("patient_id").is_in(wanted.implode())).sort("_seq")
         parts: dict[str, list[tuple[int, PatientContext]]] = {}
         for pid, birth, sex, diet, conds, seq, line, source, rowloc in rows.iter_rows():
-            where = TableBatch(_EMPTY, source, rowloc).where(line)
-            context = row_context(pid, birth, sex, diet, conds, where)
+            context = row_context(pid, birth, sex, diet, conds, location(source, rowloc, line))
             if context is not None:
                 parts.setdefault(pid, []).append((seq, context))
         if self._contexts:
@@ -405,8 +414,6 @@ class ColumnarScreener:
             out[pid] = merged
         return out
 
-
-_EMPTY = pl.DataFrame()
 
 
 def _orders(frame: pl.DataFrame) -> Iterator[Order]:

@@ -81,10 +81,17 @@ class TableBatch:
 
     def where(self, line: int | None) -> SourceLocation:
         """The location of the row on ``line``."""
-        where: SourceLocation = _LOCATION({
-            "file": self.source[:256], "line": None if self.location == "row" else line,
-            "pointer": f"row {line}" if self.location == "row" and line is not None else None})
+        where: SourceLocation = _LOCATION(location(self.source, self.location, line))
         return where
+
+
+def location(source: str, kind: str, line: int | None) -> dict[str, Any]:
+    """A row's :class:`~b12drugs.models.SourceLocation` as the dict the models validate
+    (nested in an order's or context's own validation: one call per row)."""
+    if kind == "row":
+        return {"file": source[:256], "line": None,
+                "pointer": None if line is None else f"row {line}"}
+    return {"file": source[:256], "line": line, "pointer": None}
 
 
 # -- checks -------------------------------------------------------------------------
@@ -268,7 +275,7 @@ def orders(frame: pl.DataFrame, batch: TableBatch) -> Iterator[Order]:
             "patient_id": pid, "codings": codings_of(rxcui, ndc, atc, cods), "text": text,
             "status": status, "start_date": start, "days_supply": days,
             "daily_dose_mg": dose, "route": route, "dose": udose, "strength": strength,
-            "frequency": freq, "source": batch.where(line),
+            "frequency": freq, "source": location(batch.source, batch.location, line),
         })
 
 
@@ -290,7 +297,8 @@ def conditions(value: str) -> tuple[Condition, ...]:
 
 
 def row_context(patient_id: str, birth: date | None, sex: str | None, diet: str | None,
-                conds: str | None, where: SourceLocation) -> PatientContext | None:
+                conds: str | None, where: SourceLocation | dict[str, Any],
+                ) -> PatientContext | None:
     """The patient context a row's patient columns describe (None when all are blank)."""
     if birth is None and sex is None and diet is None and conds is None:
         return None
