@@ -46,7 +46,10 @@ CLASSES_HEADER = [
     "references",
     "exclude_routes",
 ]
-OTHER_HEADER = ["ingredient", "rxcui", "synonyms", "brands", "category", "rxcui_source", "note"]
+OTHER_HEADER = [
+    "ingredient", "rxcui", "atc", "synonyms", "brands", "category", "rxcui_source", "atc_source",
+    "note",
+]
 RISK_HEADER = ["risk_factor", "system", "code", "pattern", "source"]
 
 ALERT_CLASSES = {
