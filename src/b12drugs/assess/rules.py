@@ -29,11 +29,13 @@ Local products do not raise systemic alerts: a class may list ``exclude_routes``
 (``data/drug_classes.csv``; aminoglycosides and cytostatics: ``topical;ophthalmic;otic``)
 because its mechanism is gut malabsorption (clinical.md: "mainly oral neomycin") or
 mucosal damage from systemic exposure, which a cream, eye drop or ear drop does not
-give.  The route is read from ``Order.route`` and from route words in the order text
-(cream, ointment, gel, lotion, eye/ear drops, ophthalmic, otic, topical, cutaneous ...)
-and a short list of brands sold only for local use (:data:`LOCAL_BRANDS`: Efudex, Carac,
-Tolak, Mitosol, Neosporin, Tobradex, Maxitrol).  A brand-only order of another local
-product without a route word still alerts (the safe direction).
+give.  The route is read from ``Order.route``, from route words in the order text
+(cream, ointment, gel, lotion, eye/ear drops, ophthalmic, otic, topical, cutaneous ...),
+from WHO ATC codes of local products (D dermatologicals, S01 eye, S02 ear, S03 eye and
+ear: gentamicin S01AA11 eye drops, neomycin D06AX04) and from a short list of brands sold
+only for local use (:data:`LOCAL_BRANDS`: Efudex, Carac, Tolak, Mitosol, Neosporin,
+Tobradex, Maxitrol).  A brand-only order of another local product without a route word
+still alerts (the safe direction).
 
 No silent negatives: an order of a B12-lowering class left out by route, or by dose
 (ascorbic acid below 1000 mg/day, or with no known dose), gets an ``info`` notice that
@@ -53,6 +55,7 @@ from ..config import Config
 from ..knowledge import ClassDef, KnowledgeBase
 from ..models import MAX_TEXT, SEVERITIES, Alert, Notice, Order, Severity
 from ..records import OrderFindings, PatientCase
+from ..resolve.atc import atc_codes, local_route
 from .risk import KNOWN_DEFICIENCY, label, ordered, short_label
 
 FOLATE_MASKING = "folate_masking"
@@ -90,7 +93,12 @@ _SYSTEMIC = re.compile(r"\btransdermal|\b(?:oral|tablets?|capsules?|inject|intra
 def local_routes(order: Order) -> frozenset[str]:
     """The local routes (topical, ophthalmic, otic) an order's route or text names."""
     displays = tuple(c.display or "" for c in order.codings) if order.codings else ()
-    return _local_routes(order.route or "", order.text or "", displays)
+    found = _local_routes(order.route or "", order.text or "", displays)
+    if order.codings and not _SYSTEMIC.search(order.route or ""):
+        # WHO ATC codes of local products: D (skin), S01 (eye), S02 (ear), S03 (eye and ear)
+        for code in atc_codes(order.codings):
+            found |= local_route(code)
+    return found
 
 
 @lru_cache(maxsize=16384)

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..knowledge import KnowledgeBase
 from ..models import DrugQuery, IngredientMatch, MatchMethod, Notice, Resolution
+from .atc import AtcIndex, atc_codes
 from .text import ParsedText, Piece, fold, name_key, parse
 
 SOURCE = "knowledge-base"
@@ -328,6 +329,7 @@ class OfflineResolver:
         self.vocab = Vocabulary(kb)
         classified = frozenset(e.ingredient for e in kb.entries if e.class_id is not None)
         self.fuzzy = FuzzyMatcher(self.vocab, classified)
+        self.atc = AtcIndex(kb)
         self._text = lru_cache(maxsize=cache_size)(self._resolve_folded)
 
     # -- public --------------------------------------------------------------------
@@ -353,6 +355,18 @@ class OfflineResolver:
         if trace is not None:
             for ndc in query.ndcs:
                 _step(trace, "ndc", ndc, "the knowledge base has no NDCs (later resolvers)")
+        codes = atc_codes(query.other_codings)
+        if codes:
+            return self._by_atc(query, codes, trace)
+        chosen = self._by_texts(query, trace)
+        if chosen is None:
+            if trace is not None:
+                _step(trace, "result", query.describe(), "not resolved here: passed on")
+            return None
+        return self._resolution(chosen.matches, chosen.notices)
+
+    def _by_texts(self, query: DrugQuery, trace: Trace | None) -> TextOutcome | None:
+        """The best text outcome: the first fully recognised text, else the first partial."""
         chosen: TextOutcome | None = None
         for text in query.texts:
             outcome = (
@@ -361,23 +375,46 @@ class OfflineResolver:
                 else self._text(fold(text))
             )
             if outcome.matches and not outcome.unknown:
-                chosen = outcome
-                break
+                return outcome
             if outcome.matches and chosen is None:
                 chosen = outcome
-        if chosen is None:
+        return chosen
+
+    def _by_atc(self, query: DrugQuery, codes: Sequence[str], trace: Trace | None) -> Resolution:
+        """ATC codes first (see :mod:`.atc`); the texts when the codes name no ingredient
+        of interest, so that a text naming a B12-lowering drug is never hidden by a code."""
+        outcomes = self.atc.resolve_all(codes, SOURCE)
+        matches: dict[str, IngredientMatch] = {}
+        for o in outcomes:
             if trace is not None:
-                _step(trace, "result", query.describe(), "not resolved here: passed on")
-            return None
-        return self._resolution(chosen.matches, chosen.notices)
+                _step(trace, "atc", o.code, o.message)
+            for m in o.matches:
+                matches.setdefault(m.name, m)
+        notices = [
+            Notice(kind="unresolved", message=o.message[:2000], source=SOURCE)
+            for o in outcomes
+            if not o.resolved
+        ]
+        found = tuple(matches.values())
+        if any(self._classes(m.name) or self._atc_classes(m) for m in found):
+            return self._resolution(found, notices)
+        text = self._by_texts(query, trace)
+        if text is not None:
+            return self._resolution(text.matches, (*text.notices, *notices))
+        if found:
+            return self._resolution(found, notices)
+        if trace is not None:
+            _step(trace, "result", query.describe(), "not resolved here: passed on")
+        return Resolution(resolved=False, resolver=SOURCE, notices=tuple(notices),
+                          data_version=self.kb.version[:256])
 
     def explain(self, query: DrugQuery) -> Trace:
         """The steps tried for ``query`` and what each found (for ``b12drugs lookup``)."""
         trace: Trace = []
         res = self.resolve_one(query, trace)
-        if res is not None:
+        if res is not None and res.resolved:
             names = ", ".join(
-                f"{m.name} ({', '.join(self._classes(m.name)) or 'no B12 class'})"
+                f"{m.name} ({', '.join(self._classes(m.name) or self._atc_classes(m)) or 'none'})"
                 for m in res.ingredients
             )
             _step(trace, "result", query.describe(), f"resolved: {names}")
@@ -387,6 +424,11 @@ class OfflineResolver:
         return self._text.cache_info()
 
     # -- steps ---------------------------------------------------------------------
+    def _atc_classes(self, match: IngredientMatch) -> list[str]:
+        if self.kb.is_known(match.name):
+            return []
+        return [c.class_id for c in self.kb.classes_for_atc(match.atc)]
+
     def _classes(self, name: str) -> list[str]:
         return [e.class_id for e in self.kb.by_ingredient.get(name, []) if e.class_id]
 
@@ -624,8 +666,11 @@ def _step(trace: Trace, method: str, value: str, result: str) -> None:
 
 
 def query_for(text_or_code: str) -> DrugQuery:
-    """A query from what a user typed (see :meth:`DrugQuery.from_user_input`)."""
-    return DrugQuery.from_user_input(text_or_code)
+    """A query from what a user typed: a WHO ATC code, else see
+    :meth:`DrugQuery.from_user_input`."""
+    from ..lookup import query_for as typed
+
+    return typed(text_or_code)
 
 
 def lookup_steps(kb: KnowledgeBase, text_or_code: str) -> list[dict[str, Any]]:
