@@ -37,6 +37,11 @@ only for local use (:data:`LOCAL_BRANDS`: Efudex, Carac, Tolak, Mitosol, Neospor
 Tobradex, Maxitrol).  A brand-only order of another local product without a route word
 still alerts (the safe direction).
 
+Dose: a class with ``min_daily_dose_mg`` (ascorbic acid, 1000 mg/day) counts an order
+whose daily dose reaches it; an order without a daily dose and without a frequency
+counts when one unit's strength reaches it, since one unit a day already does
+("ascorbic acid 1000 mg tablet" is an alert; "500 mg tablet" is not).
+
 No silent negatives: an order of a B12-lowering class left out by route, or by dose
 (ascorbic acid below 1000 mg/day, or with no known dose), gets an ``info`` notice that
 names the drug and the reason, so a reader of the report sees it was checked.
@@ -133,7 +138,10 @@ def _not_alerted(case: PatientCase, cls: ClassDef, f: OrderFindings) -> Notice:
                "systemic exposure)")
     else:
         dose = f.order.daily_dose_mg
+        unit = unit_strength_mg(f.order) if dose is None else None
         shown = "unknown" if dose is None else f"{dose:g} mg"
+        if unit is not None:
+            shown += f" (unit strength {unit:g} mg)"
         why = (f"daily dose {shown}, no alert ({label} counts from "
                f"{cls.min_daily_dose_mg:g} mg/day)")
     return Notice(kind="info", order_id=f.order.id[:256], patient_id=case.patient_id,
@@ -221,12 +229,53 @@ def _known_phrase(known: Sequence[str], config: Config) -> str:
     return " and ".join(names[:2]) + (" ..." if len(names) > 2 else "")
 
 
+_MASS = re.compile(
+    r"(?<![\w.,])(\d+(?:[.,]\d{3})*(?:[.,]\d+)?)\s*(mg|milligrams?|g|gm|grams?|mcg|µg|μg|ug)"
+    r"(?![\w/])(?!\s*/)", re.IGNORECASE)
+_TO_MG = {"mg": 1.0, "milligram": 1.0, "milligrams": 1.0, "g": 1000.0, "gm": 1000.0,
+          "gram": 1000.0, "grams": 1000.0, "mcg": 0.001, "µg": 0.001, "μg": 0.001, "ug": 0.001}
+
+
+def unit_strength_mg(order: Order) -> float | None:
+    """The strength of one unit in mg, read from ``Order.strength``, else the order text
+    ("ascorbic acid 1000 mg tablet", "Vitamin C 1 g"); ``None`` when no single mass
+    strength is stated (none, several, or per volume such as "500 mg/5 mL")."""
+    for text in (order.strength, order.text):
+        if not text:
+            continue
+        values = set()
+        for number, unit in _MASS.findall(text[:MAX_TEXT]):
+            raw = number.replace(",", "") if re.fullmatch(r"\d{1,3}(?:,\d{3})+", number) \
+                else number.replace(",", ".")
+            try:
+                values.add(round(float(raw) * _TO_MG[unit.lower()], 6))
+            except ValueError:
+                continue
+        if len(values) == 1:
+            return values.pop()
+        if values:
+            return None  # several strengths: which one is the drug's is not known
+    return None
+
+
+def meets_min_dose(order: Order, limit: float) -> bool:
+    """At or above ``limit`` mg/day: the known daily dose; without one and without a
+    frequency, a unit strength at or above the limit (one unit a day already reaches
+    it: "ascorbic acid 1000 mg tablet")."""
+    if order.daily_dose_mg is not None:
+        return order.daily_dose_mg >= limit
+    if order.frequency:
+        return False  # a frequency without a daily dose: the dose is not known
+    unit = unit_strength_mg(order)
+    return unit is not None and unit >= limit
+
+
 def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
     """For dose-dependent classes (ascorbic acid) keep orders at or above the dose."""
     if cls.min_daily_dose_mg is None:
         return findings
     limit = cls.min_daily_dose_mg
-    return [f for f in findings if (f.order.daily_dose_mg or 0) >= limit]
+    return [f for f in findings if meets_min_dose(f.order, limit)]
 
 
 def default_policy(case: PatientCase, kb: KnowledgeBase,
