@@ -77,13 +77,20 @@ RESCUE_PARTNERS = frozenset(
 _ROUTE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ophthalmic", re.compile(
         r"\bophthalmic|\bophth?\b|\beye[\s-]?(?:drops?|ointment|gel|solution|suspension)"
-        r"|\bsolution for (?:the )?eye|\bconjunctival|\bocular\b|\bintraocular",
+        r"|\bsolution for (?:the )?eye|\bconjunctival|\bocular\b|\bintraocular"
+        # es/pt/it/fr/de: colirio, colírio, collirio, collyre, oftálmico, ophtalmique,
+        # Augentropfen, Augensalbe
+        r"|\bcol[ií]rio|\bcollirio|\bcollyre|\boft[aá]lmic|\bophtalmique|\baugen",
         re.IGNORECASE)),
     ("otic", re.compile(
-        r"\botic\b|\bauricular|\bear[\s-]?(?:drops?|solution|suspension)", re.IGNORECASE)),
+        r"\botic\b|\bauricular|\bear[\s-]?(?:drops?|solution|suspension)"
+        r"|\b[oó]tic[oa]s?\b|\bauriculaire|\bohren", re.IGNORECASE)),
     ("topical", re.compile(
         r"\btopical|\bcutaneous|\bdermal\b|\bcream\b|\bointment|\bgel\b|\blotion"
-        r"|\bexternal use|\bapply to (?:the )?(?:skin|affected)", re.IGNORECASE)),
+        r"|\bexternal use|\bapply to (?:the )?(?:skin|affected)"
+        # crema, pomada, pommade, crème, Salbe, Creme, ungüento, tópico, cutáneo, cutanée
+        r"|\bcrema\b|\bpomada|\bpommade|\bcr[eè]me\b|\bsalbe\b|\bung[uü]ento"
+        r"|\bt[oó]pic[oa]|\bcut[aá]ne[oa]|\bcutan[ée]e", re.IGNORECASE)),
 )
 #: Brands sold only as local (skin, eye, surgical-site) products.
 LOCAL_BRANDS: dict[str, str] = {

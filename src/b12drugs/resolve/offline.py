@@ -34,6 +34,7 @@ from typing import Any
 from ..knowledge import KnowledgeBase
 from ..models import DrugQuery, IngredientMatch, MatchMethod, Notice, Resolution
 from .atc import AtcIndex, atc_codes
+from .inn import InnIndex
 from .text import ParsedText, Piece, fold, name_key, parse
 
 SOURCE = "knowledge-base"
@@ -45,6 +46,8 @@ CONFIDENCE: dict[str, float] = {
     "synonym": 0.98,
     "brand": 0.97,
 }
+#: An international spelling of a name or synonym ("ciclofosfamida", "doxorubicinum").
+CONFIDENCE_INN = 0.96
 _RANK = {"exact_name": 0, "synonym": 1, "brand": 2}
 _METHODS: dict[int, MatchMethod] = {0: "exact_name", 1: "synonym", 2: "brand"}
 
@@ -330,6 +333,15 @@ class OfflineResolver:
         classified = frozenset(e.ingredient for e in kb.entries if e.class_id is not None)
         self.fuzzy = FuzzyMatcher(self.vocab, classified)
         self.atc = AtcIndex(kb)
+        class_of: dict[str, frozenset[str]] = {}
+        for e in kb.entries:
+            cur = class_of.get(e.ingredient, frozenset())
+            class_of[e.ingredient] = cur | ({e.class_id} if e.class_id else set())
+        self.inn = InnIndex(
+            {k: h.names for k, h in self.vocab.keys.items() if h.method != "brand"},
+            {k: h.names for k, h in self.vocab.keys.items()},
+            class_of,
+        )
         self._text = lru_cache(maxsize=cache_size)(self._resolve_folded)
 
     # -- public --------------------------------------------------------------------
@@ -505,6 +517,34 @@ class OfflineResolver:
             )
         return res
 
+    def _international(self, tokens: Sequence[str], trace: Trace | None) -> _PieceResult:
+        """International INN spellings (:mod:`.inn`): word windows, longest first, whose
+        spelling-neutral key lands on exactly one knowledge-base name or synonym."""
+        res = _PieceResult()
+        n = len(tokens)
+        used = [False] * n
+        for size in range(min(n, 3), 0, -1):
+            for start in range(0, n - size + 1):
+                if any(used[start : start + size]):
+                    continue
+                text = " ".join(tokens[start : start + size])
+                name = self.inn.get(text)
+                if name is None:
+                    continue
+                res.matches.append((text, Hit("synonym", (name,)), CONFIDENCE_INN, ""))
+                for i in range(start, start + size):
+                    used[i] = True
+        res.unused = [t for t, u in zip(tokens, used, strict=True) if not u]
+        if trace is not None and tokens:
+            _step(
+                trace,
+                "international",
+                " ".join(tokens),
+                ", ".join(f"{k} -> {'/'.join(h.names)}" for k, h, _, _ in res.matches)
+                or "no international spelling of a known name",
+            )
+        return res
+
     def _fuzzy(self, text: str, trace: Trace | None, budget: list[int]) -> _PieceResult:
         res = _PieceResult()
         targets = [text] if " " not in text else [text, *text.split()]
@@ -543,8 +583,11 @@ class OfflineResolver:
         res = self._windows(tokens, trace) if len(tokens) > 1 else _PieceResult()
         if not res.matches and piece.base != piece.text:
             res = self._windows(piece.text.split(), trace)
-        if res.matches or not fuzzy:
+        if res.matches:
             return res
+        intl = self._international(tokens, trace)
+        if intl.matches or not fuzzy:
+            return intl
         fz = self._fuzzy(piece.base, trace, budget)
         if fz.matches:
             return fz

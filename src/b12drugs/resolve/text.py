@@ -136,7 +136,11 @@ _GLUED = re.compile(r"(?<=[a-z]{3})(?=\d+(?:[.,]\d+)?\s*(?:mg|mcg|g|ml|%|iu|unit
 _WITH = re.compile(r"(?<!\w)w/(?=\s|\w)")
 #: Short codes with a number ("VP-16", "CPT-11", "IL-2", "alfa-2b") are one word.
 _CODE_NUMBER = re.compile(r"(?<![\w-])([a-z]{1,5})-(\d{1,4}[a-z]?)(?![\w-])")
-_STRONG_SPLIT = re.compile(r"\s*(?:/|\+|&|;|\band\b|\bwith\b)\s*")
+#: Combination separators, also "y", "con" (es), "et", "avec" (fr), "und", "mit" (de),
+#: "och" (sv), "og" (da/no).
+_STRONG_SPLIT = re.compile(
+    r"\s*(?:/|\+|&|;|\band\b|\bwith\b)\s*|\s+(?:y|con|et|avec|und|mit|och|og)\s+"
+)
 _WEAK_SPLIT = re.compile(r"\s*,\s*")
 _TOKEN = re.compile(r"\w+")
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]|\(([^()]*)\)|\{([^{}]*)\}")
@@ -170,6 +174,27 @@ STOP_WORDS: frozenset[str] = _wordset(
     usp nf bp ep generic brand per as of strength regular
     take takes daily bid tid qid qd qod qhs hs prn once twice by mouth meal meals food
     bedtime weekly every needed directed sig
+    """
+)
+#: The same words in other languages (es, pt, it, fr, de, nordic), accents folded and not:
+#: dose forms, routes and release words of international prescriptions.
+FOREIGN_STOP_WORDS: frozenset[str] = _wordset(
+    """
+    comprimido comprimidos comprime comprimé comprimes comprimés compresse compressa
+    compresse compresses tabletten tablette tabletter tabl kapseln kapsel kapsler kapslar
+    capsula capsulas cápsula cápsulas capsule gelule gélule gelules gélules
+    solucion solución soluzione solucao solução losung lösung injektionslosung
+    injektionslösung inyectable iniettabile injetavel injetável injectable ampolla
+    ampollas ampola ampolas fiala fiale jarabe xarope sciroppo sirop saft gotas gouttes
+    gocce tropfen augentropfen colirio colírio collyre collirio crema pomada pommade
+    salbe creme crème unguento ungüento inyeccion inyección iniezione injecao injeção
+    recubierto recubiertos recubierta recubiertas revestido revestidos rivestite pelicula
+    película filmtabletten filmtablette filmdragerade retard liberacion liberación
+    prolongada prolongado prolungato prolongee prolongée uso via vía sobres sobre
+    bustine bustina polvo pulver poudre suspensión sospensione suspensao suspensão
+    efervescente efervescentes effervescente brausetabletten masticable masticables
+    kautabletten orale oral oftalmico oftálmico oftalmica oftálmica ophtalmique
+    cutaneo cutáneo cutanea cutánea cutanee cutanée topico tópico de del da di du des
     """
 )
 
@@ -260,6 +285,9 @@ class Candidate:
 # ------------------------------------------------------------------- functions
 
 
+_ALL_STOP = STOP_WORDS | FOREIGN_STOP_WORDS
+
+
 def _words(fragment: str) -> list[str]:
     """Tokens of a fragment without stop words and bare numbers (hyphens split words).
 
@@ -267,7 +295,7 @@ def _words(fragment: str) -> list[str]:
     the name is the whole brand.
     """
     tokens = [t for t in _TOKEN.findall(fragment.replace("_", " ")) if not t.isdigit()]
-    words = [t for t in tokens if t not in STOP_WORDS]
+    words = [t for t in tokens if t not in _ALL_STOP]
     if len(words) == 1 and len(words[0]) == 1 and len(tokens) > 1:
         return tokens
     return words
