@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
 from ..knowledge import KnowledgeBase
 from ..models import DrugQuery, IngredientMatch, MatchMethod, Notice, Resolution
 from .atc import AtcIndex, atc_codes
@@ -48,6 +51,8 @@ CONFIDENCE: dict[str, float] = {
 }
 #: An international spelling of a name or synonym ("ciclofosfamida", "doxorubicinum").
 CONFIDENCE_INN = 0.96
+#: Longest piece (in words) searched for international spellings.
+MAX_INTL_WORDS = 12
 _RANK = {"exact_name": 0, "synonym": 1, "brand": 2}
 _METHODS: dict[int, MatchMethod] = {0: "exact_name", 1: "synonym", 2: "brand"}
 
@@ -117,29 +122,8 @@ class Vocabulary:
 
 def osa_distance(a: str, b: str, limit: int) -> int:
     """Optimal-string-alignment edit distance (insert, delete, substitute, swap two
-    neighbours), or ``limit + 1`` as soon as it is certain to exceed ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    if a == b:
-        return 0
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        ai = a[i - 1]
-        row_min = i
-        for j in range(1, len(b) + 1):
-            cost = 0 if ai == b[j - 1] else 1
-            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and ai == b[j - 2] and a[i - 2] == b[j - 1]:
-                v = min(v, prev2[j - 2] + 1)
-            cur[j] = v
-            if v < row_min:
-                row_min = v
-        if row_min > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return prev[len(b)] if prev[len(b)] <= limit else limit + 1
+    neighbours), or ``limit + 1`` when it exceeds ``limit`` (rapidfuzz, in C)."""
+    return int(OSA.distance(a, b, score_cutoff=limit))
 
 
 def max_edits(length: int) -> int:
@@ -147,16 +131,6 @@ def max_edits(length: int) -> int:
     if length < MIN_FUZZY_LEN:
         return 0
     return 1 if length < LONG_WORD else 2
-
-
-def _deletions(word: str, depth: int) -> set[str]:
-    """``word`` and every string made by deleting up to ``depth`` characters."""
-    out = {word}
-    frontier = {word}
-    for _ in range(depth):
-        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
-        out |= frontier
-    return out
 
 
 @dataclass(frozen=True)
@@ -187,64 +161,52 @@ class FuzzyMatcher:
       only 2 from Celebrex (celecoxib), so it is refused as ambiguous rather than read
       as a B12-lowering drug (a wrong alert is worse than a visible "not recognised").
 
-    Candidates come from symmetric-deletion indexes (one deletion for short words, two
-    for long ones), built on first use; every candidate is then scored exactly.
+    Candidates are every key of a length within the allowed edits, scored by rapidfuzz's
+    optimal-string-alignment distance (C speed, with the edit limit as cut-off) through
+    :func:`rapidfuzz.process.extract`; keys are bucketed by length on first use.
     """
 
     def __init__(self, vocab: Vocabulary, classified: frozenset[str]):
         self._vocab = vocab
         self._classified = classified
-        self._deletes: dict[str, set[str]] | None = None
-        self._deletes2: dict[str, set[str]] | None = None
-        self._plain: dict[tuple[str, int], tuple[tuple[str, frozenset[str]], ...]] | None = None
+        self._by_length: dict[int, tuple[str, ...]] | None = None
+        self._plain: dict[tuple[str, int], tuple[str, ...]] | None = None
 
     def _unclassified_near(self, q: str, names: set[str], limit: int) -> str | None:
         """A key of a drug without a B12 class within ``limit`` edits of ``q``, if any.
 
         Only keys with the same first letter and a length within ``limit`` are scanned
-        (bucketed on first use): the matcher already trusts the first letter, and a
-        full scan costs milliseconds per lookup."""
+        (bucketed on first use): the matcher already trusts the first letter."""
         if self._plain is None:
-            buckets: dict[tuple[str, int], list[tuple[str, frozenset[str]]]] = {}
+            buckets: dict[tuple[str, int], list[str]] = {}
             for k, h in self._vocab.keys.items():
                 if k and not set(h.names) & self._classified:
-                    buckets.setdefault((k[0], len(k)), []).append((k, frozenset(k)))
+                    buckets.setdefault((k[0], len(k)), []).append(k)
             self._plain = {b: tuple(ks) for b, ks in buckets.items()}
-        letters = frozenset(q)
         for n in range(len(q) - limit, len(q) + limit + 1):
-            for k, k_letters in self._plain.get((q[:1], n), ()):
-                # One edit changes the set of letters by at most two: a cheap pre-filter.
-                if len(letters ^ k_letters) > 2 * limit:
-                    continue
-                if osa_distance(q, k, limit) <= limit and set(self._vocab.keys[k].names) != names:
-                    return k
+            keys = self._plain.get((q[:1], n), ())
+            if not keys:
+                continue
+            for k, _d, _i in process.extract(q, keys, scorer=OSA.distance, score_cutoff=limit,
+                                             limit=None):
+                if set(self._vocab.keys[k].names) != names:
+                    return str(k)
         return None
 
-    def _index(self, depth: int) -> dict[str, set[str]]:
-        """The deletion index for one or two edits, built on first use."""
-        if depth <= 1:
-            if self._deletes is None:
-                self._deletes = self._build(1, MIN_FUZZY_LEN - 1)
-            return self._deletes
-        if self._deletes2 is None:
-            self._deletes2 = self._build(2, LONG_WORD - 2)
-        return self._deletes2
-
-    def _build(self, depth: int, min_len: int) -> dict[str, set[str]]:
-        index: dict[str, set[str]] = {}
-        for key in self._vocab.keys:
-            if len(key) >= min_len:
-                for v in _deletions(key, depth):
-                    index.setdefault(v, set()).add(key)
-        return index
-
-    def _candidates(self, q: str, limit: int) -> set[str]:
-        """Every key within ``limit`` edits of ``q`` (and some more): keys and queries
-        meet on a common deletion variant (symmetric-delete search)."""
-        index = self._index(limit)
-        found: set[str] = set()
-        for v in _deletions(q, limit):
-            found |= index.get(v, set())
+    def _candidates(self, q: str, limit: int) -> list[tuple[int, str]]:
+        """``(distance, key)`` of every key within ``limit`` edits of ``q``."""
+        if self._by_length is None:
+            by_length: dict[int, list[str]] = {}
+            for key in self._vocab.keys:
+                if len(key) >= MIN_FUZZY_LEN - 2:
+                    by_length.setdefault(len(key), []).append(key)
+            self._by_length = {n: tuple(ks) for n, ks in by_length.items()}
+        found: list[tuple[int, str]] = []
+        for n in range(len(q) - limit, len(q) + limit + 1):
+            keys = self._by_length.get(n, ())
+            if keys:
+                found += [(int(d), str(k)) for k, d, _i in process.extract(
+                    q, keys, scorer=OSA.distance, score_cutoff=limit, limit=None)]
         return found
 
     def match(self, q: str) -> FuzzyResult:
@@ -253,11 +215,7 @@ class FuzzyMatcher:
         limit = max_edits(len(q))
         if limit == 0:
             return FuzzyResult(None, None, 0, 0.0, f"too short for an approximate match ({q!r})")
-        scored: list[tuple[int, str]] = []
-        for key in self._candidates(q, limit):
-            d = osa_distance(q, key, limit)
-            if d <= limit:
-                scored.append((d, key))
+        scored = self._candidates(q, limit)
         if not scored:
             return FuzzyResult(None, None, 0, 0.0, f"no known name within {limit} edit(s)")
         scored.sort()
@@ -523,6 +481,9 @@ class OfflineResolver:
         res = _PieceResult()
         n = len(tokens)
         used = [False] * n
+        if n > MAX_INTL_WORDS:  # not a drug name (hostile or garbled input): not tried
+            res.unused = list(tokens)
+            return res
         for size in range(min(n, 3), 0, -1):
             for start in range(0, n - size + 1):
                 if any(used[start : start + size]):
