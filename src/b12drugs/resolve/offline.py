@@ -570,6 +570,15 @@ class OfflineResolver:
         unused: list[str] = []
         budget = [MAX_FUZZY_PER_TEXT]
         whole_hit = None
+        if parsed.hints:
+            # "amino(diphenylhydantoin) valeric acid": a known name with brackets in it
+            whole = name_key(folded)
+            whole_hit = self._lookup(whole, trace, "whole text with brackets")
+            if whole_hit is None and (intl := self.inn.get(whole)) is not None:
+                whole_hit = Hit("synonym", (intl,))
+            if whole_hit is not None:
+                matches = self._matches([(whole, whole_hit, CONFIDENCE[whole_hit.method], "")], ())
+                return TextOutcome(matches, (), ())
         if len(parsed.components) > 1:
             # "Lo/Ovral": a name with a separator in it (keys drop punctuation)
             whole = " ".join(c.text.replace(",", "") for c in parsed.components)
