@@ -115,7 +115,7 @@ def variant(draw: st.DrawFn) -> str:
     return name.upper() if draw(st.booleans()) else name
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(variant())
 def test_no_variant_turns_a_non_b12_drug_into_a_b12_one(text: str) -> None:
     assert not {c for c in classes(text) if KB.classes[c].role == "alert"}, text

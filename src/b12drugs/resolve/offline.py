@@ -295,9 +295,16 @@ class OfflineResolver:
         for e in kb.entries:
             cur = class_of.get(e.ingredient, frozenset())
             class_of[e.ingredient] = cur | ({e.class_id} if e.class_id else set())
+        # The guard also sees every name, synonym and brand as written, numbers and all
+        # dropped by the key: "5-aminosalicylic acid" (mesalamine) then shares its key
+        # with "aminosalicylic acid" (PAS), so neither spelling is read through it.
+        guards: dict[str, set[str]] = {k: set(h.names) for k, h in self.vocab.keys.items()}
+        for e in kb.entries:
+            for raw in (e.ingredient, *e.synonyms, *e.brands):
+                guards.setdefault(raw, set()).add(e.ingredient)
         self.inn = InnIndex(
             {k: h.names for k, h in self.vocab.keys.items() if h.method != "brand"},
-            {k: h.names for k, h in self.vocab.keys.items()},
+            guards,
             class_of,
         )
         self._text = lru_cache(maxsize=cache_size)(self._resolve_folded)

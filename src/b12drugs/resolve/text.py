@@ -60,15 +60,20 @@ def fold(text: str) -> str:
 #: para-aminosalicylic acid; "5-aminosalicylate" is mesalamine too, not the PAS salt
 #: "aminosalicylate".  "Zantac 360" is famotidine (the brand name was reused after
 #: ranitidine's withdrawal), while bare "Zantac" stays ranitidine.
+#: "salicylic" as other languages write it too (salicílico, salicilico, salicylique).
+_SALICYL = r"salic[iyí]l"
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     (r"5[\s-]?asa", "mesalamine"),
-    (r"5[\s-]?amino[\s-]?salicylates?", "mesalamine"),
+    (rf"5[\s-]?amino[\s-]?{_SALICYL}at(?:es?|os?)?", "mesalamine"),
     (r"zantac[\s-]?360", "famotidine"),
-    (r"5[\s-]?amino[\s-]?salicylic(?:\s+acid)?", "mesalamine"),
-    (r"(?:4|p|para)[\s-]?amino[\s-]?salicylic(?:\s+acid)?", "aminosalicylic acid"),
+    (rf"(?:[aá]cid[oe]?\s+)?5[\s-]?amino[\s-]?{_SALICYL}(?:[ií]c[oa]?|ique)(?:\s+acid)?",
+     "mesalamine"),
+    (rf"(?:[aá]cid[oe]?\s+)?(?:4|p|para)[\s-]?amino[\s-]?{_SALICYL}(?:[ií]c[oa]?|ique)"
+     r"(?:\s+acid)?", "aminosalicylic acid"),
     (r"4[\s-]?asa", "aminosalicylic acid"),
     (r"pas", "aminosalicylic acid"),
-    (r"acetyl[\s-]?salicylic(?:\s+acid)?", "aspirin"),
+    (rf"(?:[aá]cid[oe]?\s+)?ac[eé]t[iy]l[\s-]?{_SALICYL}(?:[ií]c[oa]?|ique)(?:\s+acid)?",
+     "aspirin"),
     (r"asa", "aspirin"),
     (r"5[\s-]?fu", "fluorouracil"),
     (r"5[\s-]?fluorouracil", "fluorouracil"),
@@ -314,9 +319,15 @@ def _join_code(m: re.Match[str]) -> str:
     return m.group(0) if m.group(1) in STOP_WORDS else m.group(1) + m.group(2)
 
 
+#: "5-aminosalicylic": a position number glued to a chemical name is part of the name
+#: (5-ASA is not 4-ASA); kept as one word so that it is never read without its number.
+_POSITION = re.compile(r"(?<![\w.,-])(\d{1,2})-(?=[a-z]{4,})")
+
+
 def _strip(fragment: str) -> str:
     fragment = _CODES.sub(" ", fragment)
     fragment = _CODE_NUMBER.sub(_join_code, fragment)
+    fragment = _POSITION.sub(r"\1", fragment)
     fragment = _MAKER_PREFIX.sub(" ", fragment)
     fragment = _GLUED.sub(" ", fragment)
     fragment = _STRENGTH.sub(" ", fragment)
