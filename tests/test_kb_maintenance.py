@@ -167,6 +167,20 @@ def test_classify_input() -> None:
     assert classify_input("99999000101") == "ndc"
     assert classify_input("99999-0001-01") == "ndc"
     assert classify_input("metformin 500 mg") == "name"
+    assert classify_input("A10BA02") == "atc" and classify_input("a02bc") == "atc"
+    assert classify_input("ABC") == "name"
+
+
+def test_lookup_chain_of_an_atc_code(kb_dir: Path, index_file: Path) -> None:
+    from b12drugs.resolve.index_plugin import lookup_chain
+
+    with LocalIndex(index_file) as source:
+        result = lookup_chain("A10BA02", source, load_kb_dir(kb_dir))
+    assert result["kind"] == "atc" and result["atc_classes"] == ["metformin"]
+    assert "6809" in {c["rxcui"] for c in result["concepts"]}
+    with LocalIndex(index_file) as source:
+        none = lookup_chain("C09AA05", source, load_kb_dir(kb_dir))
+    assert none["atc_classes"] == [] and "no B12 class by prefix" in none["notes"][0]
 
 
 def test_cli_import_then_lookup(tmp_path: Path, kb_dir: Path) -> None:
