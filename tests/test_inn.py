@@ -46,6 +46,14 @@ def names(text: str) -> list[str]:
     ("ácido fólico 5 mg", "folic acid"),
     ("Omeprazol 20 mg cápsulas", "omeprazole"),
     ("Colchicina 0,5 mg", "colchicine"),
+    ("Estreptomicina 1 g", "streptomycin"),  # es/pt "es-" before a consonant
+    ("Gencitabina", "gemcitabine"),  # pt "nc" for "mc"
+    ("Doxorrubicina", "doxorubicin"),  # pt doubled r
+    ("Etoposido", "etoposide"),
+    ("Bussulfano", "busulfan"),
+    ("Melfalano", "melphalan"),
+    ("Hidroxicarbamida", "hydroxyurea"),  # the INN synonym, in Portuguese
+    ("Clorambucilo", "chlorambucil"),  # es "clor-" for "chlor-"
 ])
 def test_international_spellings_resolve(text: str, ingredient: str) -> None:
     assert names(text) == [ingredient]
@@ -58,7 +66,8 @@ def test_combination_in_another_language() -> None:
 
 def test_non_b12_drugs_stay_non_b12() -> None:
     for text in ("ciclosporina 100 mg", "Metoprolol", "paracetamol 1 g", "tamoxifeno 20 mg",
-                 "mesalazina 500 mg", "azatioprina 50 mg", "Pentobarbital"):
+                 "mesalazina 500 mg", "azatioprina 50 mg", "Pentobarbital", "Espironolactona",
+                 "Estradiol", "Messalazina", "Ácido 5-aminosalicílico", "Imatinibe"):
         assert classes(text) == set(), text
 
 

@@ -13,8 +13,10 @@ knowledge base's names and for the query:
 * Latin and Romance endings: ``-um``/``-us`` (``doxorubicinum``), final ``-a``/``-o``/
   ``-e`` (``ciclofosfamida``, ``metotrexato``, ``doxorubicine``, English ``-ine``/``-ide``
   alike), French ``-ique`` and Romance ``-ico`` as English ``-ic``;
-* letters: ``ph`` -> ``f``, ``th`` -> ``t``, ``rh`` -> ``r``, ``y`` -> ``i``, ``k`` -> ``c``,
-  ``z`` -> ``c``, ``ae``/``oe`` -> ``e``, doubled letters single;
+* letters: ``ph`` -> ``f``, ``th`` -> ``t``, ``rh`` -> ``r``, ``ch`` -> ``c`` (``clorambucilo``),
+  ``y`` -> ``i``, ``k`` -> ``c``, ``z`` -> ``c``, ``ae``/``oe`` -> ``e``, ``mc`` -> ``nc``
+  (``gencitabina``), doubled letters single (``doxorrubicina``), a leading ``es`` before a
+  consonant dropped (``estreptomicina``);
 * words sorted, and ``acido``/``acide``/``acidum`` read as ``acid`` (``ácido fólico`` and
   ``folic acid`` meet).
 
@@ -55,8 +57,8 @@ FOREIGN_SALTS = _wordset(
 )
 _ACID = frozenset({"acido", "acide", "acidum", "acid", "saure", "syra", "syre"})
 _LETTERS = (
-    ("ph", "f"), ("th", "t"), ("rh", "r"), ("ae", "e"), ("oe", "e"),
-    ("y", "i"), ("k", "c"), ("z", "c"), ("qu", "c"),
+    ("ph", "f"), ("th", "t"), ("rh", "r"), ("k", "c"), ("ch", "c"), ("ae", "e"), ("oe", "e"),
+    ("y", "i"), ("z", "c"), ("qu", "c"), ("mc", "nc"),
 )
 _DOUBLE = re.compile(r"(.)\1+")
 _NON_LETTER = re.compile(r"[^a-z]+")
@@ -79,6 +81,8 @@ def _word(w: str) -> str:
         w = w[:-1]
     if len(w) > 4 and w[-1] in "aoe":
         w = w[:-1]
+    if len(w) > 6 and w.startswith("es") and w[2] not in "aeiouy":
+        w = w[1:]  # es/pt: estreptomicina = streptomycin (English "estradiol" alike)
     for a, b in _LETTERS:
         w = w.replace(a, b)
     w = _DOUBLE.sub(r"\1", w)
