@@ -144,3 +144,25 @@ def test_cli_lookup_of_an_atc_code() -> None:
     text = run("lookup", "C09AA05")
     assert "ramipril" in text and "no B12-lowering class" in text
     assert "group 'Z' is not in the ATC listing" in run("lookup", "Z99ZZ99")
+
+
+def test_csv_atc_column_in_both_engines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from b12drugs.cli import cli
+
+    path = tmp_path / "atc.csv"
+    path.write_text("patient_id,rx_id,drug_name,atc\np1,r1,,A10BA02\np2,r2,Tobramycin,S01AA12\n"
+                    "p3,r3,,C09AA05\np4,r4,,A10BA0X\n", encoding="utf-8")
+    got = []
+    for engine in ("record", "columnar"):
+        out = CliRunner().invoke(cli, ["screen", str(path), "--engine", engine, "--format",
+                                       "json"], catch_exceptions=False).stdout
+        data = json.loads(out)
+        alerts = sorted((a["patient_id"], a["class_id"]) for a in data["alerts"])
+        notices = sorted((n["kind"], n.get("order_id")) for n in data["notices"])
+        assert alerts == [("p1", "metformin")], engine
+        assert ("info", "r2") in notices and ("unresolved", "r4") in notices, engine
+        assert not [n for n in notices if n[1] == "r3"], engine  # checked, nothing found
+        got.append((alerts, notices))
+    assert got[0] == got[1]

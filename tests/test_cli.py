@@ -170,58 +170,10 @@ def test_sinks_misconfigured_exit_2_and_failing_exit_4(tmp_path: Path) -> None:
     assert result.stderr.count("sink jsonl-file") == 1  # printed once, not also logged
 
 
-def test_the_run_is_freed_before_the_collector_resumes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Objects made with the collector off all sit in its youngest generation; if the
-    report were still alive when the collector resumes, its first pass would scan all
-    of them.  So nothing but this test may hold the report when ``gc.enable`` runs."""
-    import gc
-    import sys
-    import types
-
-    from b12drugs import cli as cli_module
-    from b12drugs.engines import record as engine
-
-    reports: list[object] = []
-    holders: list[int] = []
-    real = engine.screen_inputs
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        reports.append(real(*args, **kwargs))
-        return reports[-1]
-
-    def enable() -> None:
-        holders.append(sys.getrefcount(reports[0]) - 2)  # minus the list and the argument
-        gc.enable()
-
-    shim = types.SimpleNamespace(isenabled=gc.isenabled, disable=gc.disable, enable=enable)
-    monkeypatch.setattr(engine, "screen_inputs", spy)
-    monkeypatch.setattr(cli_module, "gc", shim)
-    assert run("screen", str(EXAMPLE), "-f", "json", "--fail-on", "info").exit_code == EXIT_ALERTS
-    assert gc.isenabled()
-    assert holders == [0]
-
-
-def test_screen_runs_with_the_cyclic_collector_off_and_restores_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The batch command turns the collector off for the run (see ``_batch_collection``)
-    and back on after; a collector the caller turned off stays off."""
+def test_screen_leaves_the_garbage_collector_alone() -> None:
+    """Library and command leave process-wide state as they found it (issue 13)."""
     import gc
 
-    from b12drugs.engines import record as engine
-
-    seen: list[bool] = []
-    real = engine.screen_inputs
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(gc.isenabled())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "screen_inputs", spy)
-    assert gc.isenabled()
+    before = (gc.isenabled(), gc.get_threshold())
     assert run("screen", str(EXAMPLE), "-f", "json").exit_code == EXIT_OK
-    assert seen == [False] and gc.isenabled()
-    gc.disable()
-    try:
-        assert run("screen", str(EXAMPLE), "-f", "json").exit_code == EXIT_OK
-        assert seen == [False, False] and not gc.isenabled()
-    finally:
-        gc.enable()
+    assert (gc.isenabled(), gc.get_threshold()) == before

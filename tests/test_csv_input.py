@@ -13,22 +13,26 @@ from b12drugs.errors import InputError
 from b12drugs.models import (
     NDC_SYSTEM,
     RXNORM_SYSTEM,
+    Notice,
     Order,
-    OrderRow,
     PatientContext,
     Rejection,
 )
 from b12drugs.read import delimited as csv_input
 from b12drugs.read import jsonl as jsonl_input
-from b12drugs.records import iter_rows
 from b12drugs.testing import InputFormatContract
+
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def parse(text: str | bytes) -> list[object]:
     data = text.encode() if isinstance(text, str) else text
-    return list(iter_rows(csv_input.parse(io.BytesIO(data), "f.csv")))
+    return list(csv_input.parse(io.BytesIO(data), "f.csv"))
+
+
+def orders(records: list[object]) -> list[Order]:
+    return [r for r in records if isinstance(r, Order)]
 
 
 class TestCsvContract(InputFormatContract):
@@ -47,9 +51,8 @@ def test_documented_columns_are_read() -> None:
         "P1,R1,Metformin 500 mg,6809,0781-1506-10,Active,2024-01-02,90,1950-03-04,"
         "Anemia;snomed:271737000\n"
     )
-    [order] = records
-    assert isinstance(order, OrderRow)
-    ctx = order.patient()
+    ctx, order = records
+    assert isinstance(order, Order)
     assert isinstance(ctx, PatientContext) and str(ctx.birth_date) == "1950-03-04"
     assert [(c.system, c.code, c.text) for c in ctx.conditions] == [
         (None, None, "Anemia"), ("snomed", "271737000", None)]
@@ -57,8 +60,7 @@ def test_documented_columns_are_read() -> None:
     assert order.codings[1].system == NDC_SYSTEM and order.codings[1].code == "00781150610"
     assert (order.id, order.patient_id, order.status, order.days_supply) == ("R1", "P1",
                                                                              "active", 90)
-    assert (order.file, order.line) == ("f.csv", 2)
-    assert order.to_order().source.line == 2  # type: ignore[union-attr]
+    assert order.source is not None and (order.source.file, order.source.line) == ("f.csv", 2)
 
 
 @pytest.mark.parametrize("delim", [",", ";", "\t", "|"])
@@ -66,7 +68,7 @@ def test_delimiters_and_aliases(delim: str) -> None:
     text = delim.join(["MRN", "Order_ID", "Medication"]) + "\n" + delim.join(
         ["m1", "o1", "omeprazole 20 mg"]) + "\n"
     [order] = parse(text)
-    assert isinstance(order, OrderRow)
+    assert isinstance(order, Order)
     assert (order.patient_id, order.id, order.text) == ("m1", "o1", "omeprazole 20 mg")
 
 
@@ -87,28 +89,33 @@ def test_bad_rows_are_rejected_with_line_and_reason_and_the_rest_read() -> None:
     assert "days_supply" in rejected[4]
     assert "3 fields" in rejected[5]
     assert "ndc" in rejected[6]
-    assert [r.id for r in records if isinstance(r, OrderRow)] == ["R1", "R6"]
+    assert [r.id for r in records if isinstance(r, Order)] == ["R1", "R6"]
 
 
-def test_non_utf8_bytes_reject_one_row() -> None:
-    data = b"rx_id,drug_name\nR1,metformin\nR2,caf\xe9 tablet\nR3,omeprazole\n"
+def test_cells_that_are_not_utf8_are_read_as_windows_1252_and_said_once() -> None:
+    """Exports from Windows systems: no row may be lost to its encoding."""
+    data = (b"rx_id,drug_name\nR1,metformin\nR2,caf\xe9 tablet\nR3,omeprazole\n"
+            b"R4,na\xefve \x80 10 mg\n")
     records = parse(data)
-    assert [r.id for r in records if isinstance(r, OrderRow)] == ["R1", "R3"]
-    [rej] = [r for r in records if isinstance(r, Rejection)]
-    assert rej.location.line == 3 and "UTF-8" in rej.reason
+    assert [(r.id, r.text) for r in orders(records)] == [
+        ("R1", "metformin"), ("R2", "café tablet"), ("R3", "omeprazole"),
+        ("R4", "naïve € 10 mg")]
+    [note] = [r for r in records if isinstance(r, Notice)]
+    assert note.kind == "info" and "Windows-1252" in note.message and note.source == "f.csv"
 
 
 def test_huge_field_is_rejected_not_fatal() -> None:
     text = "rx_id,drug_name\nR1," + "x" * 300_000 + "\nR2,metformin\n"
     records = parse(text)
-    assert [r.id for r in records if isinstance(r, OrderRow)] == ["R2"]
+    assert [r.id for r in records if isinstance(r, Order)] == ["R2"]
     assert any(isinstance(r, Rejection) for r in records)
 
 
 def test_quoted_multiline_fields_keep_line_numbers() -> None:
     text = 'rx_id,drug_name\nR1,"metformin\n500 mg"\nR2,"bad\n'
     records = parse(text)
-    assert isinstance(records[0], OrderRow) and records[0].line == 2
+    assert isinstance(records[0], Order) and records[0].source.line == 2  # type: ignore[union-attr]
+    assert isinstance(records[1], Rejection) and records[1].location.line == 4
 
 
 def test_empty_and_headerless_files_are_input_errors() -> None:
@@ -120,7 +127,7 @@ def test_empty_and_headerless_files_are_input_errors() -> None:
 
 def test_missing_rx_id_uses_file_and_line() -> None:
     [order] = parse("drug_name\nmetformin\n")
-    assert isinstance(order, OrderRow) and order.id == "f.csv:2"
+    assert isinstance(order, Order) and order.id == "f.csv:2"
 
 
 @settings(max_examples=200, deadline=None)
@@ -130,7 +137,7 @@ def test_csv_reader_never_raises_on_arbitrary_bytes(data: bytes) -> None:
         records = parse(b"rx_id,drug_name,start_date,ndc\n" + data)
     except InputError:
         return
-    assert all(isinstance(r, (OrderRow, Rejection)) for r in records)
+    assert all(isinstance(r, (Order, PatientContext, Rejection, Notice)) for r in records)
 
 
 @settings(max_examples=100, deadline=None)
@@ -163,32 +170,11 @@ def test_json_document_with_pointers() -> None:
         list(jsonl_input.parse_json(io.BytesIO(b"[1,2"), "x.json"))
 
 
-def test_fast_and_slow_paths_agree() -> None:
-    """The chunk fast path and the row-by-row path give the same orders."""
-    text = (
-        "patient_id,rx_id,drug_name,rxcui,ndc,status,start_date,days_supply,daily_dose_mg,"
-        "birth_date,sex,diet,conditions\n"
-        + "".join(
-            f"P{i % 7},R{i},drug {i % 13} 10 mg,{6809 if i % 5 == 0 else ''},"
-            f"{'0781-1506-10' if i % 3 == 0 else ''},{'Active' if i % 4 else 'stopped'},"
-            f"2024-01-{1 + i % 28:02d},{30 if i % 2 else ''},{'' if i % 6 else 500},"
-            f"1950-01-{1 + i % 7:02d},{'F' if i % 2 else ''},{'vegan' if i % 7 == 3 else ''},"
-            f"Anemia;snomed:1\n"
-            for i in range(300)
-        )
-    )
-    reader = csv_input._Reader(io.BytesIO(text.encode()), "f.csv")
-    chunk = [item for item in reader.rows() if isinstance(item, tuple)]
-    fast = reader.convert_chunk(chunk)
-    slow = [reader.convert(start, row) for start, row in chunk]
-    assert fast == slow and len(fast) == 300
-
-
 def test_one_bad_row_in_a_chunk_rejects_only_that_row() -> None:
     rows = "".join(f"R{i},metformin,2024-01-01\n" for i in range(100))
     text = "rx_id,drug_name,start_date\n" + rows + "R100,omeprazole,13/13/2024\n" + rows
     records = parse(text)
-    assert sum(isinstance(r, OrderRow) for r in records) == 200
+    assert sum(isinstance(r, Order) for r in records) == 200
     [rej] = [r for r in records if isinstance(r, Rejection)]
     assert rej.location.line == 102 and "start_date" in rej.reason
 
@@ -199,7 +185,7 @@ def test_nul_bytes_never_escape_as_csv_errors() -> None:
     with pytest.raises(InputError):
         parse(b"rx_id,drug\x00_name\nR1,metformin\n")
     records = parse(b"rx_id,drug_name\nR1,met\x00formin\nR2,omeprazole\n")
-    assert any(isinstance(r, OrderRow) and r.id == "R2" for r in records)
+    assert any(isinstance(r, Order) and r.id == "R2" for r in records)
 
 
 def test_unclosed_quote_at_end_of_file_is_rejected_with_its_lines() -> None:
@@ -208,17 +194,17 @@ def test_unclosed_quote_at_end_of_file_is_rejected_with_its_lines() -> None:
     text = ('patient_id,rx_id,drug_name\np1,r1,"lisinopril 10 mg\n'
             "p2,r2,omeprazole 20 mg\np3,r3,metformin 500 mg\n")
     records = parse(text)
-    assert not any(isinstance(r, OrderRow) for r in records)
+    assert not any(isinstance(r, Order) for r in records)
     [rej] = records
     assert isinstance(rej, Rejection) and rej.location.line == 2
-    assert "unbalanced quote" in rej.reason and "line 4" in rej.reason
+    assert "unbalanced quote" in rej.reason and "lines 2-4" in rej.reason
 
 
 def test_quote_closed_rows_later_rejects_the_swallowed_rows() -> None:
     text = ('patient_id,rx_id,drug_name\np1,r1,"lisinopril 10 mg\n'
             'p2,r2,omeprazole 20 mg\np3,r3,"\np4,r4,omeprazole\n')
     records = parse(text)
-    assert [r.id for r in records if isinstance(r, OrderRow)] == ["r4"]
+    assert [r.id for r in records if isinstance(r, Order)] == ["r4"]
     [rej] = [r for r in records if isinstance(r, Rejection)]
     assert rej.location.line == 2 and "lines 2-4" in rej.reason
 
@@ -226,7 +212,8 @@ def test_quote_closed_rows_later_rejects_the_swallowed_rows() -> None:
 def test_genuine_multiline_cell_is_still_read() -> None:
     text = 'patient_id,rx_id,drug_name\np1,r1,"metformin\n500 mg"\np2,r2,omeprazole\n'
     records = parse(text)
-    assert [(r.id, r.line) for r in records if isinstance(r, OrderRow)] == [("r1", 2), ("r2", 4)]
+    assert [(r.id, r.source.line) for r in orders(records)] == [  # type: ignore[union-attr]
+        ("r1", 2), ("r2", 4)]
 
 
 class _RecordingStream(io.BytesIO):

@@ -262,11 +262,18 @@ def test_runtime_is_shared_by_many_runs(register_plugin, plugin_manager) -> None
             s = Screener(runtime=runtime)
             s.feed([Order(id="1", patient_id="p", text="metformin 500 mg")], "msg")
             assert [a.class_id for a in s.finish().alerts] == ["metformin"]
-        worker = threading.Thread(target=lambda: Screener(runtime=runtime).finish(), name="w")
+        def other_thread() -> None:
+            s = Screener(runtime=runtime)
+            s.feed([Order(id="2", patient_id="p", text="omeprazole 20 mg")], "msg")
+            s.finish()
+
+        worker = threading.Thread(target=other_thread, name="w")
         worker.start()
         worker.join()
         assert closed == []  # runs do not close a shared runtime
-    assert sum(asked) == 1  # one distinct drug, resolved once for five runs
+    # one distinct drug, resolved once for five runs; the other thread's new drug once,
+    # by that thread's own chain (built on its first use)
+    assert sum(asked) == 2
     assert sorted(built) == sorted(["MainThread", "w"])
     assert len(closed) == 2
 

@@ -45,6 +45,8 @@ CLASSES_HEADER = [
     "min_daily_dose_mg",
     "references",
     "exclude_routes",
+    "monitoring_interval_days",
+    "monitoring_reference",
 ]
 OTHER_HEADER = [
     "ingredient", "rxcui", "atc", "synonyms", "brands", "category", "rxcui_source", "atc_source",

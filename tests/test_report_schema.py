@@ -38,8 +38,16 @@ def test_report_contract_fields() -> None:
     assert {"schema_version", "alerts", "notices", "counts"} <= set(props)
     alert = Report.model_json_schema()["$defs"]["Alert"]["properties"]
     for field in ("patient_id", "class_id", "severity", "summary", "detail", "orders", "drugs",
-                  "risk_factors", "recommendation", "evidence", "references", "rule"):
+                  "risk_factors", "recommendation", "evidence", "references", "rule",
+                  "monitoring"):
         assert field in alert, field
+    defs = Report.model_json_schema()["$defs"]
+    assert set(defs["Monitoring"]["properties"]) == {"last_result", "due", "due_date"}
+    assert set(defs["LastResult"]["properties"]) == {"kind", "value", "unit", "date",
+                                                     "interpretation"}
+    assert defs["LastResult"]["properties"]["interpretation"]["enum"] == [
+        "low", "borderline", "normal"]
+    assert SCHEMA_VERSION == "1.1"
     notice = Report.model_json_schema()["$defs"]["Notice"]["properties"]
     kinds = set(notice["kind"]["enum"])
     assert {"unresolved", "skipped", "rejected", "source_unavailable"} <= kinds

@@ -17,7 +17,6 @@ only created when a command that needs it runs or when help lists commands.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import sys
@@ -190,6 +189,16 @@ _rxnav_option = click.option("--rxnav/--offline", "rxnav", default=None,
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default="never", show_default=True,
               help="Exit with 1 when an alert is at or above this severity.")
 @click.option("--as-of", help="Reference date for ages and durations (YYYY-MM-DD).")
+@click.option("--engine", type=click.Choice(["auto", "record", "columnar", "spark"]),
+              default="auto", show_default=True,
+              help="auto: columnar for tables (CSV, Parquet, JSON Lines), record otherwise.")
+@click.option("--encoding", help="Decode the inputs with this encoding (default: UTF-8 or "
+              "UTF-16 by byte order mark; cells that are not UTF-8 read as Windows-1252).")
+@click.option("--temp-dir", type=click.Path(file_okay=False),
+              help="Folder for temporary files of large runs (default: [engine] temp_dir, "
+                   "else the system's).")
+@click.option("--spark-master", default=None,
+              help="Spark master URL for --engine spark (default: local[*]).")
 @click.option("--strict-plugins", is_flag=True, help="Treat any plugin problem as an error.")
 @_config_option
 @_rxnav_option
@@ -200,6 +209,10 @@ def screen(
     output: str | None,
     fail_on: str,
     as_of: str | None,
+    engine: str,
+    encoding: str | None,
+    temp_dir: str | None,
+    spark_master: str | None,
     strict_plugins: bool,
     config_path: str | None,
     rxnav: bool | None,
@@ -207,7 +220,9 @@ def screen(
     """Screen files, folders or - (stdin) and print alerts and notices."""
     if not inputs:
         raise click.UsageError("give at least one input file, folder or - for stdin")
-    with user_errors(), _problems_printed_not_logged():
+    if spark_master is not None and engine != "spark":
+        raise click.UsageError("--spark-master goes with --engine spark")
+    with user_errors(), _problems_printed_not_logged(), _interrupts_cleaned_up():
         _check_output(output)
         config = _config(config_path, rxnav, as_of)
         manager = _manager(strict_plugins)
@@ -218,29 +233,43 @@ def screen(
         # The plugin manager lives for the process (an embedding program may run many
         # commands): only the problems of this run count.
         before = manager.hooks.problems.mark()
-        with _batch_collection():
-            code = _screen_and_write(inputs, input_format, config, manager, writer, output,
-                                     fail_on, before)
+        with _progress(inputs) as progress:
+            if engine == "spark":
+                from .spark import run_spark
+
+                result = run_spark(inputs, config, manager, master=spark_master,
+                                   temp_dir=temp_dir)
+            else:
+                from .engines import run_inputs
+
+                result = run_inputs(inputs, input_format, config, manager,
+                                    stdin=sys.stdin.buffer, progress=progress.bytes,
+                                    on_rows=progress.rows, engine=engine, encoding=encoding,
+                                    temp_dir=temp_dir)
+        try:
+            code = _write_and_judge(result, writer, output, fail_on, manager, before)
+        finally:
+            result.close()
         if code != EXIT_OK:
             sys.exit(code)
 
 
-def _screen_and_write(inputs: tuple[str, ...], input_format: str | None, config: Any,
-                      manager: Any, writer: OutputFormat, output: str | None, fail_on: str,
-                      before: int) -> int:
-    """Screen, write the report and work out the exit code.
+def _write_and_judge(result: Any, writer: OutputFormat, output: str | None, fail_on: str,
+                     manager: Any, before: int) -> int:
+    """Write the report and work out the exit code.
 
-    A function of its own so that the report and everything the run built are freed
-    when it returns, before the collector is switched back on (see
-    ``_batch_collection``)."""
-    from .engines import screen_inputs
+    Writers that stream (``json``, ``jsonl``) take the alerts one at a time from where
+    the run kept them, so a run with millions of alerts is written in bounded memory;
+    other writers get the whole report.
+    """
     from .models import SEVERITIES
 
-    with _progress(inputs) as progress:
-        report = screen_inputs(inputs, input_format, config, manager,
-                               stdin=sys.stdin.buffer, progress=progress)
+    report = result.report
     with _output(output) as out:
-        writer.write(report, out)
+        if writer.write_stream is not None and result.spool is not None:
+            writer.write_stream(report, result.alert_json(), out)
+        else:
+            writer.write(result.to_report(), out)
     problems = manager.hooks.problems.since(before)
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
@@ -254,7 +283,7 @@ def _screen_and_write(inputs: tuple[str, ...], input_format: str | None, config:
         click.echo("plugin error: alerts were not delivered to every configured sink",
                    err=True)
         return EXIT_PLUGIN
-    worst = report.max_severity()
+    worst = result.max_severity()
     if fail_on != "never" and worst is not None and (
         SEVERITIES.index(worst) >= SEVERITIES.index(fail_on)  # type: ignore[arg-type]
     ):
@@ -263,52 +292,85 @@ def _screen_and_write(inputs: tuple[str, ...], input_format: str | None, config:
 
 
 @contextmanager
-def _batch_collection() -> Iterator[None]:
-    """A one-shot screening run, with CPython's cyclic garbage collector off.
+def _interrupts_cleaned_up() -> Iterator[None]:
+    """SIGTERM ends the command like Ctrl-C does: by an exception, so that every
+    ``with`` block on the way out runs (temporary files of large runs are removed)."""
+    import signal
+    import threading
 
-    The run builds large, long-lived structures (findings, patient contexts, alerts)
-    and creates no reference cycles per record: everything it drops is freed at once by
-    reference counting.  The collector would still re-scan those structures again and
-    again (measured: 0.25-0.3 s of a 1,000,000-row run, with nothing to collect).  The
-    few cycles there are (the run's knowledge base and resolvers, about 20,000 objects
-    whatever the input's size) are left to the collector's next pass.  A test holds the
-    engine to "no cycles per record"
-    (``test_screening_creates_no_reference_cycles_per_record``).  This is the batch
-    command's choice: the library and the services leave the collector as it is.
-
-    Everything the run built must be freed before the block ends: objects made while
-    the collector is off all stay in its youngest generation, so the first collection
-    after it is switched back on would scan every one of them (measured: 0.19 s after a
-    1,000,000-row run, against 0.007 s once the report is freed first).
-    ``test_the_run_is_freed_before_the_collector_resumes`` holds the command to that.
-    """
-    if not gc.isenabled():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    gc.disable()
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
     finally:
-        gc.enable()
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Progress:
+    """Callbacks a run reports progress to; a bar on stderr when it is a terminal."""
+
+    def __init__(self, bar: Any = None, task: Any = None):
+        import time
+
+        self._bar, self._task, self._rows = bar, task, 0
+        self._clock = time.monotonic
+        self._start = self._clock()
+
+    @property
+    def bytes(self) -> Any:
+        if self._bar is None:
+            return None
+        return lambda n: self._bar.advance(self._task, n)
+
+    @property
+    def rows(self) -> Any:
+        if self._bar is None:
+            return None
+
+        def add(n: int) -> None:
+            self._rows += n
+            per_second = self._rows / max(self._clock() - self._start, 1e-6)
+            self._bar.update(self._task, rows=self._rows, rate=f"{per_second:,.0f} rows/s")
+        return add
 
 
 @contextmanager
-def _progress(inputs: tuple[str, ...]) -> Iterator[Any]:
-    """A progress bar on stderr for long runs; nothing when stderr is not a terminal."""
+def _progress(inputs: tuple[str, ...]) -> Iterator[_Progress]:
+    """A progress bar on stderr for long runs (bytes and rows read, rows per second,
+    time left); nothing when stderr is not a terminal or the inputs are small."""
     total = 0
     for p in inputs:
         path = Path(p)
         if path.is_file():
             total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     if not sys.stderr.isatty() or total < 5_000_000:
-        yield None
+        yield _Progress()
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress("screening", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  transient=True) as bar:
-        task = bar.add_task("screen", total=total)
-        yield lambda n: bar.advance(task, n)
+    rate = TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]}")
+    with Progress("screening", BarColumn(), DownloadColumn(), rate, TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("screen", total=total, rows=0, rate="")
+        progress = _Progress(bar, task)
+        yield progress
+        bar.update(task, completed=total)
 
 
 @cli.command()
@@ -408,6 +470,11 @@ def formats(fmt: str) -> None:
         return
     for r in rows:
         click.echo(f"{r['direction']:<7} {r['name']:<20} {r['provider']:<16} {r['description']}")
+
+
+from .gaps_cli import gaps as _gaps  # noqa: E402 (a command module that imports this one)
+
+cli.add_command(_gaps)
 
 
 def main() -> None:

@@ -12,6 +12,14 @@ Example ``b12drugs.toml``::
     metformin = 120
     proton_pump_inhibitors = 365
 
+    [policy.monitoring]             # lab history (see b12drugs.assess.monitoring)
+    report_not_due = true           # false: leave out alerts with a normal result
+                                    # within the interval (counted in a notice)
+    b12_low_pg_ml = 200             # serum B12 grey zone: [low, normal) is borderline
+    b12_normal_pg_ml = 400
+    [policy.monitoring.interval_days]
+    metformin = 365                 # override data/drug_classes.csv per class
+
     [rxnav]
     enabled = true
     base_url = "https://rxnav.nlm.nih.gov/REST"
@@ -31,7 +39,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 from .models import Severity
@@ -46,6 +54,36 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class MonitoringPolicy(_Section):
+    """Lab-history policy: test intervals and the grey zone (see
+    :mod:`b12drugs.assess.monitoring`; defaults and references in ``data/README.md``)."""
+
+    #: Per-class override of ``monitoring_interval_days`` in ``drug_classes.csv``.
+    interval_days: dict[str, int] = Field(default_factory=dict)
+    #: Keep alerts whose patient had a normal result within the interval in the report.
+    report_not_due: bool = True
+    #: Serum B12 (pg/mL = ng/L): below ``low`` is low, below ``normal`` borderline.
+    b12_low_pg_ml: float = Field(default=200.0, gt=0)
+    b12_normal_pg_ml: float = Field(default=400.0, gt=0)
+    #: Holotranscobalamin (pmol/L), same reading.
+    holotc_low_pmol_l: float = Field(default=20.0, gt=0)
+    holotc_normal_pmol_l: float = Field(default=30.0, gt=0)
+    #: Methylmalonic acid (nmol/L) and total homocysteine (umol/L) above which a result
+    #: is raised (read as borderline B12 status: due, work-up advised).
+    mma_high_nmol_l: float = Field(default=400.0, gt=0)
+    homocysteine_high_umol_l: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _grey_zones(self) -> MonitoringPolicy:
+        if self.b12_low_pg_ml > self.b12_normal_pg_ml:
+            raise ValueError("b12_low_pg_ml must not be above b12_normal_pg_ml")
+        if self.holotc_low_pmol_l > self.holotc_normal_pmol_l:
+            raise ValueError("holotc_low_pmol_l must not be above holotc_normal_pmol_l")
+        if any(d <= 0 for d in self.interval_days.values()):
+            raise ValueError("interval_days must be positive")
+        return self
+
+
 class PolicyConfig(_Section):
     """The alert policy's knobs (see :mod:`b12drugs.assess.rules`)."""
 
@@ -56,6 +94,7 @@ class PolicyConfig(_Section):
     long_term_days: dict[str, int] = Field(default_factory=dict)
     escalate_on_multiple_classes: bool = True
     as_of: date | None = None
+    monitoring: MonitoringPolicy = MonitoringPolicy()
 
 
 class RxNavConfig(_Section):
@@ -82,6 +121,18 @@ class LocalIndexConfig(_Section):
     enabled: bool = True
 
 
+class EngineConfig(_Section):
+    """How tables are screened (the columnar engine, :mod:`b12drugs.engines.columnar`)."""
+
+    #: where temporary files go (rows held by patient, spooled alerts); None: the
+    #: system's temporary folder.  Removed when the run ends, fails or is interrupted.
+    temp_dir: str | None = None
+    #: MiB of held rows kept in memory before they are written to disk by patient
+    memory_mb: int = Field(default=128, ge=8, le=65536)
+    #: files the held rows are spread over, by a hash of the patient
+    partitions: int = Field(default=32, ge=1, le=4096)
+
+
 class SinkConfig(BaseModel):
     """One alert sink: its registered name and options."""
 
@@ -95,6 +146,7 @@ class Config(_Section):
     policy: PolicyConfig = PolicyConfig()
     rxnav: RxNavConfig = RxNavConfig()
     rxnorm_index: LocalIndexConfig = LocalIndexConfig()
+    engine: EngineConfig = EngineConfig()
     sinks: tuple[SinkConfig, ...] = ()
     plugin: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

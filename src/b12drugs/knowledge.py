@@ -71,6 +71,10 @@ class ClassDef(BaseModel):
     #: Local routes (``topical``, ``ophthalmic``, ``otic``) whose products do not raise
     #: this class's alert: the mechanism is gut malabsorption or mucosal/systemic toxicity.
     exclude_routes: tuple[str, ...] = ()
+    #: How often a B12 status test is advised during long-term use (days), and where
+    #: that interval comes from (see :mod:`b12drugs.assess.monitoring`).
+    monitoring_interval_days: int | None = None
+    monitoring_reference: str = ""
 
     @field_validator("atc_prefixes", "atc_exclude", "exclude_routes", mode="before")
     @classmethod
@@ -148,6 +152,9 @@ def read_classes(path: Path) -> list[ClassDef]:
                 ),
                 references=row.get("references", ""),  # type: ignore[arg-type]
                 exclude_routes=row.get("exclude_routes", ""),  # type: ignore[arg-type]
+                monitoring_interval_days=(int(row["monitoring_interval_days"])
+                                          if row.get("monitoring_interval_days") else None),
+                monitoring_reference=row.get("monitoring_reference", "") or "",
             )
         )
     return out

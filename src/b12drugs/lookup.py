@@ -10,7 +10,7 @@ from typing import Any
 
 from .classify import classify
 from .config import Config
-from .engines import Screener
+from .engines import Runtime
 from .models import ATC_SYSTEM, Coding, DrugQuery
 from .plugins import PluginManager
 from .resolve.atc import ATC_CODE, normalize_atc
@@ -19,11 +19,12 @@ from .resolve.atc import ATC_CODE, normalize_atc
 def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
     """Every resolver's answer in chain order, the first resolved one's ingredients
     and the classes they belong to."""
-    screener = Screener(config, manager)
+    screener = Runtime(config, manager)
+    resolvers = screener.resolvers()
     query = query_for(text)
     steps: list[dict[str, Any]] = []
     chosen = None
-    for name, fn in screener.resolvers:
+    for name, fn in resolvers:
         got = screener.hooks.call_isolated(name, f"resolver {name}",
                                            functools.partial(fn, [query]))
         res = (got or {}).get(query)
@@ -39,12 +40,12 @@ def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
             break
         why = "; ".join(n.message for n in res.notices) or "not resolved"
         steps.append({"resolver": name, "outcome": why})
-    built = {name for name, _ in screener.resolvers}
+    built = {name for name, _ in resolvers}
     for r in screener.hooks.resolvers():
         if r.name not in built and chosen is None:
             steps.append({"resolver": r.name, "outcome": "not enabled by the configuration "
                           "(see --rxnav, [rxnav] and [rxnorm_index] in the config)"})
-    if not screener.resolvers:
+    if not resolvers:
         steps.append({"resolver": "-", "outcome": "no resolver is installed"})
     ingredients = [i.model_dump(mode="json") for i in chosen.ingredients] if chosen else []
     hits = [h.model_dump(mode="json") for h in classify(chosen, screener.kb)] if chosen else []
@@ -70,7 +71,7 @@ def query_for(text: str) -> DrugQuery:
     return DrugQuery.from_user_input(text)
 
 
-def _detail(resolver: str, screener: Screener, text: str) -> dict[str, Any]:
+def _detail(resolver: str, screener: Runtime, text: str) -> dict[str, Any]:
     """The knowledge base's own steps (name, synonym, brand, misspelling ...)."""
     if resolver != "knowledge-base":
         return {}

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: Upper bound for any free-text field coming from outside (drug text, condition text).
 MAX_TEXT = 2000
@@ -168,110 +166,6 @@ class Order(Model):
         return DrugQuery.from_parts(self.codings, self.text).texts
 
 
-#: Builds a patient context from a reader's raw patient fields (see :class:`OrderRow`).
-PatientFactory = Callable[[str, tuple[str, ...], "SourceLocation"], "PatientContext"]
-
-
-class OrderRow(NamedTuple):
-    """The fast path for high-volume readers (dispensing exports with millions of rows).
-
-    A plain tuple, not a validated model: the engine resolves it by ``(codings, text)``
-    like an :class:`Order` and only validates it into an :class:`Order` (and builds its
-    patient context) when it contributes to an alert.  A reader that yields these must
-    bound field sizes itself (``MAX_TEXT``) and check dates, numbers and statuses, so
-    that rows without findings are as trustworthy as validated ones.
-
-    ``patient_fields`` are the reader's raw patient columns; ``make_patient`` turns them
-    into a :class:`PatientContext` for the patients that need one.
-    """
-
-    id: str
-    patient_id: str | None
-    text: str | None
-    codings: tuple[Coding, ...] = ()
-    status: str | None = None
-    start_date: dt.date | None = None
-    days_supply: int | None = None
-    daily_dose_mg: float | None = None
-    file: str | None = None
-    line: int | None = None
-    patient_fields: tuple[str, ...] | None = None
-    make_patient: PatientFactory | None = None
-
-    def location(self) -> SourceLocation:
-        return SourceLocation(file=self.file, line=self.line)
-
-    def to_order(self, where: SourceLocation | None = None) -> Order:
-        """The validated order (raises ``pydantic.ValidationError``).
-
-        ``where`` is this row's :meth:`location` when the caller already has it.
-        Without it the location is validated with the order, in one call (the order's
-        ``source`` can then serve its patient context too).  Validated by the model's
-        own validator (``model_validate`` without its Python frame: rows with findings
-        are the hot path).
-        """
-        order: Order = Order.__pydantic_validator__.validate_python({
-            "id": self.id,
-            "patient_id": self.patient_id,
-            "codings": self.codings,
-            "text": self.text,
-            "status": self.status,
-            "start_date": self.start_date,
-            "days_supply": self.days_supply,
-            "daily_dose_mg": self.daily_dose_mg,
-            "source": where or {"file": self.file, "line": self.line},
-        })
-        return order
-
-    def patient(self, where: SourceLocation | None = None) -> PatientContext | None:
-        """The patient context built from this row's patient columns, if it has any."""
-        if self.make_patient is None or not self.patient_fields or not self.patient_id:
-            return None
-        return self.make_patient(self.patient_id, self.patient_fields, where or self.location())
-
-
-@dataclass(frozen=True, slots=True)
-class OrderBlock:
-    """Many :class:`OrderRow` at once, column by column: the fastest path.
-
-    A dispensing export is read in blocks of a few hundred rows; handing the engine a
-    block's columns lets it look up every row's drug, status and patient columns with
-    C-level loops (``map`` over a column) instead of a Python step per row.  Row ``i``
-    is exactly ``OrderRow(ids[i], patient_ids[i], ...)`` (:meth:`row`); every column has
-    one entry per row.  The reader's duties are those of :class:`OrderRow` (bounded
-    sizes, checked dates, numbers and statuses).  Code that wants rows uses
-    :meth:`rows` or :func:`b12drugs.records.iter_rows`.
-    """
-
-    ids: Sequence[str]
-    patient_ids: Sequence[str | None]
-    texts: Sequence[str | None]
-    codings: Sequence[tuple[Coding, ...]]
-    statuses: Sequence[str | None]
-    start_dates: Sequence[dt.date | None]
-    days_supply: Sequence[int | None]
-    daily_dose_mg: Sequence[float | None]
-    lines: Sequence[int]
-    patient_fields: Sequence[tuple[str, ...] | None]
-    file: str | None = None
-    make_patient: PatientFactory | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def row(self, i: int) -> OrderRow:
-        """Row ``i`` as an :class:`OrderRow`."""
-        fields = self.patient_fields[i]
-        return OrderRow(self.ids[i], self.patient_ids[i], self.texts[i], self.codings[i],
-                        self.statuses[i], self.start_dates[i], self.days_supply[i],
-                        self.daily_dose_mg[i], self.file, self.lines[i], fields,
-                        self.make_patient if fields else None)
-
-    def rows(self) -> Iterator[OrderRow]:
-        """Every row, in order."""
-        return map(self.row, range(len(self.ids)))
-
-
 class Condition(Model):
     """A diagnosis or problem-list entry, coded and/or as text."""
 
@@ -281,18 +175,46 @@ class Condition(Model):
     active: bool = True
 
 
-LabKind = Literal["b12", "mma", "homocysteine", "folate", "other"]
+LabKind = Literal["b12", "holotc", "mma", "homocysteine", "folate", "other"]
+#: A lab's own flag (``high`` for MMA/homocysteine; ``borderline`` from a lab or a
+#: b12drugs reading of the grey zone, see :mod:`b12drugs.assess.monitoring`).
+Interpretation = Literal["low", "borderline", "normal", "high"]
 
 
 class LabResult(Model):
-    """A laboratory result relevant to B12 status."""
+    """A laboratory result relevant to B12 status (``holotc``: holotranscobalamin)."""
 
     kind: LabKind
     value: float | None = None
     unit: ShortText | None = None
     code: ShortText | None = None
     date: dt.date | None = None
-    interpretation: Literal["low", "normal", "high"] | None = None
+    interpretation: Interpretation | None = None
+
+
+B12Status = Literal["low", "borderline", "normal"]
+
+
+class LastResult(Model):
+    """The patient's latest B12 status test as monitoring reads it: the value in the
+    kind's normalised unit (B12 pg/mL, holotranscobalamin pmol/L, MMA nmol/L,
+    homocysteine umol/L) and what it says about B12 status."""
+
+    kind: LabKind
+    value: float | None = None
+    unit: ShortText | None = None
+    date: dt.date | None = None
+    interpretation: B12Status
+
+
+class Monitoring(Model):
+    """Whether the patient is due for a B12 status test for this alert's class.
+
+    ``due_date``: when the next test is (or was) due; ``None`` when never tested."""
+
+    last_result: LastResult | None = None
+    due: bool
+    due_date: dt.date | None = None
 
 
 Diet = Literal["omnivore", "vegetarian", "vegan"]
@@ -389,7 +311,7 @@ class DrugQuery(Model):
     other_codings: tuple[Coding, ...] = ()
 
     @classmethod
-    def from_order(cls, order: Order | OrderRow) -> DrugQuery:
+    def from_order(cls, order: Order) -> DrugQuery:
         return cls.from_parts(order.codings, order.text)
 
     @classmethod
@@ -484,6 +406,8 @@ class Alert(Model):
     references: tuple[Text, ...] = ()
     rule: ShortText
     sources: tuple[ShortText, ...] = ()
+    #: B12 monitoring status (lab history), for the classes that lower B12.
+    monitoring: Monitoring | None = None
 
 
 class Counts(Model):

@@ -52,6 +52,8 @@ ENTRY_POINT_GROUP = "b12drugs"
 BUILTINS: tuple[tuple[str, str], ...] = (
     ("csv", "b12drugs.read.delimited"),
     ("jsonl", "b12drugs.read.jsonl"),
+    ("parquet", "b12drugs.read.parquet"),
+    ("labs", "b12drugs.read.labs"),
     ("outputs", "b12drugs.emit.outputs"),
     ("knowledge-base", "b12drugs.resolve.kb_plugin"),
     ("rxnorm-index", "b12drugs.resolve.index_plugin"),

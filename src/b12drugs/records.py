@@ -20,8 +20,6 @@ from .models import (
     DrugQuery,
     Notice,
     Order,
-    OrderBlock,
-    OrderRow,
     PatientContext,
     PatientEnd,
     Rejection,
@@ -33,26 +31,16 @@ from .models import (
 if TYPE_CHECKING:
     from .config import Config
     from .knowledge import ClassDef, KBEntry, KnowledgeBase
+    from .read.tabular import TableBatch
 
 #: What an input parser yields.
-Record = Order | OrderRow | OrderBlock | PatientContext | Rejection | Skip | PatientEnd | Notice
-
-
-def iter_rows(records: Iterable[Record]) -> Iterator[Record]:
-    """``records`` with each :class:`~b12drugs.models.OrderBlock` expanded into its
-    :class:`~b12drugs.models.OrderRow` records (for code that looks at single rows)."""
-    for rec in records:
-        if type(rec) is OrderBlock:
-            yield from rec.rows()
-        else:
-            yield rec
+Record = Order | PatientContext | Rejection | Skip | PatientEnd | Notice
 
 
 #: ``parse(stream, source_name)``: read a binary stream, yield records.  Must not raise
 #: for bad content: yield :class:`~b12drugs.models.Rejection` and go on.  May raise
 #: :class:`~b12drugs.errors.InputError` when the whole input is unreadable.  A ``Notice``
 #: reports something about a record that was still screened (e.g. an ignored bad date).
-#: High-volume readers may yield :class:`~b12drugs.models.OrderBlock` (many rows at once).
 ParseFn = Callable[[IO[bytes], str], Iterator[Record]]
 
 #: ``sniff(head, filename)``: a confidence from 0 (not mine) to 1 (certainly mine),
@@ -69,6 +57,12 @@ ResolveFn = Callable[[Sequence[DrugQuery]], Mapping[DrugQuery, Resolution]]
 SniffDirFn = Callable[[Path], float]
 ParseDirFn = Callable[[Path, str], Iterator[Record]]
 
+#: ``read_table(stream, source_name)``: a tabular format's rows as checked batches of
+#: columns (:class:`~b12drugs.read.tabular.TableBatch`, in the layout of
+#: :data:`~b12drugs.read.tabular.ORDER_SCHEMA`), and notices; what the columnar engine
+#: reads.  Same duties as ``parse``: bad rows keep their place with a reason.
+ReadTableFn = Callable[[IO[bytes], str], Iterator["TableBatch | Notice"]]
+
 
 @dataclass(frozen=True)
 class InputFormat:
@@ -76,6 +70,8 @@ class InputFormat:
 
     Formats whose unit is a folder (FHIR Bulk Data export) also set ``sniff_dir`` and
     ``parse_dir``; other folders are expanded into their files, each sniffed alone.
+    Tabular formats (CSV, Parquet, JSON Lines orders) also set ``read_table``: such
+    inputs are screened by the columnar engine, which reads them as batches of columns.
     """
 
     name: str
@@ -86,17 +82,25 @@ class InputFormat:
     sniff_dir: SniffDirFn | None = None
     parse_dir: ParseDirFn | None = None
     provider: str = ""
+    read_table: ReadTableFn | None = None
 
 
 @dataclass(frozen=True)
 class OutputFormat:
-    """An output format: writes a finished report to a text stream."""
+    """An output format: writes a finished report to a text stream.
+
+    ``write_stream(report, alerts, out)``, when set, writes the same output with the
+    alerts given one by one as compact JSON (UTF-8 bytes, in report order) instead of
+    in ``report.alerts``: the columnar engine keeps a large run's alerts on disk, and a
+    writer that streams them writes a report of millions of alerts in bounded memory.
+    """
 
     name: str
     description: str
     write: Callable[[Report, IO[str]], None]
     media_type: str = "text/plain"
     provider: str = ""
+    write_stream: Callable[[Report, Iterable[bytes], IO[str]], None] | None = None
 
 
 @dataclass(frozen=True)

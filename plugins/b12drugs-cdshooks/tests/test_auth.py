@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
 import uuid
 from typing import Any
 
 import jwt
 import pytest
+from b12drugs_cdshooks.auth import REASONS, TokenRefused
 from cds_support import ISSUER, JKU_ISSUER, Keys, Service, TokenFactory
 from cryptography.hazmat.primitives import serialization
 
@@ -21,16 +24,43 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+class _Detail(logging.Handler):
+    """Collects what the service logs about refused tokens (the detail the caller is
+    no longer told, issue 15)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def _refused(service: Service, token: str, path: str = DISCOVERY) -> str:
-    resp = service.get(path, token=token) if path == DISCOVERY else service.post(
-        path, {}, token=token)
+    """Send ``token``; check the 401 says only the reason class; return the class and
+    the detail the service logged for it."""
+    auth_log = logging.getLogger("b12drugs.cdshooks.auth")
+    detail, level = _Detail(), auth_log.level
+    auth_log.addHandler(detail)
+    auth_log.setLevel(logging.INFO)
+    try:
+        resp = service.get(path, token=token) if path == DISCOVERY else service.post(
+            path, {}, token=token)
+    finally:
+        auth_log.removeHandler(detail)
+        auth_log.setLevel(level)
     assert resp.status_code == 401, resp.text
     assert resp.headers["content-type"].startswith("application/fhir+json")
     assert resp.headers["www-authenticate"].startswith("Bearer")
     outcome = resp.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["code"] in ("security", "login")
-    return str(outcome["issue"][0]["diagnostics"])
+    said = str(outcome["issue"][0]["diagnostics"])
+    m = re.fullmatch(r"invalid token \((\S+)\)", said)
+    assert m and m[1] in REASONS, said
+    logged = [line for line in detail.lines if line.startswith(f"token refused: {m[1]}: ")]
+    assert logged, detail.lines
+    return said + " | " + " ".join(logged)
 
 
 def test_valid_es384_token_is_accepted(service: Service, make_token: TokenFactory) -> None:
@@ -72,9 +102,8 @@ def test_missing_header(service: Service) -> None:
 
 
 def test_not_a_bearer_token(service: Service) -> None:
-    resp = service.get(DISCOVERY, token="x")  # "Bearer x": not a JWT
-    assert resp.status_code == 401
-    assert "well-formed" in resp.json()["issue"][0]["diagnostics"]
+    said = _refused(service, "x")  # "Bearer x": not a JWT
+    assert "invalid token (malformed)" in said and "well-formed" in said
 
 
 def test_expired(service: Service, make_token: TokenFactory) -> None:
@@ -297,7 +326,9 @@ def test_rotated_key_under_the_same_kid_replaces_the_cached_key(
         sleep(0.1)  # the cached JWK Set is stale: the next token re-fetches it
         with pytest.raises(Problem) as refused:
             verify(keys.ec384)
-        assert refused.value.status == 401 and "signature" in refused.value.message
+        assert refused.value.status == 401 and isinstance(refused.value, TokenRefused)
+        assert "signature" in refused.value.detail
+        assert refused.value.message == "invalid token (untrusted)"
         verify(keys.other_ec384)
     finally:
         httpd.shutdown()

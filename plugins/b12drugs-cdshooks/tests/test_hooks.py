@@ -131,6 +131,38 @@ def test_recent_b12_result_replaces_the_lab_suggestion(service: Service) -> None
     assert "**Last serum B12:** 410 pg/mL" in card["detail"]
 
 
+def test_prefetched_observations_set_monitoring_on_the_card(service: Service) -> None:
+    """A borderline B12 last month: due, and the suggestion is a confirmatory MMA; a
+    normal one within the year: softened to info, "next due", no suggestion."""
+    from datetime import date, timedelta
+
+    context, prefetch = _metformin_session()
+    when = (date.today() - timedelta(days=30)).isoformat()
+
+    def b12(value: float) -> dict[str, Any]:
+        return {"resourceType": "Observation", "id": "b12-x", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}]},
+                "effectiveDateTime": when, "valueQuantity": {"value": value, "unit": "pg/mL"}}
+
+    prefetch["labs"] = bundle([b12(260)])
+    card = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"][0]
+    assert card["indicator"] == "warning"
+    assert "(borderline)" in card["detail"] and "borderline" in card["summary"]
+    (suggestion,) = card["suggestions"]
+    code = suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"]
+    assert code == "13964-2" and suggestion["isRecommended"] is True
+    prefetch["labs"] = bundle([b12(520)])
+    card = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"][0]
+    assert card["indicator"] == "info" and "next due" in card["summary"]
+    assert "suggestions" not in card
+
+
+def test_discovery_prefetches_every_b12_status_test(service: Service) -> None:
+    labs = service.get("/cds-services").json()["services"][0]["prefetch"]["labs"]
+    for code in ("2132-9", "72160-5", "13964-2", "13965-9"):
+        assert f"http://loinc.org|{code}" in labs
+
+
 def test_order_select_only_reports_selected_orders(service: Service) -> None:
     data = synthea()
     colch = synthea("synthea_colchicine.json")
@@ -308,27 +340,70 @@ def test_dedupe_cache_holds_no_patient_id(service: Service) -> None:
 # -- missing prefetch -------------------------------------------------------------------
 
 
-def test_missing_prefetch_without_fhir_access_is_stated_on_a_card(service: Service) -> None:
+def test_missing_prefetch_without_fhir_access_is_stated_in_the_alert(service: Service) -> None:
+    """The missing context concerns the metformin alert: it is said inside that card,
+    not on a card of its own."""
     context, _ = _metformin_session()
     cards = service.post(SIGN, hook_request("order-sign", context)).json()["cards"]
     kinds = [c["summary"] for c in cards]
-    assert len(cards) == 2, kinds
-    alert, incomplete = cards
+    assert len(cards) == 1, kinds
+    (alert,) = cards
     # without conditions the neuropathy is unknown: info, not warning
     assert alert["indicator"] == "info"
-    assert incomplete["indicator"] == "info"
-    assert "without" in incomplete["summary"]
-    assert "current medications" in incomplete["summary"]
-    assert "no FHIR server access" in incomplete["detail"]
+    assert "**Screened without:**" in alert["detail"]
+    assert "current medications" in alert["detail"]
+    assert "no FHIR server access" in alert["detail"]
 
 
 def test_partial_prefetch_names_only_what_is_missing(service: Service) -> None:
     context, prefetch = _metformin_session()
     del prefetch["labs"]
     cards = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"]
-    incomplete = cards[-1]
-    assert "B12 / methylmalonic acid" in incomplete["summary"]
-    assert "current medications" not in incomplete["summary"]
+    (alert,) = cards
+    line = next(x for x in alert["detail"].split("\n\n") if x.startswith("**Screened without"))
+    assert "B12 / methylmalonic acid" in line
+    assert "current medications" not in line
+
+
+def test_spec_order_sign_example_without_prefetch_says_nothing(service: Service) -> None:
+    """Issue 14: the specification's order-sign example (amoxicillin/clavulanate and a
+    NutritionOrder), no prefetch and no FHIR server: no drug of a B12 class, so no
+    "screened without demographics ..." card; the missing context is logged and audited."""
+    import sqlite3
+
+    context = load("spec_order_sign_r4.json")["context"]
+    context["encounterId"] = f"enc-{uuid.uuid4().hex[:12]}"
+    body = hook_request("order-sign", context)
+    assert "prefetch" not in body and "fhirServer" not in body
+    resp = service.post(SIGN, body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"cards": []}
+    deadline = time.monotonic() + 5
+    with sqlite3.connect(service.audit_db) as db:
+        while True:
+            rows = db.execute("SELECT kind, indicator FROM cards WHERE hook_instance = ?",
+                              (body["hookInstance"],)).fetchall()
+            if rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+    assert len(rows) == 1
+    kind, indicator = rows[0]
+    assert kind.startswith("withheld:incomplete:") and "patient" in kind
+    assert "medications" in kind and indicator == "info"
+
+
+def test_missing_context_keeps_its_card_for_a_b12_draft_without_alert(service: Service) -> None:
+    """Folic acid alerts only with a known deficiency, which the missing conditions and
+    labs could show: the missing context could change what the prescriber sees, so its
+    card stays."""
+    context, _ = _metformin_session()
+    folic = {"resourceType": "MedicationRequest", "id": "folic-1", "status": "draft",
+             "intent": "order", "subject": {"reference": "Patient/danae"},
+             "medicationCodeableConcept": {"text": "Folic acid 5 mg oral tablet"}}
+    context["draftOrders"] = bundle([folic])
+    cards = service.post(SIGN, hook_request("order-sign", context)).json()["cards"]
+    assert len(cards) == 1
+    assert cards[0]["summary"].startswith("Vitamin B12 screening was done without")
 
 
 def _fhir_auth(token: str = "opaque-fhir-token-123") -> dict[str, Any]:
@@ -514,10 +589,10 @@ def test_truncated_medication_list_is_reported(service: Service, extra: dict[str
     prefetch["medications"].update(extra)
     cards = service.post(SIGN, hook_request("order-sign", context, prefetch)).json()["cards"]
     assert cards[0]["source"]["topic"]["code"] == "metformin"
-    note = cards[-1]
-    assert note["indicator"] == "info"
-    assert "complete current medications" in note["summary"]
-    assert reason in note["detail"] and "incomplete" in note["detail"]
+    assert len(cards) == 1  # said inside the alert it concerns
+    detail = cards[0]["detail"]
+    assert "the complete current medications" in detail
+    assert reason in detail and "incomplete" in detail
 
 
 def test_current_medication_without_id_is_not_mistaken_for_a_draft(service: Service) -> None:

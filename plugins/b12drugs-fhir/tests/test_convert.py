@@ -503,3 +503,38 @@ def test_bad_partial_birth_month_is_rejected_without_the_value() -> None:
     assert ctx.birth_date is None
     assert [(r.location.pointer, r.reason) for r in rejections] == [
         ("/birthDate", "not a valid calendar date")]
+
+
+def test_labs_holotc_value_string_instant_and_registered() -> None:
+    holo = lab_from_observation(_obs("72160-5", "Holotranscobalamin", 25, "pmol/L"))
+    assert holo is not None and holo.kind == "holotc"
+    by_name = lab_from_observation(_obs(None, "Active B12 (holoTC)", 25, "pmol/L"))
+    assert by_name is not None and by_name.kind == "holotc"
+    text = {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2132-9"}]},
+            "valueString": "<150 pg/mL", "effectiveInstant": "2026-03-02T10:00:00Z"}
+    lab = lab_from_observation(text)
+    assert lab is not None and (lab.value, lab.unit, lab.date) == (150, "pg/mL",
+                                                                   date(2026, 3, 2))
+    assert lab_from_observation({**text, "valueString": "see note"}) is not None
+    registered = _obs("2132-9", "B12", 450, "pg/mL", status="registered")
+    assert lab_from_observation(registered) is None  # ordered, no result yet
+
+
+def test_observation_in_a_bundle_sets_the_alerts_monitoring(tmp_path: Path) -> None:
+    """A FHIR bundle with a normal B12 Observation: the metformin alert is not due."""
+    import json
+
+    from b12drugs.config import Config, PolicyConfig
+    from b12drugs.engines import screen_inputs
+
+    obs = _obs("2132-9", "Cobalamin", 450, "pg/mL", id="o1",
+               subject={"reference": "Patient/p1"})
+    obs["effectiveDateTime"] = "2026-09-20"
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(h.bundle(h.patient(), obs, h.med_request("m1"))))
+    report = screen_inputs([str(path)], None, Config(policy=PolicyConfig(as_of=date(2026, 11, 21))))
+    alert = next(a for a in report.alerts if a.class_id == "metformin")
+    assert alert.monitoring is not None and alert.monitoring.due is False
+    assert alert.monitoring.due_date == date(2027, 9, 20)
+    assert "next due 2027-09" in alert.summary

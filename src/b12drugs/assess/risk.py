@@ -37,9 +37,12 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 
-from ..config import Config
+from ..config import Config, MonitoringPolicy
 from ..knowledge import data_dir
 from ..models import ICD10_SYSTEMS, SNOMED_SYSTEM, Condition, LabResult, PatientContext
+from .monitoring import b12_status
+
+_DEFAULT_MONITORING = MonitoringPolicy()
 
 #: Human-readable labels, also the vocabulary of risk-factor ids.
 RISK_LABELS: dict[str, str] = {
@@ -70,9 +73,8 @@ KNOWN_DEFICIENCY = frozenset(
 
 #: Serum cobalamin below which a result counts as low when the lab sent no
 #: interpretation flag: 200 pg/mL = 148 pmol/L (Langan & Goodbred, Am Fam Physician
-#: 2017;96:384).  Units are normalised to pg/mL (ng/L is the same quantity).
+#: 2017;96:384); the default of ``[policy.monitoring] b12_low_pg_ml``.
 LOW_B12_PG_ML = 200.0
-_PMOL_PER_PG = 148.0 / 200.0
 
 
 #: Short forms for the one-line alert summary (cards allow < 140 characters).
@@ -212,19 +214,15 @@ def condition_risk_factors(condition: Condition) -> frozenset[str]:
     return frozenset(found)
 
 
-def lab_risk_factors(lab: LabResult) -> set[str]:
-    if lab.kind == "b12":
-        if lab.interpretation == "low":
+def lab_risk_factors(lab: LabResult, config: Config | None = None) -> set[str]:
+    """``low_serum_b12`` for a low serum B12 or holotranscobalamin (the lab's ``low``
+    flag, or an unflagged value under ``[policy.monitoring] b12_low_pg_ml`` /
+    ``holotc_low_pmol_l``; units normalised by :mod:`.monitoring`), ``elevated_mma`` for
+    raised methylmalonic acid or homocysteine flagged ``high`` by the lab."""
+    if lab.kind in ("b12", "holotc"):
+        policy = config.policy.monitoring if config is not None else _DEFAULT_MONITORING
+        if b12_status(lab, policy) == "low":
             return {"low_serum_b12"}
-        if lab.interpretation is None and lab.value is not None and lab.unit:
-            unit = lab.unit.strip().lower().replace("µ", "u")
-            value = lab.value
-            if unit in ("pmol/l",):
-                value = value / _PMOL_PER_PG
-            elif unit not in ("pg/ml", "ng/l"):
-                return set()
-            if value < LOW_B12_PG_ML:
-                return {"low_serum_b12"}
     if lab.kind in ("mma", "homocysteine") and lab.interpretation == "high":
         return {"elevated_mma"}
     return set()
@@ -251,5 +249,5 @@ def patient_risk_factors(patient: PatientContext, as_of: date, config: Config) -
     for condition in patient.conditions:
         found |= condition_risk_factors(condition)
     for lab in patient.labs:
-        found |= lab_risk_factors(lab)
+        found |= lab_risk_factors(lab, config)
     return found

@@ -46,6 +46,13 @@ No silent negatives: an order of a B12-lowering class left out by route, or by d
 (ascorbic acid below 1000 mg/day, or with no known dose), gets an ``info`` notice that
 names the drug and the reason, so a reader of the report sees it was checked.
 
+Lab history (:mod:`b12drugs.assess.monitoring`): every alert carries a ``monitoring``
+object.  A normal B12 status result within the class's monitoring interval makes the
+alert one step softer than for the same patient without a result, and never above
+``info`` unless a deficiency is known; its summary says "last B12 450 pg/mL on
+2026-09-20; next due 2027-09".  A borderline result keeps the severity and recommends a
+confirmatory methylmalonic acid / homocysteine test; a low one is a known deficiency.
+
 One alert per patient and class, listing every contributing order.
 """
 
@@ -58,9 +65,10 @@ from functools import lru_cache
 
 from ..config import Config
 from ..knowledge import ClassDef, KnowledgeBase
-from ..models import MAX_TEXT, SEVERITIES, Alert, Notice, Order, Severity
+from ..models import MAX_TEXT, SEVERITIES, Alert, Monitoring, Notice, Order, Severity
 from ..records import OrderFindings, PatientCase
 from ..resolve.atc import atc_codes, local_route
+from . import monitoring as mon
 from .risk import KNOWN_DEFICIENCY, label, ordered, short_label
 
 FOLATE_MASKING = "folate_masking"
@@ -314,6 +322,8 @@ def default_policy(case: PatientCase, kb: KnowledgeBase,
     known = bool(patient_rf & KNOWN_DEFICIENCY)  # the added factors below never are
     several = config.policy.escalate_on_multiple_classes and len(present) > 1
     rescue = _rescue(case)
+    labs = case.context.labs if case.context is not None else ()
+    last = mon.last_result(labs, config.policy.monitoring) if labs else None
     for class_id, findings in present.items():
         cls = kb.classes[class_id]
         factors = set(patient_rf)
@@ -326,9 +336,13 @@ def default_policy(case: PatientCase, kb: KnowledgeBase,
             factors.add("multiple_b12_lowering_drugs")
         # +1 with a risk factor, +1 more with known deficiency (capped), -1 on B12 therapy
         level = min(_LEVEL[cls.default_severity or "info"] + bool(factors) + known, 2)
-        severity = SEVERITIES[max(level - on_b12, 0)]
+        level = max(level - on_b12, 0)
+        status = mon.monitoring(last, mon.interval_days(cls, config), case.as_of)
+        if not status.due:  # a normal result within the interval: one step softer
+            level = max(level - 1, 0) if known else 0
         note = _RESCUE_NOTE if rescue and _ingredients(findings) & RESCUE_PARTNERS else None
-        yield _alert(case, cls, findings, ordered(factors), severity, on_b12, config, note)
+        yield _alert(case, cls, findings, ordered(factors), SEVERITIES[level], on_b12, config,
+                     note, status)
 
 
 def _alert(
@@ -340,10 +354,14 @@ def _alert(
     on_b12: bool,
     config: Config,
     note: str | None = None,
+    status: Monitoring | None = None,
 ) -> Alert:
     drugs = _drugs(findings, cls.class_id)
     orders = _order_ids(findings)
-    summary, rest = _wording(cls, drugs, tuple(factors), on_b12, note, config)
+    said = mon.phrase(status) if status is not None else None
+    summary, rest = _wording(cls, drugs, tuple(factors), on_b12, note, config, said)
+    if status is not None:
+        rest = f"{rest}\n{mon.detail_line(status)}"
     # the model's own validator: model_validate without its Python frame (hot path)
     alert: Alert = Alert.__pydantic_validator__.validate_python({
         "patient_id": case.patient_id,
@@ -354,11 +372,13 @@ def _alert(
         "orders": orders,
         "drugs": drugs,
         "risk_factors": (*factors, "on_b12_therapy") if on_b12 else tuple(factors),
-        "recommendation": cls.monitoring,
+        "recommendation": (mon.recommendation(status, cls.monitoring) if status is not None
+                           else cls.monitoring),
         "evidence": cls.evidence,
         "references": cls.references,
         "rule": "default-policy",
         "sources": _sources(findings),
+        "monitoring": status,
     })
     return alert
 
@@ -369,7 +389,7 @@ _WORDINGS_LIMIT = 4096
 
 
 def _wording(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on_b12: bool,
-             note: str | None, config: Config) -> tuple[str, str]:
+             note: str | None, config: Config, said: str | None = None) -> tuple[str, str]:
     """An alert's summary and the detail after the drugs line.
 
     The parts that depend only on the class, risk factors, B12 therapy and age limit
@@ -384,6 +404,8 @@ def _wording(cls: ClassDef, drugs: tuple[str, ...], factors: tuple[str, ...], on
             _WORDINGS.clear()
         got = _WORDINGS[key] = _write(cls, factors, on_b12, note, config)
     head, tail, rest = got
+    if said is not None and not any(f in KNOWN_DEFICIENCY for f in factors):
+        head = f" can lower vitamin B12; {said}"  # the lab history, not "consider a level"
     summary = _listed(drugs, 3) + head
     return _summary(summary[0].upper() + summary[1:] + tail), rest
 

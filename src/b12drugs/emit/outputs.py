@@ -1,26 +1,30 @@
-"""Builtin plugin: output formats ``json`` (the report contract), ``jsonl`` and ``table``."""
+"""Builtin plugin: output formats ``json`` (the report contract), ``jsonl``, ``table``
+and ``html`` (:mod:`b12drugs.emit.html`)."""
 
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from pydantic import TypeAdapter
 
 from ..hookspecs import hookimpl
-from ..models import Alert, Notice, Report
+from ..models import Alert, Counts, Notice, Report
 from ..records import OutputFormat
 
 _REPORT = TypeAdapter(Report)
 _ALERTS = TypeAdapter(tuple[Alert, ...])
 _NOTICES = TypeAdapter(tuple[Notice, ...])
+_ALERT = TypeAdapter(Alert)
+_NOTICE = TypeAdapter(Notice)
+_COUNTS = TypeAdapter(Counts)
+_ALERT_LIST = TypeAdapter(list[Alert])
 #: Alerts or notices serialised at a time by :func:`report_json`.
 JSON_CHUNK = 1000
 
 
-def report_json(report: Report) -> Iterator[bytes]:
+def report_json(report: Report, alerts: Iterable[bytes] | None = None) -> Iterator[bytes]:
     """The report as indented JSON (UTF-8), in pieces: joined, byte for byte what
     ``TypeAdapter(Report).dump_json(report, indent=2)`` gives.
 
@@ -31,30 +35,51 @@ def report_json(report: Report) -> Iterator[bytes]:
     The report's other fields are written by pydantic as usual, and each list is
     spliced in at its place, indented one level deeper (JSON strings hold no raw line
     breaks, so every line break in a piece is structural).
+
+    ``alerts``: the alerts as compact JSON, one by one, instead of ``report.alerts``
+    (a spooled run, see :class:`~b12drugs.records.OutputFormat`); each piece of them is
+    read back into models and written like the others, so the bytes are the same.
     """
     rest = _REPORT.dump_json(report.model_copy(update={"alerts": (), "notices": ()}),
                              indent=2)
-    lists: list[tuple[str, tuple[Any, ...], TypeAdapter[Any]]] = [
-        ("alerts", report.alerts, _ALERTS), ("notices", report.notices, _NOTICES)]
-    for name, items, adapter in lists:
+    alert_chunks = _chunks(report.alerts) if alerts is None else _json_chunks(alerts)
+    lists: list[tuple[str, Iterator[Any], TypeAdapter[Any]]] = [
+        ("alerts", alert_chunks, _ALERTS), ("notices", _chunks(report.notices), _NOTICES)]
+    for name, chunks, adapter in lists:
         empty = b'\n  "%s": [],' % name.encode()
         head, found, rest = rest.partition(empty)
         if not found:
             raise RuntimeError(f"pydantic wrote the report without an empty {name} list")
         yield head
-        if not items:
-            yield empty
-            continue
-        yield b'\n  "%s": [\n' % name.encode()
-        for i in range(0, len(items), JSON_CHUNK):
-            piece = adapter.dump_json(items[i:i + JSON_CHUNK], indent=2)
+        first = True
+        for chunk in chunks:
+            yield b'\n  "%s": [\n' % name.encode() if first else b",\n"
+            first = False
+            piece = adapter.dump_json(chunk, indent=2)
             yield b"    " + piece[4:-2].replace(b"\n", b"\n  ")  # "[\n  " ... "\n]"
-            yield b",\n" if i + JSON_CHUNK < len(items) else b"\n  ],"
+        yield empty if first else b"\n  ],"
     yield rest
 
 
-def write_json(report: Report, out: IO[str]) -> None:
-    """The report as indented JSON (:func:`report_json`).
+def _chunks(items: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    for i in range(0, len(items), JSON_CHUNK):
+        yield items[i:i + JSON_CHUNK]
+
+
+def _json_chunks(alerts: Iterable[bytes]) -> Iterator[tuple[Alert, ...]]:
+    """Compact alert JSON read back into models, ``JSON_CHUNK`` at a time."""
+    chunk: list[bytes] = []
+    for data in alerts:
+        chunk.append(data)
+        if len(chunk) == JSON_CHUNK:
+            yield tuple(_ALERT_LIST.validate_json(b"[" + b",".join(chunk) + b"]"))
+            chunk = []
+    if chunk:
+        yield tuple(_ALERT_LIST.validate_json(b"[" + b",".join(chunk) + b"]"))
+
+
+def write_json(report: Report, out: IO[str], alerts: Iterable[bytes] | None = None) -> None:
+    """The report as indented JSON (:func:`report_json`; ``alerts`` as there).
 
     pydantic writes UTF-8 bytes; when ``out`` is a UTF-8 text file over a byte buffer
     (a file, usually stdout) those bytes go to the buffer as they are, skipping a
@@ -63,12 +88,12 @@ def write_json(report: Report, out: IO[str]) -> None:
     buffer = getattr(out, "buffer", None)
     if buffer is not None and _is_utf8(getattr(out, "encoding", None)):
         out.flush()
-        for piece in report_json(report):
+        for piece in report_json(report, alerts):
             buffer.write(piece)
         buffer.write(b"\n")
         buffer.flush()
     else:
-        for piece in report_json(report):
+        for piece in report_json(report, alerts):
             out.write(piece.decode())
         out.write("\n")
 
@@ -80,13 +105,25 @@ def _is_utf8(encoding: str | None) -> bool:
         return False
 
 
-def write_jsonl(report: Report, out: IO[str]) -> None:
-    """One alert per line, then one notice per line, then the counts: for pipelines."""
-    for alert in report.alerts:
-        out.write(json.dumps({"type": "alert", **alert.model_dump(mode="json")}) + "\n")
+def write_jsonl(report: Report, out: IO[str], alerts: Iterable[bytes] | None = None) -> None:
+    """One alert per line, then one notice per line, then the counts: for pipelines.
+
+    ``alerts``: the alerts as compact JSON instead of ``report.alerts`` (streamed)."""
+    if alerts is None:
+        alerts = (_ALERT.dump_json(a) for a in report.alerts)
+    for data in alerts:
+        out.write('{"type":"alert",' + data[1:].decode() + "\n")
     for notice in report.notices:
-        out.write(json.dumps({"type": "notice", **notice.model_dump(mode="json")}) + "\n")
-    out.write(json.dumps({"type": "counts", **report.counts.model_dump()}) + "\n")
+        out.write('{"type":"notice",' + _NOTICE.dump_json(notice)[1:].decode() + "\n")
+    out.write('{"type":"counts",' + _COUNTS.dump_json(report.counts)[1:].decode() + "\n")
+
+
+def _stream_json(report: Report, alerts: Iterable[bytes], out: IO[str]) -> None:
+    write_json(report, out, alerts)
+
+
+def _stream_jsonl(report: Report, alerts: Iterable[bytes], out: IO[str]) -> None:
+    write_jsonl(report, out, alerts)
 
 
 _STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
@@ -133,7 +170,15 @@ def b12drugs_output_formats() -> Iterable[OutputFormat]:
     return [
         OutputFormat("table", "readable table for a terminal", write_table),
         OutputFormat("json", "the JSON report (schema_version, alerts, notices, counts)",
-                     write_json, "application/json"),
+                     write_json, "application/json", write_stream=_stream_json),
         OutputFormat("jsonl", "one JSON object per alert/notice line, then counts",
-                     write_jsonl, "application/x-ndjson"),
+                     write_jsonl, "application/x-ndjson", write_stream=_stream_jsonl),
+        OutputFormat("html", "one self-contained HTML page: charts, sortable alert table, "
+                     "notices, accounting", _write_html, "text/html"),
     ]
+
+
+def _write_html(report: Report, out: IO[str]) -> None:
+    from .html import write_html  # imported when used: the page's CSS and JS are large
+
+    write_html(report, out)

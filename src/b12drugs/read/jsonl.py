@@ -8,7 +8,13 @@
     {"record": "order", "id": "rx1", "patient_id": "p1", "text": "metformin 500 mg"}
 
 ``json``: one document ``{"patients": [...], "orders": [...]}`` (or a single
-``"patient"``).  Bad lines/items become rejections naming line or JSON pointer.
+``"patient"``).  Bad lines/items become rejections naming line or JSON pointer.  A
+record's location is where the reader found it (a ``source`` field in the input is
+replaced).
+
+JSON Lines are tabular for the columnar engine (:func:`read_batches`): each line is
+checked by the same models as for the record engine, and the orders are handed on as
+batches of columns, their codings as JSON; patients go on as they are.
 """
 
 from __future__ import annotations
@@ -40,9 +46,9 @@ def _record(obj: Any, loc: SourceLocation) -> Record:
     kind = data.pop("record", "order")
     try:
         if kind == "patient":
-            return PatientContext.model_validate({"source": loc.model_dump(), **data})
+            return PatientContext.model_validate({**data, "source": loc.model_dump()})
         if kind == "order":
-            return Order.model_validate({"source": loc.model_dump(), **data})
+            return Order.model_validate({**data, "source": loc.model_dump()})
     except ValidationError as exc:
         rid = data.get("id") if isinstance(data.get("id"), str) else None
         return Rejection(location=loc, reason=_explain(exc), record_id=rid and rid[:256])
@@ -75,6 +81,50 @@ def parse_jsonl(stream: IO[bytes], source: str) -> Iterator[Record]:
             yield Rejection(location=loc, reason=f"invalid JSON: {exc}"[:300])
             continue
         yield _record(obj, loc)
+
+
+#: Orders per batch handed to the columnar engine.
+BATCH_ROWS = 50_000
+
+
+def read_batches(stream: IO[bytes], source: str) -> Iterator[Any]:
+    """JSON Lines as the columnar engine reads them: orders and rejections as batches
+    of rows (:class:`~b12drugs.read.tabular.TableBatch`), patients as they are."""
+    import polars as pl
+
+    from .tabular import ORDER_SCHEMA, TableBatch
+
+    rows: list[dict[str, Any]] = []
+
+    def batch() -> TableBatch:
+        frame = pl.DataFrame(rows, schema=ORDER_SCHEMA)
+        rows.clear()
+        return TableBatch(frame, source)
+
+    for rec in parse_jsonl(stream, source):
+        if isinstance(rec, Order):
+            rows.append(_row(rec))
+        elif isinstance(rec, Rejection):
+            rows.append({"_line": rec.location.line, "_reject": rec.reason,
+                         "_rid": rec.record_id})
+        else:
+            yield rec
+        if len(rows) == BATCH_ROWS:
+            yield batch()
+    if rows:
+        yield batch()
+
+
+def _row(order: Order) -> dict[str, Any]:
+    codings = None
+    if order.codings:
+        codings = json.dumps([c.model_dump(exclude_none=True) for c in order.codings])
+    return {"id": order.id, "patient_id": order.patient_id, "text": order.text,
+            "codings": codings, "status": order.status, "start_date": order.start_date,
+            "days_supply": order.days_supply, "daily_dose_mg": order.daily_dose_mg,
+            "route": order.route, "dose": order.dose, "strength": order.strength,
+            "frequency": order.frequency,
+            "_line": order.source.line if order.source is not None else None}
 
 
 def parse_json(stream: IO[bytes], source: str) -> Iterator[Record]:
@@ -128,7 +178,7 @@ def sniff_json(head: bytes, filename: str) -> float:
 def b12drugs_input_formats() -> Iterable[InputFormat]:
     return [
         InputFormat("jsonl", "JSON Lines of b12drugs orders and patients", parse_jsonl,
-                    sniff_jsonl, (".jsonl", ".ndjson")),
+                    sniff_jsonl, (".jsonl", ".ndjson"), read_table=read_batches),
         InputFormat("json", "JSON document {patients: [...], orders: [...]}", parse_json,
                     sniff_json, (".json",)),
     ]

@@ -4,7 +4,8 @@
 Starlette app with any ASGI server (``b12drugs serve`` uses uvicorn).
 
 Request handling order, cheapest refusal first: route -> JWT (before the body is
-read) -> body size -> JSON syntax and depth -> request model -> data gathering
+read) -> Content-Type (``application/json``, parameters allowed; else 415) -> body
+size -> JSON syntax and depth -> request model -> data gathering
 (prefetch, fetch-on-demand) -> screening -> cards.  Every refusal is a 4xx
 OperationOutcome; an unexpected error is a 500 OperationOutcome without details, and
 the log line for it names the exception type only (exception messages can contain
@@ -48,7 +49,7 @@ from .jsonbody import parse_json_object, read_body
 from .openapi import openapi_document
 from .outcome import FHIR_JSON, Problem, operation_outcome, problem_response
 from .prefetch import Fetcher, PatientData, gather
-from .responses import JSONResponse
+from .responses import DeliveredJSONResponse, JSONResponse
 from .screening import CallScreener
 from .settings import CDSHooksSettings, settings_from_config
 
@@ -61,15 +62,29 @@ _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9\-]")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _is_json(content_type: str | None) -> bool:
+    """``application/json``, in any case, with or without parameters (``charset``)."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    return media_type == "application/json"
+
+
 def _safe(value: str | None, limit: int = 64) -> str:
     """A request-supplied token reduced to characters safe for a log line."""
     return _SAFE_TOKEN.sub("", value or "")[:limit] or "-"
+
+
+#: An issued card as the audit log records it: uuid, kind, indicator, suggestion uuids.
+IssuedCard = tuple[str, str, str, list[str]]
 
 
 @dataclass
 class _Result:
     cards: list[dict[str, Any]]
     stats: dict[str, int]
+    #: what the audit log records once the answer is sent (not before: see audit)
+    issued: list[IssuedCard]
+    #: de-duplication keys of the cards shown, forgotten if the answer is not sent
+    dedupe_keys: list[bytes]
 
 
 class CDSHooksService:
@@ -158,6 +173,8 @@ class CDSHooksService:
         ``abandoned`` is set when the request's time limit answered 503 while this ran in
         a worker thread: its cards were never shown, so they must neither enter the
         de-duplication cache (order-sign would then hide them) nor the audit log.
+        Cards are not recorded here: the caller records ``issued`` once the answer has
+        been rendered and sent (see :class:`DeliveredJSONResponse`).
         """
         if data is None:
             data = self.gather(hreq, context)
@@ -172,13 +189,21 @@ class CDSHooksService:
         screening = self.screener.screen(service.hook, context, data)
         built = self.cards.build(screening, data, context.patientId, context.encounterId)
         if abandoned is not None and abandoned.is_set():
+<<<<<<< HEAD
+            return _Result([], {}, [], [])
+        shown, suppressed, keys = self._dedupe(service, context, built)
+=======
             return _Result([], {})
-        shown, suppressed = self._dedupe(service, context, built)
+        withheld = [b for b in built if b.withheld]  # for the integrator, not the prescriber
+        shown, suppressed = self._dedupe(service, context, [b for b in built if not b.withheld])
         self.audit.record_cards(
             service.id,
             hreq.hookInstance,
-            [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown],
+            [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown]
+            + [(b.uuid, f"withheld:{b.kind}:{','.join(sorted(data.missing))}"[:200],
+                b.card["indicator"], []) for b in withheld],
         )
+>>>>>>> monitoring
         stats = {
             "orders": screening.orders_read,
             "in_scope": len(screening.scope),
@@ -189,15 +214,40 @@ class CDSHooksService:
             "fetched": len(data.fetched),
             "missing": len(data.missing),
             "incomplete": len(data.incomplete),
+            "withheld": len(withheld),
         }
+<<<<<<< HEAD
+        issued = [(b.uuid, b.kind, b.card["indicator"], b.suggestion_ids()) for b in shown]
+        return _Result([b.card for b in shown], stats, issued, keys)
+
+    def record_sent(self, service_id: str, hook_instance: str, issued: list[IssuedCard],
+                    dedupe_keys: list[bytes], delivery: str) -> None:
+        """Record the cards of an answer once it was sent (``delivery`` says how).
+
+        Cards that were not delivered leave the de-duplication cache too: nobody saw
+        them, so the next call of the same ordering session must show them.
+        """
+        if delivery != "delivered":
+            log.warning("hook answer not sent: service=%s hookInstance=%s cards=%d",
+                        service_id, _safe(hook_instance), len(issued))
+            if self.dedupe is not None:
+                self.dedupe.forget(dedupe_keys)
+        self.audit.record_cards(service_id, hook_instance, issued, delivery)
+=======
+        if withheld:
+            log.info("screened without %s; no drug of a B12 class among the orders in scope, "
+                     "so no card", ", ".join(sorted(data.missing) or sorted(data.incomplete)))
         return _Result([b.card for b in shown], stats)
+>>>>>>> monitoring
 
     def _dedupe(self, service: Service, context: Context, built: list[BuiltCard]
-                ) -> tuple[list[BuiltCard], int]:
+                ) -> tuple[list[BuiltCard], int, list[bytes]]:
+        """The cards to show, how many were suppressed, and the keys of those shown."""
         if (self.dedupe is None or not context.encounterId
                 or service.hook not in ("order-select", "order-sign")):
-            return built, 0
+            return built, 0, []
         shown = []
+        keys = []
         for b in built:
             key = self.dedupe.key(
                 patient=context.patientId,
@@ -208,7 +258,8 @@ class CDSHooksService:
             )
             if not self.dedupe.seen_before(key):
                 shown.append(b)
-        return shown, len(built) - len(shown)
+                keys.append(key)
+        return shown, len(built) - len(shown), keys
 
 
 def _guard(service_state: CDSHooksService, name: str) -> Callable[[Handler], Handler]:
@@ -282,6 +333,8 @@ def create_app(
             raise Problem(404, "no such CDS service", code="not-found")
         request.state.log["service"] = service.id
         caller = await state.authenticate(request)
+        if not _is_json(request.headers.get("content-type")):
+            raise Problem(415, "Content-Type must be application/json", code="not-supported")
         body = await read_body(request, limits.max_body_bytes)
         return service, caller, parse_json_object(body, limits.max_json_depth)
 
@@ -320,7 +373,13 @@ def create_app(
             # GIL.
             result = state.process(service, hreq, context, patient_data)
         request.state.log.update(result.stats)
-        return JSONResponse({"cards": result.cards})
+        if not result.issued:
+            return JSONResponse({"cards": result.cards})
+        return DeliveredJSONResponse(
+            {"cards": result.cards},
+            on_sent=functools.partial(state.record_sent, service.id, hreq.hookInstance,
+                                      result.issued, result.dedupe_keys),
+        )
 
     @_guard(state, "feedback")
     async def feedback(request: Request) -> Response:

@@ -10,6 +10,12 @@ No patient identifier is stored: feedback carries card and suggestion uuids, the
 outcome, the override reason and the clinician's comment.  Each issued card is also
 recorded (uuid, service, hook instance, class, indicator) so that feedback can be read
 as "which advice was overridden, and why" without the patient.
+
+A card is recorded only once its answer has been rendered and handed to the server,
+with how that went in ``delivery``: ``delivered`` (sent to a client still connected)
+or ``send-failed`` (the client had gone, or sending raised).  A call whose answer
+could not be produced (an error, the time limit) records nothing: the log holds only
+advice somebody was sent.  Rows written before this column existed have it NULL.
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ CREATE TABLE IF NOT EXISTS cards (
     hook_instance TEXT NOT NULL,
     kind TEXT NOT NULL,
     indicator TEXT NOT NULL,
-    suggestions TEXT NOT NULL
+    suggestions TEXT NOT NULL,
+    delivery TEXT
 );
 CREATE TRIGGER IF NOT EXISTS feedback_no_update BEFORE UPDATE ON feedback
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -81,11 +88,16 @@ EXPORT_COLUMNS = (
     "card_kind",
     "card_indicator",
     "hook_instance",
+    "card_delivery",
 )
+
+#: What ``delivery`` of an issued card may say.
+DELIVERED = "delivered"
+SEND_FAILED = "send-failed"
 
 
 #: A row of the ``cards`` table, in column order.
-_CardRow = tuple[str, str, str, str, str, str, str]
+_CardRow = tuple[str, str, str, str, str, str, str, str]
 
 
 def _now() -> str:
@@ -124,6 +136,9 @@ class AuditLog:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cards)")}
+        if "delivery" not in columns:  # a log from before issue 15: add, never rewrite
+            self._db.execute("ALTER TABLE cards ADD COLUMN delivery TEXT")
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, args=(checkpoint_seconds,),
@@ -200,10 +215,16 @@ class AuditLog:
         return stored, len(rows) - stored
 
     def record_cards(self, service_id: str, hook_instance: str,
-                     cards: Iterable[tuple[str, str, str, list[str]]]) -> None:
-        """Queue issued cards for the writer: ``(uuid, kind, indicator, suggestion uuids)``."""
+                     cards: Iterable[tuple[str, str, str, list[str]]],
+                     delivery: str = DELIVERED) -> None:
+        """Queue issued cards for the writer: ``(uuid, kind, indicator, suggestion uuids)``.
+
+        Call it once the answer holding the cards was sent (or failed to be):
+        ``delivery`` says which (:data:`DELIVERED`, :data:`SEND_FAILED`).
+        """
         rows = [
-            (uuid, _now(), service_id, hook_instance, kind, indicator, json.dumps(sugg))
+            (uuid, _now(), service_id, hook_instance, kind, indicator, json.dumps(sugg),
+             delivery)
             for uuid, kind, indicator, sugg in cards
         ]
         if rows:
@@ -250,8 +271,8 @@ class AuditLog:
                 try:
                     self._db.executemany(
                         "INSERT OR IGNORE INTO cards (card_uuid, issued_at, service_id,"
-                        " hook_instance, kind, indicator, suggestions)"
-                        " VALUES (?,?,?,?,?,?,?)",
+                        " hook_instance, kind, indicator, suggestions, delivery)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
                         rows,
                     )
                     self._db.execute("COMMIT")
@@ -268,7 +289,7 @@ class AuditLog:
             "SELECT f.id, f.received_at, f.service_id, f.card_uuid, f.outcome,"
             " f.outcome_timestamp, f.accepted_suggestions, f.override_system,"
             " f.override_code, f.override_display, f.user_comment, f.issuer,"
-            " c.kind, c.indicator, c.hook_instance"
+            " c.kind, c.indicator, c.hook_instance, c.delivery"
             " FROM feedback f LEFT JOIN cards c ON c.card_uuid = f.card_uuid ORDER BY f.id"
         )
         self.flush()

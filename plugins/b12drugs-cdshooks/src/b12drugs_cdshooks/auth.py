@@ -8,6 +8,11 @@ HMAC are refused before any key is looked at, which also defeats the "HS256 with
 public key as secret" confusion).  ``aud`` must be the exact URL of the endpoint
 called, ``exp``/``iat`` are checked with a small clock skew, the token lifetime is
 bounded and each ``jti`` is accepted once (replay cache until the token expires).
+
+A refused token is answered ``401`` with ``invalid token (<class>)`` only, the class
+one of :data:`REASONS`.  The detail (an unknown issuer, an unknown ``kid``, a ``jku``
+off the allowlist...) goes to the log, not to the caller: telling them apart would
+let anyone probe which issuers and keys the service trusts.
 """
 
 from __future__ import annotations
@@ -49,13 +54,36 @@ _KEY_TYPE = {
 _REFETCH_INTERVAL = 10.0
 
 
-def _unauthorized(message: str) -> Problem:
-    return Problem(
-        401,
-        message,
-        code="security",
-        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
+#: The classes of token refusal a caller is told, and what each covers.
+REASONS = {
+    "malformed": "not a JWT, or a header or claim of the wrong form",
+    "algorithm": "alg none, HMAC or another algorithm the service never accepts",
+    "untrusted": "issuer, jku, kid or key not trusted, or the signature does not verify",
+    "expired": "past exp, or a lifetime longer than allowed",
+    "not-yet-valid": "iat or nbf in the future",
+    "audience": "aud is not the URL of the endpoint called",
+    "replay": "the jti was used before",
+}
+
+
+class TokenRefused(Problem):
+    """A 401 that tells the caller the class only; ``detail`` is for the log."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(
+            401,
+            f"invalid token ({reason})",
+            code="security",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+        self.reason = reason
+        self.detail = detail
+
+
+def _unauthorized(reason: str, detail: str) -> TokenRefused:
+    """Log the refusal with its detail (no token, no claims values) and build the 401."""
+    log.info("token refused: %s: %s", reason, detail)
+    return TokenRefused(reason, detail)
 
 
 @dataclass(frozen=True)
@@ -143,7 +171,8 @@ class KeyStore:
             return parse_jwks(json.loads(body), url)
         except (requests.RequestException, ValueError) as exc:
             log.warning("JWK Set %s could not be fetched: %s", url, type(exc).__name__)
-            raise _unauthorized("the JWK Set of the issuer could not be fetched") from None
+            raise _unauthorized("untrusted",
+                                "the JWK Set of the issuer could not be fetched") from None
 
     def _cached(self, url: str, kid: str) -> tuple[bool, dict[str, Any] | None]:
         """``(True, key or None)`` when the cache (or a recent failure) decides."""
@@ -161,7 +190,7 @@ class KeyStore:
         if failed_at is not None and now - failed_at < _REFETCH_INTERVAL:
             # A failed fetch is remembered: forged tokens naming a trusted issuer must not
             # turn the service into a stream of outbound requests.
-            raise _unauthorized("the JWK Set of the issuer could not be fetched")
+            raise _unauthorized("untrusted", "the JWK Set of the issuer could not be fetched")
         return False, None
 
     def _from_url(self, url: str, kid: str, allow_fetch: bool) -> dict[str, Any] | None:
@@ -193,16 +222,18 @@ class KeyStore:
         jwk: dict[str, Any] | None
         if jku is not None:
             if jku.rstrip("/") not in conf.jku:
-                raise _unauthorized("the jku of the token is not on the issuer's allowlist")
+                raise _unauthorized("untrusted",
+                                    "the jku of the token is not on the issuer's allowlist")
             jwk = self._from_url(jku.rstrip("/"), kid, allow_fetch)
         elif iss in self._files:
             jwk = self._files[iss].get(kid)
         elif len(conf.jku) == 1:
             jwk = self._from_url(conf.jku[0], kid, allow_fetch)
         else:
-            raise _unauthorized("the token names no jku and the issuer has no JWK Set file")
+            raise _unauthorized("untrusted",
+                                "the token names no jku and the issuer has no JWK Set file")
         if jwk is None:
-            raise _unauthorized("no key with this kid in the issuer's JWK Set")
+            raise _unauthorized("untrusted", "no key with this kid in the issuer's JWK Set")
         return jwk
 
 
@@ -242,35 +273,36 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise _unauthorized("the Authorization header must be 'Bearer <JWT>'")
+            raise _unauthorized("malformed", "the Authorization header must be 'Bearer <JWT>'")
         if len(token) > 16384:
-            raise _unauthorized("the bearer token is too long")
+            raise _unauthorized("malformed", "the bearer token is too long")
         try:
             # One unverified parse gives the header (kid, alg, jku) and the issuer, which
             # pick the key; the signed decode below checks everything again with that key.
             parts = jwt.decode_complete(token, options={"verify_signature": False})
         except InvalidTokenError:
-            raise _unauthorized("the bearer token is not a well-formed JWT") from None
+            raise _unauthorized("malformed", "the bearer token is not a well-formed JWT") from None
         header, unverified = parts["header"], parts["payload"]
         if not isinstance(header, dict) or not isinstance(unverified, dict):
-            raise _unauthorized("the bearer token is not a well-formed JWT")
+            raise _unauthorized("malformed", "the bearer token is not a well-formed JWT")
         alg = header.get("alg")
         if alg not in ASYMMETRIC_ALGORITHMS:
-            raise _unauthorized("JWT alg must be an asymmetric algorithm (RS*, PS*, ES*)")
+            raise _unauthorized("algorithm",
+                                "JWT alg must be an asymmetric algorithm (RS*, PS*, ES*)")
         typ = header.get("typ")
         if typ is not None and str(typ).upper() != "JWT":
-            raise _unauthorized("JWT typ must be 'JWT'")
+            raise _unauthorized("malformed", "JWT typ must be 'JWT'")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise _unauthorized("JWT header must name the key (kid)")
+            raise _unauthorized("malformed", "JWT header must name the key (kid)")
         iss = unverified.get("iss")
         if not isinstance(iss, str) or iss not in self._issuers:
-            raise _unauthorized("JWT issuer is not trusted")
+            raise _unauthorized("untrusted", "JWT issuer is not trusted")
         if alg not in self._issuers[iss].algorithms:
-            raise _unauthorized("JWT alg is not allowed for this issuer")
+            raise _unauthorized("untrusted", "JWT alg is not allowed for this issuer")
         jku = header.get("jku")
         if jku is not None and not isinstance(jku, str):
-            raise _unauthorized("JWT jku must be a URL")
+            raise _unauthorized("malformed", "JWT jku must be a URL")
         jwk = self._keys.key_for(iss, kid, jku, allow_fetch)
         cache_key = (iss, kid, jku, alg)
         cached = self._key_objects.get(cache_key)
@@ -290,25 +322,27 @@ class Authenticator:
                 options={"require": ["iss", "aud", "exp", "iat", "jti"]},
             )
         except jwt.ExpiredSignatureError:
-            raise _unauthorized("JWT has expired") from None
+            raise _unauthorized("expired", "JWT has expired") from None
         except jwt.InvalidAudienceError:
-            raise _unauthorized("JWT aud is not the URL of the endpoint called") from None
+            raise _unauthorized("audience",
+                                "JWT aud is not the URL of the endpoint called") from None
         except jwt.ImmatureSignatureError:
-            raise _unauthorized("JWT is not valid yet (iat/nbf in the future)") from None
+            raise _unauthorized("not-yet-valid",
+                                "JWT is not valid yet (iat/nbf in the future)") from None
         except jwt.InvalidSignatureError:
-            raise _unauthorized("JWT signature does not verify") from None
+            raise _unauthorized("untrusted", "JWT signature does not verify") from None
         except InvalidTokenError as exc:
-            raise _unauthorized(f"JWT rejected: {type(exc).__name__}") from None
+            raise _unauthorized("malformed", f"JWT rejected: {type(exc).__name__}") from None
         now = time.time()
         iat, exp, jti = claims["iat"], claims["exp"], claims["jti"]
         if not isinstance(iat, (int, float)) or iat > now + self._skew:
-            raise _unauthorized("JWT is not valid yet (iat in the future)")
+            raise _unauthorized("not-yet-valid", "JWT is not valid yet (iat in the future)")
         if not isinstance(exp, (int, float)) or exp - iat > self._max_lifetime:
-            raise _unauthorized(f"JWT lifetime exceeds {self._max_lifetime} seconds")
+            raise _unauthorized("expired", f"JWT lifetime exceeds {self._max_lifetime} seconds")
         if not isinstance(jti, str) or not jti or len(jti) > 256:
-            raise _unauthorized("JWT jti must be a non-empty string")
+            raise _unauthorized("malformed", "JWT jti must be a non-empty string")
         if not self._replay.check_and_add(f"{iss}\x00{jti}", exp + self._skew, now):
-            raise _unauthorized("JWT jti was already used (replay)")
+            raise _unauthorized("replay", "JWT jti was already used (replay)")
         tenant = claims.get("tenant")
         return Caller(issuer=iss, tenant=tenant if isinstance(tenant, str) else None)
 
@@ -316,15 +350,15 @@ class Authenticator:
     def _key_object(jwk: dict[str, Any], alg: str) -> Any:
         kty, crv = _KEY_TYPE[alg]
         if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
-            raise _unauthorized("JWT alg does not fit the key type of this kid")
+            raise _unauthorized("untrusted", "JWT alg does not fit the key type of this kid")
         if jwk.get("use") not in (None, "sig"):
-            raise _unauthorized("the key of this kid is not a signing key")
+            raise _unauthorized("untrusted", "the key of this kid is not a signing key")
         if jwk.get("alg") not in (None, alg):
-            raise _unauthorized("JWT alg differs from the alg of the key")
+            raise _unauthorized("untrusted", "JWT alg differs from the alg of the key")
         if "d" in jwk or "k" in jwk:
             # A private or symmetric key in a public JWK Set is a configuration error.
-            raise _unauthorized("the JWK Set entry is not a public key")
+            raise _unauthorized("untrusted", "the JWK Set entry is not a public key")
         try:
             return jwt.PyJWK(jwk, algorithm=alg).key
         except (PyJWKError, ValueError, TypeError):
-            raise _unauthorized("the key of this kid is unusable") from None
+            raise _unauthorized("untrusted", "the key of this kid is unusable") from None

@@ -12,7 +12,16 @@ Rules kept here:
 * Text that came from the request (drug names typed by a prescriber, ids) is escaped
   before it goes into markdown, so a request cannot inject links or HTML into a card.
 * "No silent negatives": drugs that could not be checked get an ``info`` card saying
-  so, and missing prefetch data is stated on a card rather than ignored.
+  so, and missing prefetch data is stated rather than ignored, where it concerns the
+  prescriber: inside the alert cards it could change ("Screened without: ..."), on a
+  card of its own when a draft of a B12 class has no alert card (the missing context
+  could have raised one), and nowhere on screen when the drafts hold no drug of a B12
+  class (a card on every order signed in an EHR that does not prefetch, although no
+  missing fact could have produced an alert): that card is *withheld*, i.e. logged
+  and written to the audit log for the integrator, not shown.
+* Lab history: an alert's ``monitoring`` object gives the "Last serum B12" line; the
+  serum B12 order suggestion is offered only when a test is due, a confirmatory
+  methylmalonic acid order when the last result was borderline.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from b12drugs.assess.monitoring import describe
 from b12drugs.assess.risk import label as risk_label
 from b12drugs.config import Config
 from b12drugs.knowledge import KnowledgeBase
@@ -72,6 +82,8 @@ class BuiltCard:
     card: dict[str, Any]
     kind: str
     orders: tuple[str, ...]
+    #: built but not shown: for the log and the audit record only
+    withheld: bool = False
 
     @property
     def uuid(self) -> str:
@@ -89,6 +101,10 @@ def _recent_b12(patient: PatientContext | None, today: date, days: int) -> LabRe
         if lab.kind == "b12" and lab.date is not None and lab.date >= today - timedelta(days=days)
     ]
     return max(recent, key=lambda lab: lab.date or today) if recent else None
+
+
+_LAST_LABELS = {"b12": "Last serum B12", "holotc": "Last holotranscobalamin",
+                "mma": "Last methylmalonic acid", "homocysteine": "Last homocysteine"}
 
 
 class CardBuilder:
@@ -142,7 +158,7 @@ class CardBuilder:
         }
 
     def alert_card(self, alert: Alert, screening: Screening, patient_id: str,
-                   encounter: str | None) -> BuiltCard:
+                   encounter: str | None, missing: str | None = None) -> BuiltCard:
         labels = screening.labels
         cls = self._kb.classes.get(alert.class_id)
         today = self._config.as_of()
@@ -163,12 +179,25 @@ class CardBuilder:
         if "on_b12_therapy" in alert.risk_factors:
             lines.append("**Already on B12 therapy:** severity lowered one step; keep monitoring.")
         lines.append(f"**Monitor:** {plain(alert.recommendation)}")
-        recent = _recent_b12(screening.patient, today, self._s.recent_lab_days)
-        if recent is not None:
-            value = f"{recent.value:g} {recent.unit or ''}".strip() if recent.value is not None \
-                else "result"
-            flag = f" ({recent.interpretation})" if recent.interpretation else ""
-            lines.append(f"**Last serum B12:** {md(value)} on {recent.date}{flag}")
+        monitoring = alert.monitoring
+        recent = None
+        if monitoring is not None:
+            last = monitoring.last_result
+            if last is not None:
+                said = describe(last).split(" ", 1)[1] if " " in describe(last) else ""
+                when = (f"; next due {monitoring.due_date:%Y-%m}"
+                        if not monitoring.due and monitoring.due_date else "; a test is due")
+                lines.append(f"**{_LAST_LABELS.get(last.kind, 'Last result')}:** {md(said)} "
+                             f"({last.interpretation}){when}")
+        else:  # an alert without lab history (a plugin's rule): the recent-result window
+            recent = _recent_b12(screening.patient, today, self._s.recent_lab_days)
+            if recent is not None:
+                value = (f"{recent.value:g} {recent.unit or ''}".strip()
+                         if recent.value is not None else "result")
+                flag = f" ({recent.interpretation})" if recent.interpretation else ""
+                lines.append(f"**Last serum B12:** {md(value)} on {recent.date}{flag}")
+        if missing:
+            lines.append(missing)
         if alert.references:
             lines.append("**References:** " + "; ".join(plain(r, 300) for r in alert.references))
         card: dict[str, Any] = {
@@ -181,12 +210,19 @@ class CardBuilder:
         suggestions = []
         recommended = SEVERITIES.index(alert.severity) >= 1
         drugs = ", ".join(alert.drugs)[:200]
-        if recent is None:
+        last = monitoring.last_result if monitoring is not None else None
+        if last is not None and last.interpretation == "borderline":
+            suggestions.append(self._lab_suggestion(
+                patient_id, encounter, MMA_LOINC, None, "methylmalonic acid (MMA)",
+                f"Confirm borderline B12 status during {drugs}", True))
+        elif (monitoring.due and (last is None or last.interpretation == "normal")
+              if monitoring is not None else recent is None):
             suggestions.append(self._lab_suggestion(
                 patient_id, encounter, B12_LOINC, B12_LOINC_DISPLAY,
                 "serum vitamin B12 (cobalamin)",
                 f"Monitoring vitamin B12 during {drugs}", recommended))
-        if alert.class_id == "nitrous_oxide":
+        if alert.class_id == "nitrous_oxide" and not (
+                last is not None and last.interpretation == "borderline"):
             # Functional deficiency: serum B12 can look normal; MMA shows it.
             suggestions.append(self._lab_suggestion(
                 patient_id, encounter, MMA_LOINC, None, "methylmalonic acid (MMA)",
@@ -257,14 +293,40 @@ class CardBuilder:
         }
         return BuiltCard(card, "incomplete", tuple(sorted(what)))
 
+    @staticmethod
+    def missing_line(data: PatientData, screening: Screening) -> str | None:
+        """The "Screened without" line of an alert card (what, and why), or ``None``."""
+        what = [f"{DESCRIPTIONS[k]} ({why})" for k, why in data.missing.items()]
+        what += [f"the complete {DESCRIPTIONS[k]} ({why})" for k, why in data.incomplete.items()]
+        if screening.context_unreadable:
+            what.append(f"{screening.context_unreadable} unreadable condition/lab record(s)")
+        if not what:
+            return None
+        return ("**Screened without:** " + "; ".join(md(w, 400) for w in what)
+                + ". Severity may be understated: risk factors, other B12-lowering drugs or "
+                "B12 results were not available.")
+
     def build(self, screening: Screening, data: PatientData, patient_id: str,
               encounter: str | None) -> list[BuiltCard]:
-        """All cards of one call, most urgent first; empty when there is nothing to say."""
+        """All cards of one call, most urgent first; empty when there is nothing to say.
+
+        Withheld cards (``BuiltCard.withheld``) come last; the caller logs and audits
+        them and shows none."""
         if not screening.scope and not screening.unmatched_selections:
             return []
+        missing = self.missing_line(data, screening) if self._s.warn_missing_prefetch else None
         alerts = sorted(screening.alerts, key=lambda a: -SEVERITIES.index(a.severity))
-        cards = [self.alert_card(a, screening, patient_id, encounter) for a in alerts]
-        for extra in (self.unchecked_card(screening), self.incomplete_card(data, screening)):
-            if extra is not None:
-                cards.append(extra)
+        cards = [self.alert_card(a, screening, patient_id, encounter, missing) for a in alerts]
+        unchecked = self.unchecked_card(screening)
+        if unchecked is not None:
+            cards.append(unchecked)
+        incomplete = self.incomplete_card(data, screening)
+        if incomplete is not None:
+            alerted = {o for a in screening.alerts for o in a.orders}
+            if screening.b12_orders - alerted:
+                cards.append(incomplete)  # a B12-class draft without an alert card
+            elif not screening.alerts:
+                incomplete.withheld = True  # no B12-class draft: nothing it could change
+                cards.append(incomplete)
+            # else: said inside each alert card
         return cards

@@ -51,5 +51,11 @@ class DedupeCache:
                 self._seen.popitem(last=False)
             return False
 
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """Drop ``keys``: their cards were never delivered, so they must show next time."""
+        with self._lock:
+            for key in keys:
+                self._seen.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._seen)

@@ -11,6 +11,8 @@ Codes used here (never written from memory):
   MMAP reports it (order and result LOINC 13964-2,
   http://genetics.testcatalog.org/show/MMAP).  Used without a display string because
   its LOINC long name was not confirmed from a public source.
+* LOINC 72160-5 (holotranscobalamin) and 13965-9 (total homocysteine): the core's
+  :mod:`b12drugs.labcodes`, where each code's public source is named.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from b12drugs.labcodes import HOLOTC_LOINC, HOMOCYSTEINE_LOINC
 from b12drugs.models import LOINC_SYSTEM
 
 B12_LOINC = "2132-9"
@@ -39,7 +42,8 @@ PREFETCH: dict[str, str] = {
     CONDITIONS: "Condition?patient={{context.patientId}}&clinical-status=active",
     LABS: (
         "Observation?patient={{context.patientId}}"
-        f"&code={LOINC_SYSTEM}|{B12_LOINC},{LOINC_SYSTEM}|{MMA_LOINC}"
+        f"&code={LOINC_SYSTEM}|{B12_LOINC},{LOINC_SYSTEM}|{HOLOTC_LOINC},"
+        f"{LOINC_SYSTEM}|{MMA_LOINC},{LOINC_SYSTEM}|{HOMOCYSTEINE_LOINC}"
         "&_sort=-date&_count=20"
     ),
 }

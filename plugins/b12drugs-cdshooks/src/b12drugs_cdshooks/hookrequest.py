@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.config import JsonDict
 
 from .outcome import Problem
 
@@ -38,13 +39,21 @@ class Context(_Open):
     encounterId: str | None = Field(default=None, pattern=_ID_PATTERN)
 
 
+#: What :func:`parse_request` checks of ``draftOrders``, for the OpenAPI document.
+_BUNDLE_SCHEMA: JsonDict = {
+    "required": ["resourceType"],
+    "properties": {"resourceType": {"const": "Bundle"},
+                   "entry": {"type": "array", "items": {"type": "object"}}},
+}
+
+
 class OrderSelectContext(Context):
     selections: tuple[str, ...] = Field(min_length=1, max_length=1000)
-    draftOrders: dict[str, Any]
+    draftOrders: dict[str, Any] = Field(json_schema_extra=_BUNDLE_SCHEMA)
 
 
 class OrderSignContext(Context):
-    draftOrders: dict[str, Any]
+    draftOrders: dict[str, Any] = Field(json_schema_extra=_BUNDLE_SCHEMA)
 
 
 CONTEXTS: dict[str, type[Context]] = {

@@ -8,9 +8,18 @@ lies); JSON nesting deeper than the limit is refused before any model sees it.
 orjson decodes, in about half the standard library's time for an order-sign request.
 The standard library stays the judge of what is refused and why: a body orjson does
 not take is decoded again by ``json``, which accepts exactly what the service accepted
-before (``NaN``, unpaired surrogate escapes) and words the error with line and column.
-One difference in values remains: orjson reads an integer beyond 64 bits as a float;
-no field the service reads holds one.
+before (``NaN``, integers beyond 64 bits) and words the error with line and column.
+
+Two kinds of valid JSON used to end in a 500 and are now taken in hand here, on that
+slower path only (orjson refuses both, so a well-behaved body never pays for it):
+
+* a lone surrogate escape (``"\\ud800"``) is valid JSON but no Unicode text: it broke
+  the FHIR reading of a drug text and the rendering of the answer.  Every lone
+  surrogate, in a value or a key, becomes U+FFFD (the replacement character), so the
+  order is still screened by its code and the answer can be written.
+* an integer of more than :data:`MAX_INT_DIGITS` digits: Python refuses to convert it
+  (a guard against quadratic-time conversion).  The body is refused with a 400 that
+  names the line and column, since no CDS Hooks or FHIR field needs such a number.
 """
 
 from __future__ import annotations
@@ -105,19 +114,93 @@ def parse_json_object(body: bytes, max_depth: int) -> dict[str, Any]:
     return value
 
 
+#: Longest integer literal accepted: Python's own limit on converting digits to int
+#: (``sys.get_int_max_str_digits()``, 4300 by default), fixed here so the service's
+#: behaviour does not depend on an interpreter setting.
+MAX_INT_DIGITS = 4300
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _IntegerTooLong(ValueError):
+    def __init__(self, digits: int):
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _parse_int(literal: str) -> int:
+    """``int()`` for the decoder, refusing literals past :data:`MAX_INT_DIGITS`."""
+    digits = len(literal) - literal.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise _IntegerTooLong(digits)
+    return int(literal)
+
+
+def _where(text: str, digits: int) -> str:
+    """Line and column of the first integer literal with ``digits`` digits."""
+    m = re.search(rf"-?\d{{{digits}}}", text)
+    if m is None:
+        return "an unknown place"
+    line = text.count("\n", 0, m.start()) + 1
+    return f"line {line} column {m.start() - text.rfind(chr(10), 0, m.start())}"
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (and keys) replaced by U+FFFD.
+
+    Iterative, not recursive: the body's depth is only checked after decoding.  Lists
+    and dicts are changed in place; the containers are the decoder's own.
+    """
+    def fix(s: str) -> str:
+        return _LONE_SURROGATE.sub("\ufffd", s)
+
+    if isinstance(value, str):
+        return fix(value)
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            for i, v in enumerate(item):
+                if isinstance(v, str):
+                    item[i] = fix(v)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+        elif isinstance(item, dict):
+            for k in [k for k in item if _LONE_SURROGATE.search(k)]:
+                item[fix(k)] = item.pop(k)
+            for k, v in item.items():
+                if isinstance(v, str):
+                    item[k] = fix(v)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+    return value
+
+
 def _strict_loads(body: bytes, max_depth: int) -> Any:
-    """The standard library's decoding, for bodies orjson refused: the value, or a 400
-    :class:`Problem` that says why and where."""
+    """The standard library's decoding, for bodies orjson refused: the value (lone
+    surrogates replaced), or a 400 :class:`Problem` that says why and where."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Problem(400, f"request body is not UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise Problem(400, f"request body is not valid JSON: {exc.msg} at {where}") from None
+    except _IntegerTooLong as exc:
+        raise Problem(
+            400,
+            f"an integer of {exc.digits} digits at {_where(text, exc.digits)} exceeds the "
+            f"limit of {MAX_INT_DIGITS} digits",
+            code="too-costly",
+        ) from None
     except RecursionError:
         raise Problem(400, f"JSON nesting exceeds the limit of {max_depth}",
                       code="too-costly") from None
+    if "\\u" in text:
+        # The text is valid UTF-8, so holds no surrogate itself: a lone one can only
+        # come from an escape that json.loads decoded.  Replaced here, on this slow
+        # path: orjson refuses lone surrogates, so clean bodies never get this far.
+        value = replace_lone_surrogates(value)
     return value

@@ -1,203 +1,117 @@
-"""OpenAPI 3.0 description of the service, served at ``/openapi.json``.
+"""OpenAPI 3.1 description of the service, served at ``/openapi.json``.
 
-Written by hand from the CDS Hooks specification (discovery, service call, feedback)
-so that clients and schema-based fuzzers (schemathesis) see what the service accepts.
+Generated from the models, never written by hand: the request models are the ones
+that validate each call (:mod:`.hookrequest`), the answer models describe cards,
+discovery, feedback receipts and errors (:mod:`.answers`).  A field added to a model
+is in the document at once, so the document clients and schema-based fuzzers
+(schemathesis) read cannot drift from what the service accepts.  OpenAPI 3.1 because
+its schemas are JSON Schema 2020-12, the dialect pydantic writes.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import (
+    GenerateJsonSchema,
+    JsonSchemaMode,
+    JsonSchemaValue,
+    models_json_schema,
+)
+from pydantic_core import core_schema
+
+from .answers import CardsResponse, DiscoveryResponse, FeedbackResponse, OperationOutcome
 from .discovery import SERVICES
+from .hookrequest import CONTEXTS, FeedbackRequest, HookRequest
 
-_CODING = {
-    "type": "object",
-    "required": ["code", "system"],
-    "properties": {
-        "code": {"type": "string"},
-        "system": {"type": "string"},
-        "display": {"type": "string"},
-    },
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+REF = "#/components/schemas/{model}"
+
+
+class OmitNullGenerator(GenerateJsonSchema):
+    """Pydantic's JSON Schema, with optional fields documented as "absent or a value".
+
+    CDS Hooks omits fields without a value and never sends ``null``: an optional
+    ``str | None = None`` field is documented as a string that may be left out.
+    """
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = super().default_schema(schema)
+        if "default" in json_schema and json_schema["default"] is None:
+            del json_schema["default"]
+        return json_schema
+
+
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (HookRequest, "validation"),
+    *[(model, "validation") for model in dict.fromkeys(CONTEXTS.values())],
+    (FeedbackRequest, "validation"),
+    (CardsResponse, "serialization"),
+    (DiscoveryResponse, "serialization"),
+    (FeedbackResponse, "serialization"),
+    (OperationOutcome, "serialization"),
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+@functools.lru_cache(maxsize=1)
+def component_schemas() -> dict[str, Any]:
+    """``components.schemas``: every model, by class name.
+
+    The envelope reads ``context`` as an object and validates it afterwards against
+    the model of the hook called; the document says which: one of the three.
+    """
+    _, top = models_json_schema(_MODELS, ref_template=REF, schema_generator=OmitNullGenerator)
+    schemas: dict[str, Any] = top["$defs"]
+    contexts = [_ref(model) for model in dict.fromkeys(CONTEXTS.values())]
+    schemas["HookRequest"]["properties"]["context"] = {"anyOf": contexts}
+    return schemas
+
+
+_ERRORS = {
+    400: "Malformed or invalid request (the diagnostics say what and where)",
+    401: "Missing or invalid JWT: 'invalid token (<reason class>)'",
+    404: "No such service",
+    412: "Required FHIR data was neither prefetched nor fetchable",
+    413: "Request body or content too large",
+    415: "Content-Type is not application/json",
+    503: "Timed out or temporarily unable to verify",
 }
 
-_OUTCOME = {
-    "type": "object",
-    "required": ["resourceType", "issue"],
-    "properties": {
-        "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
-        "issue": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["severity", "code"],
-                "properties": {
-                    "severity": {"type": "string"},
-                    "code": {"type": "string"},
-                    "diagnostics": {"type": "string"},
-                    "expression": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-        },
-    },
-}
 
-_CARD = {
-    "type": "object",
-    "required": ["summary", "indicator", "source"],
-    "properties": {
-        "uuid": {"type": "string"},
-        "summary": {"type": "string", "maxLength": 139},
-        "detail": {"type": "string"},
-        "indicator": {"type": "string", "enum": ["info", "warning", "critical"]},
-        "source": {
-            "type": "object",
-            "required": ["label"],
-            "properties": {
-                "label": {"type": "string"},
-                "url": {"type": "string"},
-                "topic": {"$ref": "#/components/schemas/Coding"},
-            },
-        },
-        "suggestions": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["label"],
-                "properties": {
-                    "label": {"type": "string"},
-                    "uuid": {"type": "string"},
-                    "isRecommended": {"type": "boolean"},
-                    "actions": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["type", "description"],
-                            "properties": {
-                                "type": {"type": "string",
-                                         "enum": ["create", "update", "delete"]},
-                                "description": {"type": "string"},
-                                "resource": {"type": "object"},
-                            },
-                        },
-                    },
-                },
-            },
-        },
-        "selectionBehavior": {"type": "string", "enum": ["at-most-one", "any"]},
-        "overrideReasons": {"type": "array", "items": {"$ref": "#/components/schemas/Coding"}},
-    },
-}
-
-_BUNDLE = {
-    "type": "object",
-    "required": ["resourceType"],
-    "properties": {
-        "resourceType": {"type": "string", "enum": ["Bundle"]},
-        "entry": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"resource": {"type": "object"}, "fullUrl": {"type": "string"}},
-            },
-        },
-    },
-}
-
-_FHIR_ID = {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"}
-
-_HOOK_REQUEST = {
-    "type": "object",
-    "required": ["hook", "hookInstance", "context"],
-    "properties": {
-        "hook": {"type": "string", "enum": ["order-select", "order-sign", "patient-view"]},
-        "hookInstance": {"type": "string", "format": "uuid"},
-        "fhirServer": {"type": "string", "format": "uri"},
-        "fhirAuthorization": {
-            "type": "object",
-            "required": ["access_token", "token_type", "scope", "subject"],
-            "properties": {
-                "access_token": {"type": "string"},
-                "token_type": {"type": "string", "enum": ["Bearer"]},
-                "expires_in": {"type": "integer"},
-                "scope": {"type": "string"},
-                "subject": {"type": "string"},
-            },
-        },
-        "context": {
-            "type": "object",
-            "required": ["userId", "patientId"],
-            "properties": {
-                "userId": {"type": "string"},
-                "patientId": _FHIR_ID,
-                "encounterId": _FHIR_ID,
-                "selections": {"type": "array", "items": {"type": "string"}},
-                "draftOrders": {"$ref": "#/components/schemas/Bundle"},
-            },
-        },
-        "prefetch": {
-            "type": "object",
-            "additionalProperties": {"type": "object", "nullable": True},
-        },
-    },
-}
-
-_FEEDBACK = {
-    "type": "object",
-    "required": ["feedback"],
-    "properties": {
-        "feedback": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["card", "outcome", "outcomeTimestamp"],
-                "properties": {
-                    "card": {"type": "string"},
-                    "outcome": {"type": "string", "enum": ["accepted", "overridden"]},
-                    "acceptedSuggestions": {
-                        "type": "array",
-                        "items": {"type": "object", "required": ["id"],
-                                  "properties": {"id": {"type": "string"}}},
-                    },
-                    "overrideReason": {
-                        "type": "object",
-                        "properties": {
-                            "reason": {"$ref": "#/components/schemas/Coding"},
-                            "userComment": {"type": "string"},
-                        },
-                    },
-                    "outcomeTimestamp": {"type": "string", "format": "date-time"},
-                },
-            },
-        }
-    },
-}
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": _ref(model)}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    content = {"application/fhir+json": {
-        "schema": {"$ref": "#/components/schemas/OperationOutcome"}}}
-    descriptions = {
-        400: "Malformed or invalid request",
-        401: "Missing or invalid JWT",
-        404: "No such service",
-        412: "Required FHIR data was neither prefetched nor fetchable",
-        413: "Request body or content too large",
-        503: "Timed out or temporarily unable to verify",
-    }
-    return {str(c): {"description": descriptions[c], "content": content} for c in codes}
+    content = {"application/fhir+json": {"schema": _ref(OperationOutcome)}}
+    return {str(c): {"description": _ERRORS[c], "content": content} for c in codes}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
 
 
 def openapi_document(base_url: str | None = None) -> dict[str, Any]:
-    service_ids = [s.id for s in SERVICES]
+    """The OpenAPI 3.1 document; ``servers`` names ``base_url`` when configured."""
     path_param = {
         "name": "service_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "enum": service_ids},
+        "schema": {"type": "string", "enum": [s.id for s in SERVICES]},
     }
     doc: dict[str, Any] = {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": DIALECT,
         "info": {
             "title": "b12drugs CDS Hooks service",
             "version": "1.0",
@@ -206,83 +120,35 @@ def openapi_document(base_url: str | None = None) -> dict[str, Any]:
         },
         "security": [{"cdsHooksJwt": []}],
         "paths": {
-            "/cds-services": {
-                "get": {
-                    "operationId": "discovery",
-                    "responses": {
-                        "200": {
-                            "description": "The services offered",
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["services"],
-                                "properties": {"services": {"type": "array",
-                                                            "items": {"type": "object"}}},
-                            }}},
-                        },
-                        **_errors(401),
-                    },
-                }
-            },
-            "/cds-services/{service_id}": {
-                "post": {
-                    "operationId": "callService",
-                    "parameters": [path_param],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/HookRequest"}}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "Cards (empty when there is nothing to say)",
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["cards"],
-                                "properties": {"cards": {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/Card"}}},
-                            }}},
-                        },
-                        **_errors(400, 401, 404, 412, 413, 503),
-                    },
-                }
-            },
-            "/cds-services/{service_id}/feedback": {
-                "post": {
-                    "operationId": "feedback",
-                    "parameters": [path_param],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Feedback"}}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "Feedback stored (duplicates are ignored)",
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "properties": {
-                                    "received": {"type": "integer"},
-                                    "stored": {"type": "integer"},
-                                    "duplicates": {"type": "integer"},
-                                },
-                            }}},
-                        },
-                        **_errors(400, 401, 404, 413, 503),
-                    },
-                }
-            },
+            "/cds-services": {"get": {
+                "operationId": "discovery",
+                "responses": {"200": _json(DiscoveryResponse, "The services offered"),
+                              **_errors(401)},
+            }},
+            "/cds-services/{service_id}": {"post": {
+                "operationId": "callService",
+                "parameters": [path_param],
+                "requestBody": _body(HookRequest),
+                "responses": {
+                    "200": _json(CardsResponse, "Cards (empty when there is nothing to say)"),
+                    **_errors(400, 401, 404, 412, 413, 415, 503),
+                },
+            }},
+            "/cds-services/{service_id}/feedback": {"post": {
+                "operationId": "feedback",
+                "parameters": [path_param],
+                "requestBody": _body(FeedbackRequest),
+                "responses": {
+                    "200": _json(FeedbackResponse, "Feedback stored (duplicates are ignored)"),
+                    **_errors(400, 401, 404, 413, 415, 503),
+                },
+            }},
         },
         "components": {
             "securitySchemes": {
                 "cdsHooksJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
-            "schemas": {
-                "Coding": _CODING,
-                "Card": _CARD,
-                "Bundle": _BUNDLE,
-                "HookRequest": _HOOK_REQUEST,
-                "Feedback": _FEEDBACK,
-                "OperationOutcome": _OUTCOME,
-            },
+            "schemas": component_schemas(),
         },
     }
     if base_url:

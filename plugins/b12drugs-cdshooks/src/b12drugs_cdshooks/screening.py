@@ -61,6 +61,26 @@ class Screening:
     info: list[str] = field(default_factory=list)
     # order-select selections that match no draft MedicationRequest (by id or fullUrl)
     unmatched_selections: list[str] = field(default_factory=list)
+    # in-scope orders of a B12 class or context role (or not known to be free of one)
+    b12_orders: frozenset[str] = frozenset()
+
+
+def _b12_orders(run: Screener, scope: frozenset[str],
+                drugs: dict[str, tuple[Any, str | None]]) -> frozenset[str]:
+    """The in-scope orders whose drug has a class hit (alert class or context role),
+    from the run's resolution cache.  A drug whose outcome cannot be found there (an
+    engine without that cache, an outcome dropped because a source was unavailable)
+    counts as one: the safe direction, it keeps the "screened without" card."""
+    outcomes = getattr(getattr(run, "runtime", None), "outcomes", None)
+    found = set()
+    for ref in scope:
+        key = drugs.get(ref)
+        if key is None:
+            continue  # not read as an order: the "could not be checked" card covers it
+        outcome = outcomes.get(key) if isinstance(outcomes, dict) else None
+        if outcome is None or getattr(outcome, "hits", True):
+            found.add(ref)
+    return frozenset(found)
 
 
 def _ref(resource: dict[str, Any], index: int, prefix: str = "") -> str:
@@ -149,6 +169,7 @@ class CallScreener:
         medications: dict[str, dict[str, Any]],
         patient_id: str,
         labels: dict[str, str],
+        drugs: dict[str, tuple[Any, str | None]] | None = None,
     ) -> Iterator[Record]:
         convert = _convert()
         for ref, pointer, res in resources:
@@ -163,6 +184,8 @@ class CallScreener:
                 if isinstance(got, Order):
                     order = got.model_copy(update={"id": ref, "patient_id": patient_id})
                     labels[ref] = _label(order)
+                    if drugs is not None:
+                        drugs[ref] = (order.codings, order.text)
                     yield order
                 elif isinstance(got, Rejection):
                     where = f" at {got.location.pointer}" if got.location.pointer else ""
@@ -232,16 +255,18 @@ class CallScreener:
             rejections=unreadable,
         )
         labels: dict[str, str] = {}
+        drugs: dict[str, tuple[Any, str | None]] = {}
         run = self._make()
         run.feed([patient], "prefetch")
-        run.feed(self._orders(drafts, meds, patient_id, labels), "draftOrders")
-        run.feed(self._orders(current, meds, patient_id, labels), "prefetch")
+        run.feed(self._orders(drafts, meds, patient_id, labels, drugs), "draftOrders")
+        run.feed(self._orders(current, meds, patient_id, labels, drugs), "prefetch")
         report = run.finish()
+        b12_orders = _b12_orders(run, scope, drugs)
 
         result = Screening(patient=patient, scope=scope, labels=labels,
                            unmatched_selections=unmatched,
                            orders_read=report.counts.read,
-                           context_unreadable=len(unreadable))
+                           context_unreadable=len(unreadable), b12_orders=b12_orders)
         result.alerts = [a for a in report.alerts if scope.intersection(a.orders)]
         seen_unavailable: set[str] = set()
         for n in report.notices:

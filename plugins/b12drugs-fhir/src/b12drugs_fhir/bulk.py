@@ -62,7 +62,7 @@ RELEVANT_TYPES = frozenset({"Medication", *CONTEXT_TYPES, *MEDICATION_TYPES})
 _NDJSON = re.compile(r"\.ndjson(\.gz)?$", re.IGNORECASE)
 _TYPE_TOKEN = re.compile(r"^[A-Z][A-Za-z]{2,63}$")
 _LAB_HINT = re.compile(
-    ("(?i)cobalamin|b ?12|methylmalon|homocyst|folate|folic|"
+    ("(?i)cobalamin|b ?12|methylmalon|homocyst|folate|folic|transcobalamin|holotc|"
      + "|".join(re.escape(code) for code in LAB_LOINC)).encode()
 )
 
@@ -71,8 +71,9 @@ _KEEP = {
     "Patient": ("resourceType", "id", "birthDate", "gender"),
     "Condition": ("resourceType", "id", "clinicalStatus", "verificationStatus", "code"),
     "Observation": (
-        "resourceType", "id", "status", "code", "valueQuantity", "effectiveDateTime",
-        "effectivePeriod", "issued", "interpretation", "referenceRange",
+        "resourceType", "id", "status", "code", "valueQuantity", "valueString",
+        "effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued",
+        "interpretation", "referenceRange",
     ),
     "Medication": ("resourceType", "id", "code", "ingredient"),
     "Order": (

@@ -58,6 +58,7 @@ Decisions (documented in the README):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -65,6 +66,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from b12drugs import labcodes
 from b12drugs.models import (
     ACTIVE_STATUSES,
     ATC_SYSTEM,
@@ -155,28 +157,14 @@ _NDC_SYSTEMS = frozenset({NDC_SYSTEM, NDC_SYSTEM + "/"})
 #: WHO ATC: the FHIR URI (HL7 Terminology NamingSystem v3-WC) and its OID form.
 _ATC_SYSTEMS = frozenset({ATC_SYSTEM, ATC_SYSTEM + "/", "urn:oid:2.16.840.1.113883.6.73"})
 
-#: Observation codes that identify the labs the policy uses.  Every LOINC code here was
-#: read in a public source: 2132-9 (cobalamin, ../shared/reference/clinical.md and the
-#: labcatalog.net vitamin B12 entry), 13964-2 (methylmalonic acid, Mayo test MMAP at
-#: genetics.testcatalog.org), 13965-9 (total homocysteine, ARUP test 0099869) and
-#: 26582-7 (homocysteine, labcatalog.net test 2004575).  Folate is matched by text only.
-LAB_LOINC = {
-    "2132-9": "b12",
-    "13964-2": "mma",
-    "13965-9": "homocysteine",
-    "26582-7": "homocysteine",
-}
-_LAB_TEXT = (
-    ("methylmalon", "mma"),
-    ("homocyst", "homocysteine"),
-    ("cobalamin", "b12"),
-    ("vitamin b12", "b12"),
-    ("vitamin b 12", "b12"),
-    ("folate", "folate"),
-    ("folic acid", "folate"),
-)
-_INTERPRETATION = {"L": "low", "LL": "low", "LU": "low", "H": "high", "HH": "high",
-                   "HU": "high", "N": "normal"}
+#: Observation codes that identify the labs the policy uses: the core's table
+#: (:mod:`b12drugs.labcodes`; serum B12, holotranscobalamin, methylmalonic acid,
+#: homocysteine), every code read in a public source.  Folate is matched by text only.
+LAB_LOINC = labcodes.LAB_LOINC
+_LAB_TEXT = labcodes.LAB_TEXT
+_INTERPRETATION = labcodes.FLAGS
+#: Statuses of an Observation that carry no result yet (``registered``) or a withdrawn one.
+_NO_RESULT = frozenset({"registered", "cancelled", "entered-in-error"})
 
 _ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 
@@ -816,7 +804,7 @@ def lab_from_observation(resource: Mapping[str, Any], pointer: str = "") -> LabR
     """
     ptr = pointer
     status = get_str(resource, "status", ptr)
-    if status in ("cancelled", "entered-in-error"):
+    if status in _NO_RESULT:
         return None
     code = get_obj(resource, "code", ptr)
     if code is None:
@@ -826,12 +814,16 @@ def lab_from_observation(resource: Mapping[str, Any], pointer: str = "") -> LabR
         return None
     value = unit = None
     q = get_obj(resource, "valueQuantity", ptr)
+    text_value = get_str(resource, "valueString", ptr, max_len=MAX_SHORT)
+    if q is None and text_value:
+        value, unit = _value_string(text_value)
     if q is not None:
         value = get_num(q, "value", f"{ptr}/valueQuantity")
         unit = get_str(q, "unit", f"{ptr}/valueQuantity", max_len=MAX_SHORT) or get_str(
             q, "code", f"{ptr}/valueQuantity", max_len=MAX_SHORT
         )
-    when = get_date(resource, "effectiveDateTime", ptr)
+    when = get_date(resource, "effectiveDateTime", ptr) or get_date(
+        resource, "effectiveInstant", ptr)
     period = get_obj(resource, "effectivePeriod", ptr)
     if when is None and period is not None:
         when = get_date(period, "start", f"{ptr}/effectivePeriod")
@@ -862,6 +854,17 @@ def lab_from_observation(resource: Mapping[str, Any], pointer: str = "") -> LabR
         date=when,
         interpretation=interpretation,  # type: ignore[arg-type]
     )
+
+
+_VALUE_STRING = re.compile(r"^\s*[<>]?=?\s*(\d+(?:[.,]\d+)?)\s*([A-Za-z\u00b5\u03bc/]+)?\s*$")
+
+
+def _value_string(text: str) -> tuple[float | None, str | None]:
+    """A number (and unit) written as text, as some labs send ``"<150 pg/mL"``."""
+    m = _VALUE_STRING.match(text)
+    if m is None:
+        return None, None
+    return float(m.group(1).replace(",", ".")), m.group(2)
 
 
 def _patient_facts(patient: Mapping[str, Any], ptr: str) -> tuple[date | None, str | None]:

@@ -16,9 +16,11 @@ from b12drugs.cli import EXIT_INPUT, EXIT_USAGE, user_errors
 
 from .framing import RawMessage, iter_messages
 from .listener import (
+    DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_FRAME_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_PEER,
     DEFAULT_MAX_MESSAGE_BYTES,
     Listener,
     serve,
@@ -66,7 +68,24 @@ def hl7_group() -> None:
     type=click.IntRange(1),
     default=DEFAULT_MAX_CONNECTIONS,
     show_default=True,
-    help="Connections served at once; more are closed immediately.",
+    help="Connections served at once; when full, the connection idle longest (one that "
+    "never sent a byte first) is closed to admit a new one.",
+)
+@click.option(
+    "--max-connections-per-peer",
+    type=click.IntRange(1),
+    default=None,
+    help="Connections one peer address may hold at once (default: "
+    "[plugin.hl7v2.listener] max_connections_per_peer, else "
+    f"{DEFAULT_MAX_CONNECTIONS_PER_PEER}).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="At SIGTERM/SIGINT, seconds messages in flight have to finish before they are "
+    "answered AE (default: [plugin.hl7v2.listener] drain_timeout_seconds, else "
+    f"{DEFAULT_DRAIN_TIMEOUT:g}).",
 )
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log each message (control id, ACK, timing).")
@@ -79,13 +98,17 @@ def listen(
     idle_timeout: float,
     frame_timeout: float,
     max_connections: int,
+    max_connections_per_peer: int | None,
+    drain_timeout: float | None,
     workers: int,
     verbose: bool,
 ) -> None:
     """Screen HL7 v2 orders pushed over MLLP; answer ACKs; deliver alerts to sinks.
 
     Without --sink-path and without [[sinks]] in the config, alerts are appended to
-    ./b12drugs-alerts.jsonl.  Stop with Ctrl-C or SIGTERM.
+    ./b12drugs-alerts.jsonl.  Stop with Ctrl-C or SIGTERM: new connections are
+    refused, messages in flight finish and get their ACKs (AE past --drain-timeout),
+    and the sink files are fsynced.
     """
     from b12drugs.config import load_config
 
@@ -111,6 +134,8 @@ def listen(
                     idle_timeout=idle_timeout,
                     frame_timeout=frame_timeout,
                     max_connections=max_connections,
+                    max_connections_per_peer=max_connections_per_peer,
+                    drain_timeout=drain_timeout,
                     workers=workers,
                     ready=ready,
                 )
@@ -121,7 +146,8 @@ def listen(
     s = listener.stats
     click.echo(
         f"stopped: {s.messages} message(s) (AA {s.acks['AA']}, AE {s.acks['AE']}, "
-        f"AR {s.acks['AR']}), {s.alerts} alert(s)",
+        f"AR {s.acks['AR']}), {s.alerts} alert(s); drained {s.drained} in-flight "
+        f"message(s), {s.drain_timeouts} answered AE at the drain timeout",
         err=True,
     )
 

@@ -2,8 +2,20 @@
 
 Supported: RDE (pharmacy encoded order: ``RDE^O11``, ``RDE^O25``, 2.3's ``RDE^O01``),
 RDS (dispense: ``RDS^O13``, ``RDS^O17``, ``RDS^O01``), OMP (pharmacy order,
-``OMP^O09``), any event code of these, versions 2.3 to 2.8.  Other message types are
-``Skip`` records (read, deliberately not screened).
+``OMP^O09``), any event code of these, versions 2.3 to 2.8.  Lab results (``ORU^R01``,
+any ORU event) give the patient's B12 status results as patient context (see below)
+and a ``Skip`` (no order to screen).  Other message types are ``Skip`` records (read,
+deliberately not screened).
+
+Lab results: every ``OBX`` of a B12 status test (serum B12, holotranscobalamin,
+methylmalonic acid, homocysteine; folate too), in an ORU or beside an order, becomes a
+:class:`~b12drugs.models.LabResult` of the message's PatientContext: OBX-3 the test
+(a LOINC code when the coding system is ``LN``, else its name), OBX-5 the value
+(``NM``, ``SN`` such as ``<^150``, or a number in ``ST``), OBX-6 the unit, OBX-8 the
+abnormal flag (L/LL/H/HH/N), OBX-14 the observation date (else OBR-7).  Results with
+OBX-11 ``X``/``D``/``W``/``I``/``O`` (no result, deleted, wrong, pending, order only)
+are not used.  An ORU message ends no patient (no ``PatientEnd``): its results wait for
+the patient's orders later in the same run.
 
 One message gives: a :class:`~b12drugs.models.PatientContext` (PID-3/7/8, DG1 and PRB
 diagnoses), one :class:`~b12drugs.models.Order` per order group (an ``ORC`` and the
@@ -38,10 +50,12 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from b12drugs import labcodes
 from b12drugs.models import (
     MAX_TEXT,
     Coding,
     Condition,
+    LabResult,
     Notice,
     Order,
     PatientContext,
@@ -67,6 +81,10 @@ from .framing import RawMessage
 
 #: Message codes (MSH-9.1) carrying pharmacy orders, whatever the event code.
 ORDER_MESSAGES = frozenset({"RDE", "RDS", "OMP"})
+#: Message codes carrying laboratory results (read as patient context).
+RESULT_MESSAGES = frozenset({"ORU"})
+#: OBX-11 result statuses that carry no usable result.
+_NO_RESULT = frozenset({"X", "D", "W", "I", "O"})
 MEDICATION_SEGMENTS = ("RXD", "RXE", "RXO")  # most specific first
 GROUP_SEGMENTS = frozenset({"RXO", "RXE", "RXD", "RXC", "RXR", "TQ1", "TQ2", "NTE", "OBX", "FT1"})
 
@@ -336,7 +354,7 @@ def _read(
         raise _Reject(
             Problem("MSH", 1, 12, f"version {header.version[:20]!r} is not HL7 v2", "203", "reject")
         )
-    if header.message_code not in ORDER_MESSAGES:
+    if header.message_code not in ORDER_MESSAGES | RESULT_MESSAGES:
         mtype = header.message_code + (f"^{header.event}" if header.event else "")
         reason = (
             f"message type {mtype[:20]} carries no pharmacy order (RDE, RDS, OMP); not screened"
@@ -375,7 +393,11 @@ def _read(
     for segment, name, line in zip(raw.segments, names, raw.lines, strict=True):
         counters[name] = counters.get(name, 0) + 1
         segs.append(Seg(_decode(segment, charset), name, counters[name], line, enc, charset))
-    _Builder(source, header, result, segs).build()
+    builder = _Builder(source, header, result, segs)
+    if header.message_code in RESULT_MESSAGES:
+        builder.build_results(raw.line)
+    else:
+        builder.build()
 
 
 @dataclass
@@ -473,14 +495,69 @@ class _Builder:
                     current = _Group()
                     groups.append(current)
                 current.segs.setdefault(name, []).append(seg)
-        patient_id = self.patient(pid, conditions)
+        patient_id = self.patient(pid, conditions, self.labs())
         if not groups:
             self.reject(None, 0, "no order in the message (no ORC/RXO/RXE/RXD segment)")
         for k, group in enumerate(groups, start=1):
             self.order(group, k, patient_id)
         self.result.records.append(PatientEnd(patient_id=patient_id))
 
-    def patient(self, pid: Seg | None, conditions: list[Condition]) -> str:
+    def build_results(self, line: int) -> None:
+        """A lab results message: the patient's context with its labs, and a Skip."""
+        pid = next((s for s in self.segs if s.name == "PID"), None)
+        labs = self.labs()
+        self.patient(pid, [], labs)
+        mtype = self.header.message_code + (f"^{self.header.event}" if self.header.event else "")
+        reason = (f"lab results ({mtype[:20]}): {len(labs)} B12 status result(s) kept as "
+                  "patient context; no pharmacy order to screen")
+        self.result.skipped = reason
+        self.result.records.append(Skip(
+            location=SourceLocation(file=_trunc(self.source), line=line,
+                                    pointer=_pointer(self.header, "MSH", 1, 9)),
+            reason=reason, record_id=_trunc(self.header.control_id),
+        ))
+
+    def labs(self) -> list[LabResult]:
+        """The B12 status results of the message's OBX segments."""
+        found: list[LabResult] = []
+        obr: Seg | None = None
+        for seg in self.segs:
+            if seg.name == "OBR":
+                obr = seg
+            elif seg.name == "OBX":
+                lab = self.lab(seg, obr)
+                if lab is not None and lab not in found:
+                    found.append(lab)
+        return found
+
+    def lab(self, seg: Seg, obr: Seg | None) -> LabResult | None:
+        if seg.get(11).strip().upper()[:1] in _NO_RESULT:
+            return None
+        ident = [*seg.components(3), *[""] * 6]
+        code = next((c for c, system in ((ident[0], ident[2]), (ident[3], ident[5]))
+                     if c and system.strip().upper() in ("LN", "LOINC")), None)
+        kind = labcodes.kind_of(code, " ".join((ident[1], ident[4])))
+        if kind is None:
+            return None
+        vtype = seg.get(2).strip().upper()
+        if vtype == "SN":
+            parts = [*seg.components(5), "", ""]
+            value = parse_number(parts[1])
+        else:
+            raw = seg.get(5).strip()
+            value = parse_number(raw) if vtype in ("NM", "") else parse_number(
+                raw.lstrip("<>=").split(" ")[0]) if raw else None
+        units = [*seg.components(6), ""]
+        unit = _trunc(units[0] or units[1] or None)
+        when = parse_ts(seg.get(14)) or (parse_ts(obr.get(7)) if obr is not None else None)
+        try:
+            return LabResult(kind=kind, value=value, unit=unit, code=_trunc(code),
+                             date=when, interpretation=labcodes.flag(seg.get(8)))
+        except ValidationError:
+            return None
+
+    def patient(self, pid: Seg | None, conditions: list[Condition],
+                labs: list[LabResult] | None = None) -> str:
         pid_value = ""
         if pid is not None:
             pid_value = _qualified_id(pid, 3) or _qualified_id(pid, 2) or _qualified_id(pid, 4)
@@ -495,6 +572,7 @@ class _Builder:
                 birth_date=birth,
                 sex=sex,
                 conditions=tuple(conditions),
+                labs=tuple(labs or ()),
                 source=self.loc(pid),
             ),
         )

@@ -1,0 +1,427 @@
+"""The columnar engine: screens tables (CSV, Parquet, JSON Lines orders) as batches.
+
+A dispensing export has millions of rows and a few thousand distinct drugs, and most
+rows name a drug with nothing to say.  So the work is done on columns (polars), per
+batch of rows (:class:`~b12drugs.read.tabular.TableBatch`):
+
+1. *resolve*: each batch's distinct drug keys not seen before in the run go through the
+   resolver chain once (:meth:`Runtime.resolve <b12drugs.engines.runtime.Runtime.resolve>`),
+   and every row gets its drug's outcome by a join on the key;
+2. *books*: rejected, inactive (skipped) and screened rows are counted on columns; the
+   notices still to be listed (up to the per-kind limit) are built in Python for those
+   rows only, in input order, and the rest are counted;
+3. *findings*: the rows whose drug has class hits, and the distinct patient columns of
+   every patient, are held for the end (:class:`~b12drugs.engines.spill.PartitionStore`,
+   on disk by patient when they outgrow memory).
+
+At the end each partition's patients with findings are assessed in Python, one
+:class:`~b12drugs.records.PatientCase` each, by the shared assess layer
+(:class:`~b12drugs.assess.case.Assessor`): the same rules and risk-factor hooks as the
+record engine, given the same orders and contexts, so the two engines' reports are
+equal (tests hold them to it).  Alerts are spooled as JSON in input order
+(:class:`~b12drugs.engines.spill.AlertSpool`), so memory does not grow with them either.
+
+Semantics shared with the record engine: a patient's context is every distinct set of
+its rows' patient columns merged in input order (first birth date, sex and diet seen;
+conditions united), from every row that was read and not rejected; a row without a
+patient id is a patient of its own, named by source and order id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import polars as pl
+from pydantic import TypeAdapter
+
+from ..assess.case import Assessor
+from ..config import Config
+from ..errors import InputError
+from ..models import (
+    INACTIVE_STATUSES,
+    Alert,
+    DrugQuery,
+    Notice,
+    Order,
+    PatientContext,
+    Rejection,
+    Skip,
+)
+from ..read.tabular import DRUG_KEY, ORDER_SCHEMA, TableBatch, codings_of, orders, row_context
+from ..records import OrderFindings
+from ..resolve.chain import Outcome
+from .books import DEFAULT_NOTICE_LIMIT, Books, rejected_notice
+from .record import order_notices, skipped_notice
+from .result import Result
+from .runtime import Runtime
+from .spill import DEFAULT_BUDGET, DEFAULT_PARTITIONS, AlertSpool, PartitionStore, TempArea
+
+if TYPE_CHECKING:
+    from ..plugins import PluginManager
+
+_ALERT = TypeAdapter(Alert)
+#: Patients assessed at a time in the final step.
+CASES_PER_CHUNK = 20_000
+_INACTIVE = sorted(INACTIVE_STATUSES)
+#: Key of a row without a patient id: a patient of its own (as in the record engine).
+_LONE = "\x00order\x1f"
+
+
+class ColumnarScreener:
+    """A columnar screening run: feed it table batches, then :meth:`finish`.
+
+    ``budget``: bytes of held rows before they go to disk by patient; ``temp_dir``:
+    where (the system's temporary folder by default); ``on_rows``: called with the
+    number of rows of each batch read (progress).
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        manager: PluginManager | None = None,
+        *,
+        runtime: Runtime | None = None,
+        notice_limit: int = DEFAULT_NOTICE_LIMIT,
+        temp_dir: str | None = None,
+        budget: int = DEFAULT_BUDGET,
+        partitions: int = DEFAULT_PARTITIONS,
+        on_rows: Callable[[int], None] | None = None,
+    ):
+        self._owns_runtime = runtime is None
+        self.runtime = runtime or Runtime(config, manager)
+        self.config = config or self.runtime.config
+        self.hooks = self.runtime.hooks
+        self.kb = self.runtime.kb
+        self.as_of = self.config.as_of()
+        self.books = Books(notice_limit)
+        self.assessor = Assessor(self.hooks, self.kb, self.runtime.rules, self.config,
+                                 self.as_of)
+        self.temp = TempArea(temp_dir)
+        self.store = PartitionStore(self.temp, budget, partitions)
+        self.on_rows = on_rows
+        self._seq = 0
+        # the run's distinct drugs: key -> index in _outcomes, and a table of the same
+        self._oids: dict[str, int] = {}
+        self._outcomes: list[Outcome] = []
+        self._keys = pl.DataFrame(schema={"_key": pl.String, "_oid": pl.Int64})
+        self._flags = pl.DataFrame(schema={"_oid": pl.Int64, "_hits": pl.Boolean,
+                                           "_quiet": pl.Boolean})
+        # patient contexts given as records (JSON Lines patients): (seq, context)
+        self._contexts: dict[str, list[tuple[int, PatientContext]]] = {}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.books.counts
+
+    # -- feeding ----------------------------------------------------------------
+    def feed_table(self, items: Iterable[TableBatch | Notice | PatientContext | Rejection | Skip],
+                   source: str) -> None:
+        """Screen one tabular input: its batches, and any records its reader gives."""
+        self.books.source(source)
+        for item in items:
+            if isinstance(item, TableBatch):
+                if item.frame.height:
+                    self._batch(item)
+                    if self.on_rows is not None:
+                        self.on_rows(item.frame.height)
+            elif isinstance(item, Notice):
+                self.books.notice(item if item.source else item.model_copy(
+                    update={"source": source or None}))
+            elif isinstance(item, PatientContext):
+                self._contexts.setdefault(item.id, []).append((self._seq, item))
+                self._seq += 1
+            elif isinstance(item, Rejection):
+                self.books.reject(item, source)
+                self._seq += 1
+            elif isinstance(item, Skip):
+                self.books.skip(item.reason, source, order_id=item.record_id,
+                                location=str(item.location))
+                self._seq += 1
+            else:
+                raise InputError(f"the columnar engine reads tables; {source} gave "
+                                 f"{type(item).__name__}")
+
+    def reject_input(self, source: str, reason: str) -> None:
+        """A whole input that could not be read: one rejected record."""
+        from ..models import SourceLocation
+
+        self.books.reject(Rejection(location=SourceLocation(file=source[:256]),
+                                    reason=reason), source)
+        self._seq += 1
+
+    def _batch(self, batch: TableBatch) -> None:
+        books, c = self.books, pl.col
+        frame = batch.frame.with_row_index("_seq", offset=self._seq).with_columns(
+            c("_seq").cast(pl.Int64))
+        self._seq += frame.height
+        rejected = c("_reject").is_not_null()
+        inactive = ~rejected & c("status").str.to_lowercase().is_in(_INACTIVE)
+        frame = frame.with_columns(
+            pl.when(rejected).then(0).when(inactive).then(1).otherwise(2).alias("_state"))
+        active = frame.filter(c("_state") == 2)
+        if active.height:
+            active = self._outcome_of(active)
+        n_rejected = int((frame["_state"] == 0).sum())
+        n_inactive = int((frame["_state"] == 1).sum())
+        counts = books.counts
+        counts["read"] += frame.height
+        counts["rejected"] += n_rejected
+        counts["skipped"] += n_inactive
+        counts["screened"] += active.height
+        self._notices(batch, frame, active, n_rejected, n_inactive)
+        findings = active.filter(c("_hits")) if active.height else active
+        if findings.height:
+            findings = findings.select(
+                *ORDER_SCHEMA, "_seq", "_oid",
+                pl.coalesce(c("patient_id"),
+                            pl.concat_str(pl.lit(_LONE + batch.source + "\x1f"), c("id"),
+                                          c("_line").cast(pl.String).fill_null(""))
+                            ).alias("_case"),
+                pl.lit(batch.source).alias("_source"), pl.lit(batch.location).alias("_rowloc"))
+        patients = frame.filter(
+            ~rejected & c("patient_id").is_not_null()
+            & pl.any_horizontal(c(n).is_not_null() for n in
+                                ("birth_date", "sex", "diet", "conditions")),
+        ).select("patient_id", "birth_date", "sex", "diet", "conditions", "_seq", "_line",
+                 pl.lit(batch.source).alias("_source"), pl.lit(batch.location).alias("_rowloc"))
+        self.store.add(findings, patients)
+
+    def _outcome_of(self, active: pl.DataFrame) -> pl.DataFrame:
+        """The active rows with their drug's outcome (``_oid``) and its flags: class hits
+        (``_hits``) and nothing to say (``_quiet``); new drugs resolved first."""
+        c = pl.col
+        keyed = active.with_columns(pl.concat_str(
+            [c(k).fill_null("\x00") for k in DRUG_KEY], separator="\x1f").alias("_key"))
+        new = keyed.select("_key", *DRUG_KEY).unique("_key", maintain_order=True).join(
+            self._keys, on="_key", how="anti")
+        if new.height:
+            self._resolve(new)
+        return keyed.join(self._keys, on="_key", how="left").join(
+            self._flags, on="_oid", how="left")
+
+    def _resolve(self, new: pl.DataFrame) -> None:
+        """Resolve the batch's new distinct drugs together."""
+        queries = [DrugQuery.from_parts(codings_of(rxcui, ndc, atc, cods), text)
+                   for _, rxcui, ndc, atc, cods, text in new.iter_rows()]
+        got = self.runtime.resolve(queries)
+        first = len(self._outcomes)
+        for q in queries:
+            self._outcomes.append(got[q])
+        oids = list(range(first, len(self._outcomes)))
+        added = pl.DataFrame({"_key": new["_key"], "_oid": oids},
+                             schema={"_key": pl.String, "_oid": pl.Int64})
+        outcomes = self._outcomes[first:]
+        flags = pl.DataFrame({"_oid": oids, "_hits": [bool(o.hits) for o in outcomes],
+                              "_quiet": [o.resolved and not o.notices for o in outcomes]},
+                             schema={"_oid": pl.Int64, "_hits": pl.Boolean,
+                                     "_quiet": pl.Boolean})
+        self._keys = pl.concat([self._keys, added])
+        self._flags = pl.concat([self._flags, flags])
+
+    def _notices(self, batch: TableBatch, frame: pl.DataFrame, active: pl.DataFrame,
+                 n_rejected: int, n_inactive: int) -> None:
+        """List the batch's notices still within their limits, in row order (as the
+        record engine would), and count the others."""
+        books, c = self.books, pl.col
+        noisy = active.filter(~c("_quiet")) if active.height else active
+        # notices per kind this batch gives, counted from the outcomes
+        totals: dict[str, int] = {"rejected": n_rejected, "skipped": n_inactive}
+        if noisy.height:
+            per_oid = noisy.group_by("_oid").len()
+            for oid, n in per_oid.iter_rows():
+                outcome = self._outcomes[oid]
+                for notice in outcome.notices:
+                    totals[notice.kind] = totals.get(notice.kind, 0) + n
+                if not outcome.resolved:
+                    totals["unresolved"] = totals.get("unresolved", 0) + n
+        open_kinds = {k for k, n in totals.items() if n and books.room(k)}
+        listed: dict[str, int] = {}
+        if open_kinds:
+            rows = self._rows_with_room(batch, frame, noisy, open_kinds)
+            for state, _, oid, order, reason, rid, line in rows:
+                before = dict(books.notice_counts)
+                if state == 0:
+                    if books.listed("rejected"):
+                        books.notices.append(rejected_notice(
+                            Rejection(location=batch.where(line), reason=reason,
+                                      record_id=rid[:256] if rid else None), batch.source))
+                elif state == 1:
+                    if books.listed("skipped"):
+                        books.notices.append(skipped_notice(order, batch.source))
+                else:
+                    books.notices.extend(order_notices(order, self._outcomes[oid],
+                                                       batch.source, books))
+                for kind, n in books.notice_counts.items():
+                    if n != before.get(kind, 0):
+                        listed[kind] = listed.get(kind, 0) + n - before.get(kind, 0)
+        for kind, n in totals.items():
+            books.count_only(kind, n - listed.get(kind, 0))
+
+    def _rows_with_room(self, batch: TableBatch, frame: pl.DataFrame, noisy: pl.DataFrame,
+                        kinds: set[str],
+                        ) -> Iterator[tuple[int, int, int | None, Order | None, str | None,
+                                            str | None, int | None]]:
+        """The rows that give a notice of a kind still listed, in row order:
+        ``(state, seq, outcome, order, reason, record id, line)``."""
+        c = pl.col
+        parts = []
+        if "rejected" in kinds:
+            parts.append(frame.filter(c("_state") == 0).select(
+                "_state", "_seq", pl.lit(None, pl.Int64).alias("_oid")))
+        if "skipped" in kinds:
+            parts.append(frame.filter(c("_state") == 1).select(
+                "_state", "_seq", pl.lit(None, pl.Int64).alias("_oid")))
+        if noisy.height:
+            wanted = [oid for oid, o in enumerate(self._outcomes)
+                      if (not o.resolved and "unresolved" in kinds)
+                      or any(n.kind in kinds for n in o.notices)]
+            picked = noisy.filter(c("_oid").is_in(wanted))
+            parts.append(picked.select("_state", "_seq", "_oid"))
+        if not parts:
+            return
+        order_of = pl.concat(parts).sort("_seq")
+        rows = frame.join(order_of.select("_seq", "_oid"), on="_seq", how="inner").sort("_seq")
+        made: dict[int, Order] = {}
+        screenable = rows.filter(c("_state") != 0)
+        if screenable.height:
+            for seq, order in zip(screenable["_seq"].to_list(), orders(screenable, batch),
+                                  strict=True):
+                made[seq] = order
+        for state, seq, oid, reason, rid, line in rows.select(
+                "_state", "_seq", "_oid", "_reject", "_rid", "_line").iter_rows():
+            yield state, seq, oid, made.get(seq), reason, rid, line
+
+    # -- the end ----------------------------------------------------------------
+    def finish(self) -> Result:
+        """Assess every patient with findings, close the books, give the result.
+
+        Temporary files of the held rows are removed here; those of the spooled alerts
+        with :meth:`Result.close` (after the report is written)."""
+        from ..emit.delivery import deliver
+
+        spool = AlertSpool(self.temp)
+        severities: dict[str, int] = {}
+        kept: list[tuple[int, int, Notice]] = []  # rule notices: (seq, n, notice)
+        dropped: dict[str, int] = {}
+        try:
+            for findings, patients in self.store.partitions():
+                self._assess_partition(findings, patients, spool, severities, kept, dropped)
+                spool.end_run()
+            kept.sort(key=lambda item: item[:2])
+            for _, _, notice in kept:
+                self.books.notice(notice)
+            for kind, n in dropped.items():
+                self.books.count_only(kind, n)
+            self.books.close(self.config, self.runtime.disabled_rules)
+            report = self.books.report(self.kb.version)
+            result = Result(report, spool, severities, self.temp)
+            if self.config.sinks:
+                whole = deliver(result.to_report(), self.config, self.hooks)
+                result = Result(whole, None, severities, self.temp)
+            return result
+        except BaseException:
+            self.temp.close()
+            raise
+        finally:
+            if self._owns_runtime:
+                self.runtime.close()
+
+    def _assess_partition(self, findings: pl.DataFrame, patients: pl.DataFrame,
+                          spool: AlertSpool, severities: dict[str, int],
+                          kept: list[tuple[int, int, Notice]], dropped: dict[str, int]) -> None:
+        """Assess the patients of one partition in input order (of first finding)."""
+        c = pl.col
+        findings = findings.sort("_seq")
+        first = findings.group_by("_case").agg(c("_seq").min().alias("_first"))
+        findings = findings.join(first, on="_case").sort("_first", "_seq")
+        contexts = self._contexts_of(patients, findings)
+        limit = self.books.notice_limit
+        per_kind: dict[str, int] = {}
+        n = 0
+        case_id: str | None = None
+        case_first = 0
+        group: list[OrderFindings] = []
+        outcomes = self._outcomes
+
+        def assess() -> None:
+            nonlocal n
+            lone = case_id is not None and case_id.startswith(_LONE)
+            pid = None if lone else case_id
+            result = self.assessor.assess(pid, None if pid is None else contexts.get(pid),
+                                          group)
+            for alert in result.alerts:
+                spool.add(case_first, _ALERT.dump_json(alert))
+                severities[alert.severity] = severities.get(alert.severity, 0) + 1
+            for notice in result.notices:
+                k = per_kind.get(notice.kind, 0)
+                if k < limit:
+                    kept.append((case_first, n, notice))
+                    per_kind[notice.kind] = k + 1
+                else:
+                    dropped[notice.kind] = dropped.get(notice.kind, 0) + 1
+                n += 1
+            self.books.unreported += result.unreported
+            self.books.not_due += result.not_due
+            for class_id in result.disabled_classes:
+                self.books.disabled_seen[class_id] = self.books.disabled_seen.get(class_id, 0) + 1
+
+        for start in range(0, findings.height, CASES_PER_CHUNK * 4):
+            chunk = findings.slice(start, CASES_PER_CHUNK * 4)
+            for (case, first_seq, source, oid), order in zip(
+                    chunk.select("_case", "_first", "_source", "_oid").iter_rows(),
+                    _orders(chunk), strict=True):
+                if case != case_id:
+                    if group:
+                        assess()
+                    case_id, case_first, group = case, first_seq, []
+                group.append(OrderFindings(order, outcomes[oid].hits, source))
+        if group:
+            assess()
+
+    def _contexts_of(self, patients: pl.DataFrame, findings: pl.DataFrame,
+                     ) -> dict[str, PatientContext]:
+        """The context of every patient with findings: each distinct set of their rows'
+        patient columns (and any context records), merged in input order."""
+        wanted = findings.filter(~pl.col("_case").str.starts_with(_LONE))["_case"].unique()
+        rows = patients.filter(pl.col("patient_id").is_in(wanted.implode())).sort("_seq")
+        parts: dict[str, list[tuple[int, PatientContext]]] = {}
+        for pid, birth, sex, diet, conds, seq, line, source, rowloc in rows.iter_rows():
+            where = TableBatch(_EMPTY, source, rowloc).where(line)
+            context = row_context(pid, birth, sex, diet, conds, where)
+            if context is not None:
+                parts.setdefault(pid, []).append((seq, context))
+        if self._contexts:
+            for pid in wanted.to_list():
+                if pid in self._contexts:
+                    parts.setdefault(pid, []).extend(self._contexts[pid])
+        out: dict[str, PatientContext] = {}
+        for pid, found in parts.items():
+            found.sort(key=lambda item: item[0])
+            merged = found[0][1]
+            for _, ctx in found[1:]:
+                if merged != ctx:
+                    merged = merged.merged(ctx)
+            out[pid] = merged
+        return out
+
+
+_EMPTY = pl.DataFrame()
+
+
+def _orders(frame: pl.DataFrame) -> Iterator[Order]:
+    """Orders of held findings rows, each with the location of its own input."""
+    for (source, rowloc), part in _runs_by_source(frame):
+        yield from orders(part, TableBatch(part, source, rowloc))
+
+
+def _runs_by_source(frame: pl.DataFrame) -> Iterator[tuple[tuple[str, str], pl.DataFrame]]:
+    """Consecutive rows of the same input, in order."""
+    sources = frame["_source"].to_list()
+    rowlocs = frame["_rowloc"].to_list()
+    start = 0
+    for i in range(1, len(sources) + 1):
+        if i == len(sources) or sources[i] != sources[start] or rowlocs[i] != rowlocs[start]:
+            yield (sources[start], rowlocs[start]), frame.slice(start, i - start)
+            start = i
+

@@ -1,0 +1,70 @@
+"""A finished run: its report, and its alerts wherever they are kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydantic import TypeAdapter
+
+from ..models import SEVERITIES, Alert, Report
+
+if TYPE_CHECKING:
+    from .spill import AlertSpool, TempArea
+
+_ALERT = TypeAdapter(Alert)
+_ALERTS = TypeAdapter(list[Alert])
+
+
+@dataclass
+class Result:
+    """A finished run: the report, and its alerts when they were spooled.
+
+    ``report.alerts`` is empty while :attr:`spool` holds the alerts; :meth:`to_report`
+    gives the whole report (memory then grows with the alerts), :meth:`alert_json` the
+    alerts one by one as compact JSON, in order, for writers that stream.
+    """
+
+    report: Report
+    spool: AlertSpool | None = None
+    severities: dict[str, int] = field(default_factory=dict)
+    temp: TempArea | None = None
+
+    def alert_json(self) -> Iterator[bytes]:
+        if self.spool is None:
+            for alert in self.report.alerts:
+                yield _ALERT.dump_json(alert)
+            return
+        yield from self.spool
+
+    def to_report(self) -> Report:
+        if self.spool is None:
+            return self.report
+        alerts: list[Alert] = []
+        chunk: list[bytes] = []
+        for data in self.spool:
+            chunk.append(data)
+            if len(chunk) == 1000:
+                alerts += _ALERTS.validate_json(b"[" + b",".join(chunk) + b"]")
+                chunk = []
+        if chunk:
+            alerts += _ALERTS.validate_json(b"[" + b",".join(chunk) + b"]")
+        return self.report.model_copy(update={"alerts": tuple(alerts)})
+
+    def max_severity(self) -> str | None:
+        found = [s for s in SEVERITIES if self.severities.get(s)]
+        return found[-1] if found else None
+
+    def close(self) -> None:
+        """Remove the run's temporary files."""
+        if self.temp is not None:
+            self.temp.close()
+
+    @classmethod
+    def of(cls, report: Report) -> Result:
+        """A result whose alerts are all in ``report``."""
+        severities: dict[str, int] = {}
+        for alert in report.alerts:
+            severities[alert.severity] = severities.get(alert.severity, 0) + 1
+        return cls(report, None, severities)

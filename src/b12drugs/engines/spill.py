@@ -1,0 +1,203 @@
+"""Bounded memory for the columnar engine: rows by patient on disk, alerts in sorted runs.
+
+A year of dispensing does not fit in memory, but one patient's rows always do.  The
+columnar engine keeps two kinds of rows for the assessment at the end: the rows with
+class hits (*findings*) and the distinct patient columns of every patient (*patients*).
+:class:`PartitionStore` holds them in memory while they fit ``budget`` bytes; past it,
+the distinct patient columns are compacted, and if that is not enough every held row is
+written to one of ``partitions`` Parquet files by a hash of its patient, and memory is
+freed.  At the end the partitions are read back one at a time, so a patient's rows
+always come together and peak memory is about one partition, whatever the input's size.
+
+:class:`AlertSpool` does the same for alerts: they are kept as compact JSON in runs
+sorted by the position of the patient's first finding, and a run that grows past
+``limit`` alerts goes to a file.  Reading merges the runs, so the report lists alerts in
+input order (as the record engine does) without holding them all.
+
+Everything goes under one temporary folder (``--temp-dir``, ``[engine] temp_dir``,
+else the system's), removed when the run ends, fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+#: Bytes of held rows before the store compacts or writes them to disk.
+DEFAULT_BUDGET = 128 << 20
+#: Files the held rows are spread over (by a hash of the patient).
+DEFAULT_PARTITIONS = 32
+
+
+class TempArea:
+    """A temporary folder for one run, made on first use and removed by :meth:`close`."""
+
+    def __init__(self, parent: str | os.PathLike[str] | None = None):
+        self.parent = None if parent is None else Path(parent)
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def path(self) -> Path:
+        if self._dir is None:
+            if self.parent is not None:
+                self.parent.mkdir(parents=True, exist_ok=True)
+            self._dir = tempfile.TemporaryDirectory(prefix="b12drugs-", dir=self.parent)
+        return Path(self._dir.name)
+
+    @property
+    def used(self) -> bool:
+        return self._dir is not None
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+class PartitionStore:
+    """Findings and patient columns held for the assessment, spilled by patient."""
+
+    def __init__(self, temp: TempArea, budget: int = DEFAULT_BUDGET,
+                 partitions: int = DEFAULT_PARTITIONS):
+        self.temp = temp
+        self.budget = budget
+        self.k = partitions
+        self._findings: list[pl.DataFrame] = []
+        self._patients: list[pl.DataFrame] = []
+        self._held = 0
+        self._parts = 0  # files written per partition
+        #: times rows were written to disk (for the tests and the benchmark)
+        self.spills = 0
+
+    def add(self, findings: pl.DataFrame, patients: pl.DataFrame) -> None:
+        if findings.height:
+            self._findings.append(findings)
+            self._held += findings.estimated_size()
+        if patients.height:
+            self._patients.append(patients)
+            self._held += patients.estimated_size()
+        if self._held > self.budget:
+            self._compact()
+            if self._held > self.budget // 2:
+                self._spill()
+
+    def _compact(self) -> None:
+        patients = distinct_patients(pl.concat(self._patients)) if self._patients else None
+        self._patients = [patients] if patients is not None else []
+        self._held = sum(f.estimated_size() for f in (*self._findings, *self._patients))
+
+    def _spill(self) -> None:
+        root = self.temp.path
+        for kind, frames, key in (("findings", self._findings, "_case"),
+                                  ("patients", self._patients, "patient_id")):
+            if not frames:
+                continue
+            frame = pl.concat(frames).with_columns(
+                (pl.col(key).hash(seed=0) % self.k).alias("_part"))
+            for (part,), piece in frame.partition_by("_part", as_dict=True).items():
+                folder = root / f"p{part:04d}"
+                folder.mkdir(exist_ok=True)
+                piece.drop("_part").write_parquet(folder / f"{kind}-{self._parts:06d}.parquet",
+                                                  compression="lz4")
+        self._parts += 1
+        self.spills += 1
+        self._findings, self._patients, self._held = [], [], 0
+
+    def partitions(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """Each partition's findings and distinct patient columns, one at a time."""
+        if not self.spills:
+            if self._findings:
+                patients = distinct_patients(pl.concat(self._patients)) if self._patients \
+                    else None
+                yield pl.concat(self._findings), patients if patients is not None else \
+                    self._empty_patients()
+            self._findings, self._patients = [], []
+            return
+        self._spill()
+        for folder in sorted(self.temp.path.glob("p*")):
+            found = sorted(folder.glob("findings-*.parquet"))
+            if not found:
+                continue
+            findings = pl.read_parquet(found)
+            held = sorted(folder.glob("patients-*.parquet"))
+            patients = distinct_patients(pl.read_parquet(held)) if held else \
+                self._empty_patients()
+            yield findings, patients
+
+    @staticmethod
+    def _empty_patients() -> pl.DataFrame:
+        return pl.DataFrame(schema=PATIENT_SCHEMA)
+
+
+#: The layout of held patient columns.
+PATIENT_SCHEMA = {"patient_id": pl.String, "birth_date": pl.Date, "sex": pl.String,
+                  "diet": pl.String, "conditions": pl.String, "_seq": pl.Int64,
+                  "_line": pl.Int64, "_source": pl.String, "_rowloc": pl.String}
+
+
+def distinct_patients(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each distinct set of a patient's columns once, where it first appears."""
+    return frame.sort("_seq").unique(
+        subset=["patient_id", "birth_date", "sex", "diet", "conditions"],
+        keep="first", maintain_order=True)
+
+
+class AlertSpool:
+    """Alerts as compact JSON, in runs sorted by the position of their patient."""
+
+    def __init__(self, temp: TempArea, limit: int = 50_000):
+        self.temp = temp
+        self.limit = limit
+        # (position of the patient's first finding, order of adding, alert JSON)
+        self._run: list[tuple[int, int, bytes]] = []
+        self._files: list[Path] = []
+        self._runs: list[list[tuple[int, int, bytes]]] = []
+        self.count = 0
+
+    def add(self, seq: int, alert_json: bytes) -> None:
+        self._run.append((seq, self.count, alert_json))
+        self.count += 1
+        if len(self._run) >= self.limit:
+            self._write_run()
+
+    def end_run(self) -> None:
+        """The alerts added since the last run end are one sorted run (a partition)."""
+        if self._files and self._run:
+            self._write_run()
+        elif self._run:
+            self._runs.append(self._run)
+            self._run = []
+            held = sum(len(r) for r in self._runs)
+            if held >= self.limit:
+                for run in self._runs:
+                    self._run = run
+                    self._write_run()
+                self._runs = []
+
+    def _write_run(self) -> None:
+        path = self.temp.path / f"alerts-{len(self._files):06d}.jsonl"
+        with path.open("wb") as fh:
+            for seq, n, data in self._run:
+                fh.write(b"%d\t%d\t%s\n" % (seq, n, data))
+        self._files.append(path)
+        self._run = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Every alert's JSON, in order."""
+        self.end_run()
+        runs: list[Iterator[tuple[int, int, bytes]]] = [iter(r) for r in self._runs]
+        runs += [_read_run(p) for p in self._files]
+        for _, _, data in heapq.merge(*runs):
+            yield data
+
+
+def _read_run(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    with path.open("rb") as fh:
+        for line in fh:
+            seq, n, data = line.rstrip(b"\n").split(b"\t", 2)
+            yield int(seq), int(n), data
