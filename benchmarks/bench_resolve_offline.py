@@ -8,8 +8,11 @@ per string, as the engine does for each new distinct drug.
 
     python benchmarks/bench_resolve_offline.py [--n 3000] [--runs 5]
 
-Prints the time to build the resolver, the median resolutions/second over runs, and
-the rate for hostile input (2,000-character strings of unknown long words).
+Prints the time to build the resolver, the median resolutions/second over runs, the
+rate for hostile input (2,000-character strings of unknown long words), and the
+approximate-match path alone: one-edit misspellings of knowledge-base names looked up
+with ``FuzzyMatcher.match`` (first-use index build and lookups/second), the part that
+rapidfuzz replaced (see ``BENCHMARKS-intl.md`` for before/after figures).
 """
 
 from __future__ import annotations
@@ -80,6 +83,43 @@ def hostile(n: int, seed: int = 7) -> list[str]:
     return out
 
 
+def misspellings(n: int, seed: int = 5) -> list[str]:
+    """``n`` one-edit misspellings of names and synonyms of 7+ letters (fold-cased)."""
+    kb = load_knowledge()
+    rng = random.Random(seed)
+    names = sorted({x.lower() for e in kb.entries for x in (e.ingredient, *e.synonyms)
+                    if len(x) >= 7 and x.replace(" ", "").isalpha()})
+    out = []
+    for _ in range(n):
+        s = rng.choice(names)
+        i = rng.randrange(1, len(s) - 1)
+        op = rng.randrange(3)
+        if op == 0:
+            s = s[:i] + s[i + 1 :]
+        elif op == 1:
+            s = s[:i] + rng.choice("aeioulnrst") + s[i:]
+        else:
+            s = s[:i] + s[i + 1] + s[i] + s[i + 2 :]
+        out.append(s)
+    return out
+
+
+def bench_fuzzy(kb: object, words: list[str], runs: int) -> tuple[float, float, int]:
+    """(median first-use build ms, median lookups/s, accepted) for the approximate path."""
+    builds, rates, accepted = [], [], 0
+    for _ in range(runs):
+        r = OfflineResolver(kb)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        r.fuzzy.match(words[0])  # builds the matcher's indexes
+        t1 = time.perf_counter()
+        got = [r.fuzzy.match(w) for w in words]
+        t2 = time.perf_counter()
+        builds.append((t1 - t0) * 1000)
+        rates.append(len(words) / (t2 - t1))
+        accepted = sum(1 for g in got if g.hit is not None)
+    return statistics.median(builds), statistics.median(rates), accepted
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=3000)
@@ -111,6 +151,10 @@ def main() -> None:
     r.resolve(bad)
     dt = time.perf_counter() - t0
     print(f"hostile input: {len(bad)} strings of 2,000 characters, {len(bad) / dt:,.0f} strings/s")
+    words = misspellings(2000)
+    build, rate, accepted = bench_fuzzy(kb, words, args.runs)
+    print(f"approximate path: {len(words)} one-edit misspellings, first-use build "
+          f"median {build:.1f} ms, median {rate:,.0f} lookups/s, {accepted} accepted")
 
 
 if __name__ == "__main__":

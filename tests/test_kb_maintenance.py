@@ -167,6 +167,20 @@ def test_classify_input() -> None:
     assert classify_input("99999000101") == "ndc"
     assert classify_input("99999-0001-01") == "ndc"
     assert classify_input("metformin 500 mg") == "name"
+    assert classify_input("A10BA02") == "atc" and classify_input("a02bc") == "atc"
+    assert classify_input("ABC") == "name"
+
+
+def test_lookup_chain_of_an_atc_code(kb_dir: Path, index_file: Path) -> None:
+    from b12drugs.resolve.index_plugin import lookup_chain
+
+    with LocalIndex(index_file) as source:
+        result = lookup_chain("A10BA02", source, load_kb_dir(kb_dir))
+    assert result["kind"] == "atc" and result["atc_classes"] == ["metformin"]
+    assert "6809" in {c["rxcui"] for c in result["concepts"]}
+    with LocalIndex(index_file) as source:
+        none = lookup_chain("C09AA05", source, load_kb_dir(kb_dir))
+    assert none["atc_classes"] == [] and "no B12 class by prefix" in none["notes"][0]
 
 
 def test_cli_import_then_lookup(tmp_path: Path, kb_dir: Path) -> None:
@@ -328,3 +342,31 @@ def test_groups_are_attached_to_the_main_command(tmp_path: Path, kb_dir: Path,
     assert "ingredient 6809 IN metformin" in result.output
     result = runner.invoke(cli, ["kb", "--help"], env={"B12DRUGS_LOAD_PLUGINS": ""})
     assert result.exit_code == 0 and "verify" in result.output and "refresh" in result.output
+
+
+def test_verify_checks_the_atc_column(kb_dir: Path, index_file: Path) -> None:
+    (kb_dir / "drug_map.csv").write_text(
+        DRUG_MAP
+        + "metformin,metformin bad code,,A10BA2,,,strong,Aroda 2016,\n"
+        + "metformin,metformin unknown group,,Z10BA02,,,strong,Aroda 2016,\n"
+        + "phenytoin,phenytoin eye only,,S01AA12,,,low,Belghith 2015,\n",
+        encoding="utf-8",
+    )
+    (kb_dir / "other_drugs.csv").write_text(
+        "ingredient,rxcui,atc,category\nimatinib,282388,L01XA01,kinase inhibitor\n"
+        "ramipril,,C09AA05,ACE inhibitor\n", encoding="utf-8")
+    with LocalIndex(index_file) as source:
+        report = verify(kb_dir, source)
+    by_name = {(r.ingredient, r.status): r for r in report.atc}
+    assert by_name[("metformin bad code", "ATC MALFORMED")].finding
+    assert by_name[("metformin unknown group", "ATC UNKNOWN")].finding
+    assert by_name[("imatinib", "ATC CLASS")].finding  # other_drugs row inside a class
+    eye = by_name[("phenytoin eye only", "ATC CLASS")]
+    assert not eye.finding and "no code inside phenytoin" in eye.detail
+    assert not any(r.ingredient in ("metformin", "ramipril", "cisplatin") for r in report.atc)
+    assert report.atc_codes == 11
+    text = report.render()
+    note = by_name[("imatinib", "ATC SOURCE")]  # the index files imatinib under L01EA01
+    assert not note.finding and note.suggestion == "L01EA01"
+    assert "# ATC column: 11 codes checked, 3 findings, 2 notes" in text
+    assert report.exit_code == 1

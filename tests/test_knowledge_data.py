@@ -48,7 +48,10 @@ CLASSES_HEADER = [
     "monitoring_interval_days",
     "monitoring_reference",
 ]
-OTHER_HEADER = ["ingredient", "rxcui", "synonyms", "brands", "category", "rxcui_source", "note"]
+OTHER_HEADER = [
+    "ingredient", "rxcui", "atc", "synonyms", "brands", "category", "rxcui_source", "atc_source",
+    "note",
+]
 RISK_HEADER = ["risk_factor", "system", "code", "pattern", "source"]
 
 ALERT_CLASSES = {

@@ -200,6 +200,30 @@ def test_ascorbic_acid_only_at_high_daily_doses() -> None:
     assert got["ascorbic_acid"].evidence == "disputed"
 
 
+def test_one_unit_at_the_minimum_dose_meets_it() -> None:
+    got, report = alerts([order("1", "ascorbic acid 1000 mg tablet")])
+    assert got["ascorbic_acid"].severity == "info"
+    assert not [n for n in report.notices if n.kind == "info"]
+    for text in ("Vitamin C 1 g effervescent tablet", "ascorbic acid 1,000 mg", "vit C 1500mg"):
+        got, _ = alerts([order("1", text)])
+        assert "ascorbic_acid" in got, text
+    got, _ = alerts([order("1", "ascorbic acid", strength="1000 mg")])
+    assert "ascorbic_acid" in got
+    # below the minimum, per volume, or with a frequency but no daily dose: the notice stays
+    for text, kw in (("ascorbic acid 500 mg tablet", {}),
+                     ("ascorbic acid 500 mg/5 mL oral solution", {}),
+                     ("ascorbic acid 1000 mg tablet", {"frequency": "every other day"})):
+        got, report = alerts([order("1", text, **kw)])
+        assert "ascorbic_acid" not in got, text
+        [note] = [n.message for n in report.notices if n.kind == "info"]
+        assert "daily dose unknown" in note, text
+    _, report = alerts([order("1", "ascorbic acid 500 mg tablet")])
+    assert "unit strength 500 mg" in report.notices[0].message
+    # a known daily dose decides, whatever the unit strength
+    got, _ = alerts([order("1", "ascorbic acid 1000 mg tablet", daily_dose_mg=500)])
+    assert "ascorbic_acid" not in got
+
+
 def test_alert_carries_evidence_references_and_recommendation() -> None:
     got, _ = alerts([order("1", "metformin")])
     a = got["metformin"]

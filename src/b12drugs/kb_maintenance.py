@@ -6,6 +6,10 @@ The knowledge base is reviewed clinical content, so these tools only *report*:
   :class:`~b12drugs.resolve.source.ConceptSource` (RxNav or the local index): does the
   code exist, is it active (or what was it remapped to), is it an ingredient (``IN``;
   ``PIN``/``MIN`` are noted), does its RxNorm name match the row's ingredient name?
+  Its ATC column is checked too (:func:`check_atc`): is each code a well-formed level-5
+  WHO ATC code in a group of the ATC listing, does a class row carry a code inside its
+  class (and a row of ``other_drugs.csv`` none), and does the source's ATC for the
+  row's RxCUI agree?
 * :func:`refresh` lists the members of each alert class's ATC prefixes (minus its
   exclusions) that the knowledge base lacks, as rows in the ``drug_map.csv`` layout with
   evidence and reference left empty for the reviewer and a provenance note, and renders
@@ -85,14 +89,18 @@ class RowCheck:
 
 @dataclass
 class VerifyReport:
-    """All row verdicts; ``findings`` are the rows a reviewer must look at."""
+    """All row verdicts; ``findings`` are the rows a reviewer must look at.
+
+    ``atc`` holds the ATC-column verdicts (only rows with something to say)."""
 
     source: str
     rows: list[RowCheck] = field(default_factory=list)
+    atc: list[RowCheck] = field(default_factory=list)
+    atc_codes: int = 0
 
     @property
     def findings(self) -> list[RowCheck]:
-        return [r for r in self.rows if r.finding]
+        return [r for r in (*self.rows, *self.atc) if r.finding]
 
     @property
     def exit_code(self) -> int:
@@ -105,7 +113,13 @@ class VerifyReport:
         out.append(
             f"# {len(self.rows)} rows checked: "
             f"{sum(1 for r in self.rows if r.status == OK)} OK, "
-            f"{len(self.findings)} findings, {notes} notes"
+            f"{sum(1 for r in self.rows if r.finding)} findings, {notes} notes"
+        )
+        out += [r.render() for r in self.atc]
+        out.append(
+            f"# ATC column: {self.atc_codes} codes checked, "
+            f"{sum(1 for r in self.atc if r.finding)} findings, "
+            f"{sum(1 for r in self.atc if not r.finding)} notes"
         )
         return "\n".join(out)
 
@@ -113,6 +127,7 @@ class VerifyReport:
         return {
             "source": self.source,
             "rows": [r.__dict__ for r in self.rows],
+            "atc": [r.__dict__ for r in self.atc],
             "findings": len(self.findings),
         }
 
@@ -191,6 +206,61 @@ def check_entry(where: str, entry: KBEntry, source: ConceptSource) -> RowCheck:
         return row(UNAVAILABLE, detail=str(exc), finding=True)
 
 
+ATC_MALFORMED = "ATC MALFORMED"
+ATC_UNKNOWN = "ATC UNKNOWN"
+ATC_CLASS = "ATC CLASS"
+ATC_SOURCE = "ATC SOURCE"
+
+
+def check_atc(where: str, entry: KBEntry, kb: KnowledgeBase,
+              source: ConceptSource | None) -> list[RowCheck]:
+    """ATC verdicts for one row (empty when all is well).
+
+    * every code is a level-5 WHO ATC code (``A10BA02``) whose groups are in the listing
+      (``data/atc_groups.csv``);
+    * a class row has at least one code inside its class's prefixes (its eye, skin and
+      combination codes may lie outside); a row of ``other_drugs.csv`` has none;
+    * when the source (local index, RxNav) reports ATC codes for the row's RxCUI, they
+      share at least one code with the row's (a note, with the source's codes, if not).
+    """
+    from .resolve.atc import ATC_CODE, known_groups
+
+    groups = known_groups()
+
+    def row(status: str, detail: str, finding: bool, suggestion: str | None = None) -> RowCheck:
+        return RowCheck(where, entry.ingredient, entry.class_id, entry.rxcui, status, detail,
+                        finding, suggestion)
+
+    out: list[RowCheck] = []
+    codes: list[str] = []
+    for code in (c.strip().upper() for c in entry.atc):
+        if len(code) != 7 or not ATC_CODE.match(code):
+            out.append(row(ATC_MALFORMED, f"{code!r} is not a level-5 WHO ATC code", True))
+        elif not {code[:1], code[:3], code[:4]} <= groups:
+            out.append(row(ATC_UNKNOWN, f"{code}: its group is not in the ATC listing", True))
+        else:
+            codes.append(code)
+    if codes:
+        in_class = [c.class_id for c in kb.classes_for_atc(codes)]
+        if entry.class_id is None and in_class:
+            out.append(row(ATC_CLASS, f"a drug without a class, but its ATC "
+                           f"{', '.join(codes)} lies in {', '.join(in_class)}", True))
+        cdef = kb.classes.get(entry.class_id or "")
+        if cdef is not None and cdef.atc_prefixes and entry.class_id not in in_class:
+            out.append(row(ATC_CLASS, f"no code inside {entry.class_id} "
+                           f"({';'.join(cdef.atc_prefixes)}): {', '.join(codes)}", False))
+    if source is not None and entry.rxcui and codes:
+        try:
+            theirs = sorted({a.class_id for a in source.atc_classes(entry.rxcui)
+                             if len(a.class_id) == 7})
+        except SourceUnavailable as exc:
+            return [*out, row(UNAVAILABLE, f"ATC not checked: {exc}", True)]
+        if theirs and not set(theirs) & set(codes):
+            out.append(row(ATC_SOURCE, f"{source.name} gives {', '.join(theirs)}, the row "
+                           f"{', '.join(codes)}", False, suggestion=theirs[0]))
+    return out
+
+
 def verify(kb: KnowledgeBase | str | os.PathLike[str], source: ConceptSource) -> VerifyReport:
     """Check every row of the knowledge base against ``source``.
 
@@ -198,8 +268,11 @@ def verify(kb: KnowledgeBase | str | os.PathLike[str], source: ConceptSource) ->
         :class:`~b12drugs.knowledge.KnowledgeBase` (rows are then numbered, not lined).
     """
     report = VerifyReport(_source_label(source))
+    loaded = kb if isinstance(kb, KnowledgeBase) else load_kb_dir(kb)
     for where, entry in _kb_rows(kb):
         report.rows.append(check_entry(where, entry, source))
+        report.atc.extend(check_atc(where, entry, loaded, source))
+        report.atc_codes += len(entry.atc)
     return report
 
 

@@ -343,6 +343,7 @@ class DrugQuery(Model):
 
     def describe(self) -> str:
         parts = [f"RxCUI {c}" for c in self.rxcuis] + [f"NDC {c}" for c in self.ndcs]
+        parts += [f"ATC {c.code}" for c in self.other_codings if c.system == ATC_SYSTEM]
         parts += [repr(t) for t in self.texts[:1]]
         return ", ".join(parts) or "no code or text"
 

@@ -29,11 +29,18 @@ Local products do not raise systemic alerts: a class may list ``exclude_routes``
 (``data/drug_classes.csv``; aminoglycosides and cytostatics: ``topical;ophthalmic;otic``)
 because its mechanism is gut malabsorption (clinical.md: "mainly oral neomycin") or
 mucosal damage from systemic exposure, which a cream, eye drop or ear drop does not
-give.  The route is read from ``Order.route`` and from route words in the order text
-(cream, ointment, gel, lotion, eye/ear drops, ophthalmic, otic, topical, cutaneous ...)
-and a short list of brands sold only for local use (:data:`LOCAL_BRANDS`: Efudex, Carac,
-Tolak, Mitosol, Neosporin, Tobradex, Maxitrol).  A brand-only order of another local
-product without a route word still alerts (the safe direction).
+give.  The route is read from ``Order.route``, from route words in the order text
+(cream, ointment, gel, lotion, eye/ear drops, ophthalmic, otic, topical, cutaneous ...),
+from WHO ATC codes of local products (D dermatologicals, S01 eye, S02 ear, S03 eye and
+ear: gentamicin S01AA11 eye drops, neomycin D06AX04) and from a short list of brands sold
+only for local use (:data:`LOCAL_BRANDS`: Efudex, Carac, Tolak, Mitosol, Neosporin,
+Tobradex, Maxitrol).  A brand-only order of another local product without a route word
+still alerts (the safe direction).
+
+Dose: a class with ``min_daily_dose_mg`` (ascorbic acid, 1000 mg/day) counts an order
+whose daily dose reaches it; an order without a daily dose and without a frequency
+counts when one unit's strength reaches it, since one unit a day already does
+("ascorbic acid 1000 mg tablet" is an alert; "500 mg tablet" is not).
 
 No silent negatives: an order of a B12-lowering class left out by route, or by dose
 (ascorbic acid below 1000 mg/day, or with no known dose), gets an ``info`` notice that
@@ -60,6 +67,7 @@ from ..config import Config
 from ..knowledge import ClassDef, KnowledgeBase
 from ..models import MAX_TEXT, SEVERITIES, Alert, Monitoring, Notice, Order, Severity
 from ..records import OrderFindings, PatientCase
+from ..resolve.atc import atc_codes, local_route
 from . import monitoring as mon
 from .risk import KNOWN_DEFICIENCY, label, ordered, short_label
 
@@ -77,13 +85,20 @@ RESCUE_PARTNERS = frozenset(
 _ROUTE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ophthalmic", re.compile(
         r"\bophthalmic|\bophth?\b|\beye[\s-]?(?:drops?|ointment|gel|solution|suspension)"
-        r"|\bsolution for (?:the )?eye|\bconjunctival|\bocular\b|\bintraocular",
+        r"|\bsolution for (?:the )?eye|\bconjunctival|\bocular\b|\bintraocular"
+        # es/pt/it/fr/de: colirio, colírio, collirio, collyre, oftálmico, ophtalmique,
+        # Augentropfen, Augensalbe
+        r"|\bcol[ií]rio|\bcollirio|\bcollyre|\boft[aá]lmic|\bophtalmique|\baugen",
         re.IGNORECASE)),
     ("otic", re.compile(
-        r"\botic\b|\bauricular|\bear[\s-]?(?:drops?|solution|suspension)", re.IGNORECASE)),
+        r"\botic\b|\bauricular|\bear[\s-]?(?:drops?|solution|suspension)"
+        r"|\b[oó]tic[oa]s?\b|\bauriculaire|\bohren", re.IGNORECASE)),
     ("topical", re.compile(
         r"\btopical|\bcutaneous|\bdermal\b|\bcream\b|\bointment|\bgel\b|\blotion"
-        r"|\bexternal use|\bapply to (?:the )?(?:skin|affected)", re.IGNORECASE)),
+        r"|\bexternal use|\bapply to (?:the )?(?:skin|affected)"
+        # crema, pomada, pommade, crème, Salbe, Creme, ungüento, tópico, cutáneo, cutanée
+        r"|\bcrema\b|\bpomada|\bpommade|\bcr[eè]me\b|\bsalbe\b|\bung[uü]ento"
+        r"|\bt[oó]pic[oa]|\bcut[aá]ne[oa]|\bcutan[ée]e", re.IGNORECASE)),
 )
 #: Brands sold only as local (skin, eye, surgical-site) products.
 LOCAL_BRANDS: dict[str, str] = {
@@ -98,7 +113,12 @@ _SYSTEMIC = re.compile(r"\btransdermal|\b(?:oral|tablets?|capsules?|inject|intra
 def local_routes(order: Order) -> frozenset[str]:
     """The local routes (topical, ophthalmic, otic) an order's route or text names."""
     displays = tuple(c.display or "" for c in order.codings) if order.codings else ()
-    return _local_routes(order.route or "", order.text or "", displays)
+    found = _local_routes(order.route or "", order.text or "", displays)
+    if order.codings and not _SYSTEMIC.search(order.route or ""):
+        # WHO ATC codes of local products: D (skin), S01 (eye), S02 (ear), S03 (eye and ear)
+        for code in atc_codes(order.codings):
+            found |= local_route(code)
+    return found
 
 
 @lru_cache(maxsize=16384)
@@ -133,7 +153,10 @@ def _not_alerted(case: PatientCase, cls: ClassDef, f: OrderFindings) -> Notice:
                "systemic exposure)")
     else:
         dose = f.order.daily_dose_mg
+        unit = unit_strength_mg(f.order) if dose is None else None
         shown = "unknown" if dose is None else f"{dose:g} mg"
+        if unit is not None:
+            shown += f" (unit strength {unit:g} mg)"
         why = (f"daily dose {shown}, no alert ({label} counts from "
                f"{cls.min_daily_dose_mg:g} mg/day)")
     return Notice(kind="info", order_id=f.order.id[:256], patient_id=case.patient_id,
@@ -221,12 +244,53 @@ def _known_phrase(known: Sequence[str], config: Config) -> str:
     return " and ".join(names[:2]) + (" ..." if len(names) > 2 else "")
 
 
+_MASS = re.compile(
+    r"(?<![\w.,])(\d+(?:[.,]\d{3})*(?:[.,]\d+)?)\s*(mg|milligrams?|g|gm|grams?|mcg|µg|μg|ug)"
+    r"(?![\w/])(?!\s*/)", re.IGNORECASE)
+_TO_MG = {"mg": 1.0, "milligram": 1.0, "milligrams": 1.0, "g": 1000.0, "gm": 1000.0,
+          "gram": 1000.0, "grams": 1000.0, "mcg": 0.001, "µg": 0.001, "μg": 0.001, "ug": 0.001}
+
+
+def unit_strength_mg(order: Order) -> float | None:
+    """The strength of one unit in mg, read from ``Order.strength``, else the order text
+    ("ascorbic acid 1000 mg tablet", "Vitamin C 1 g"); ``None`` when no single mass
+    strength is stated (none, several, or per volume such as "500 mg/5 mL")."""
+    for text in (order.strength, order.text):
+        if not text:
+            continue
+        values = set()
+        for number, unit in _MASS.findall(text[:MAX_TEXT]):
+            raw = number.replace(",", "") if re.fullmatch(r"\d{1,3}(?:,\d{3})+", number) \
+                else number.replace(",", ".")
+            try:
+                values.add(round(float(raw) * _TO_MG[unit.lower()], 6))
+            except ValueError:
+                continue
+        if len(values) == 1:
+            return values.pop()
+        if values:
+            return None  # several strengths: which one is the drug's is not known
+    return None
+
+
+def meets_min_dose(order: Order, limit: float) -> bool:
+    """At or above ``limit`` mg/day: the known daily dose; without one and without a
+    frequency, a unit strength at or above the limit (one unit a day already reaches
+    it: "ascorbic acid 1000 mg tablet")."""
+    if order.daily_dose_mg is not None:
+        return order.daily_dose_mg >= limit
+    if order.frequency:
+        return False  # a frequency without a daily dose: the dose is not known
+    unit = unit_strength_mg(order)
+    return unit is not None and unit >= limit
+
+
 def _dose_qualifies(cls: ClassDef, findings: list[OrderFindings]) -> list[OrderFindings]:
     """For dose-dependent classes (ascorbic acid) keep orders at or above the dose."""
     if cls.min_daily_dose_mg is None:
         return findings
     limit = cls.min_daily_dose_mg
-    return [f for f in findings if (f.order.daily_dose_mg or 0) >= limit]
+    return [f for f in findings if meets_min_dose(f.order, limit)]
 
 
 def default_policy(case: PatientCase, kb: KnowledgeBase,

@@ -198,12 +198,16 @@ _NDC_HYPHEN = re.compile(r"^\d{4,5}-\d{3,4}-\d{1,2}$")
 
 
 def classify_input(text: str) -> str:
-    """``rxcui``, ``ndc`` or ``name`` for what the user typed."""
+    """``rxcui``, ``ndc``, ``atc`` or ``name`` for what the user typed."""
+    from .atc import ATC_CODE
+
     t = text.strip()
     if _NDC_HYPHEN.match(t) or (t.isdigit() and len(t) == 11):
         return "ndc"
     if t.isdigit() and len(t) <= 10:
         return "rxcui"
+    if len(t) in (3, 4, 5, 7) and ATC_CODE.match(t.upper()):
+        return "atc"
     return "name"
 
 
@@ -267,6 +271,16 @@ def lookup_chain(
             else:
                 result["ndc_status"] = info.status
                 rxcuis = list(dict.fromkeys(c for c in (info.rxcui, *info.history_rxcuis) if c))
+    elif kind == "atc":
+        code = text.strip().upper()
+        rxcuis = [c.rxcui for c in source.class_members(code)]
+        if kb is not None:
+            classes = [c.class_id for c in kb.classes_for_atc([code])]
+            result["atc_classes"] = classes
+            result["notes"].append(
+                f"ATC {code}: " + (", ".join(classes) if classes else "no B12 class by prefix"))
+        if not rxcuis:
+            result["notes"].append(f"no ingredient with ATC {code} in {source.name}")
     else:
         rxcuis = source.rxcuis_by_name(text)
         if not rxcuis:
@@ -308,15 +322,16 @@ def render_chain(result: dict[str, Any]) -> str:
               show_default=True)
 @click.option("--rxnav/--offline", "rxnav", default=False,
               help="Ask RxNav instead of the local index (default: --offline).")
-@click.option("--as", "kind", type=click.Choice(["rxcui", "ndc", "name"]),
-              help="How to read TEXT (default: guessed; 11 digits or hyphens = NDC).")
+@click.option("--as", "kind", type=click.Choice(["rxcui", "ndc", "atc", "name"]),
+              help="How to read TEXT (default: guessed; 11 digits or hyphens = NDC, "
+                   "A10BA02 = ATC).")
 @_index_option
 @_kb_option
 @_config_option
 def lookup_cmd(text: str, fmt: str, rxnav: bool, kind: str | None, index: str | None,
                kb_dir: str | None, config_path: str | None) -> None:
-    """Show how TEXT (a name, an RxCUI or an NDC) resolves: concepts, ingredients,
-    ATC codes and the knowledge-base classes they fall in."""
+    """Show how TEXT (a name, an RxCUI, an NDC or a WHO ATC code) resolves: concepts,
+    ingredients, ATC codes and the knowledge-base classes they fall in."""
     config = _config(config_path)
     source = _source("rxnav" if rxnav else "index", index, config)
     kb_note = None

@@ -31,8 +31,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
 from ..knowledge import KnowledgeBase
 from ..models import DrugQuery, IngredientMatch, MatchMethod, Notice, Resolution
+from .atc import AtcIndex, atc_codes
+from .inn import InnIndex
 from .text import ParsedText, Piece, fold, name_key, parse
 
 SOURCE = "knowledge-base"
@@ -44,6 +49,10 @@ CONFIDENCE: dict[str, float] = {
     "synonym": 0.98,
     "brand": 0.97,
 }
+#: An international spelling of a name or synonym ("ciclofosfamida", "doxorubicinum").
+CONFIDENCE_INN = 0.96
+#: Longest piece (in words) searched for international spellings.
+MAX_INTL_WORDS = 12
 _RANK = {"exact_name": 0, "synonym": 1, "brand": 2}
 _METHODS: dict[int, MatchMethod] = {0: "exact_name", 1: "synonym", 2: "brand"}
 
@@ -113,29 +122,8 @@ class Vocabulary:
 
 def osa_distance(a: str, b: str, limit: int) -> int:
     """Optimal-string-alignment edit distance (insert, delete, substitute, swap two
-    neighbours), or ``limit + 1`` as soon as it is certain to exceed ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    if a == b:
-        return 0
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        ai = a[i - 1]
-        row_min = i
-        for j in range(1, len(b) + 1):
-            cost = 0 if ai == b[j - 1] else 1
-            v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and ai == b[j - 2] and a[i - 2] == b[j - 1]:
-                v = min(v, prev2[j - 2] + 1)
-            cur[j] = v
-            if v < row_min:
-                row_min = v
-        if row_min > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return prev[len(b)] if prev[len(b)] <= limit else limit + 1
+    neighbours), or ``limit + 1`` when it exceeds ``limit`` (rapidfuzz, in C)."""
+    return int(OSA.distance(a, b, score_cutoff=limit))
 
 
 def max_edits(length: int) -> int:
@@ -143,16 +131,6 @@ def max_edits(length: int) -> int:
     if length < MIN_FUZZY_LEN:
         return 0
     return 1 if length < LONG_WORD else 2
-
-
-def _deletions(word: str, depth: int) -> set[str]:
-    """``word`` and every string made by deleting up to ``depth`` characters."""
-    out = {word}
-    frontier = {word}
-    for _ in range(depth):
-        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
-        out |= frontier
-    return out
 
 
 @dataclass(frozen=True)
@@ -183,64 +161,52 @@ class FuzzyMatcher:
       only 2 from Celebrex (celecoxib), so it is refused as ambiguous rather than read
       as a B12-lowering drug (a wrong alert is worse than a visible "not recognised").
 
-    Candidates come from symmetric-deletion indexes (one deletion for short words, two
-    for long ones), built on first use; every candidate is then scored exactly.
+    Candidates are every key of a length within the allowed edits, scored by rapidfuzz's
+    optimal-string-alignment distance (C speed, with the edit limit as cut-off) through
+    :func:`rapidfuzz.process.extract`; keys are bucketed by length on first use.
     """
 
     def __init__(self, vocab: Vocabulary, classified: frozenset[str]):
         self._vocab = vocab
         self._classified = classified
-        self._deletes: dict[str, set[str]] | None = None
-        self._deletes2: dict[str, set[str]] | None = None
-        self._plain: dict[tuple[str, int], tuple[tuple[str, frozenset[str]], ...]] | None = None
+        self._by_length: dict[int, tuple[str, ...]] | None = None
+        self._plain: dict[tuple[str, int], tuple[str, ...]] | None = None
 
     def _unclassified_near(self, q: str, names: set[str], limit: int) -> str | None:
         """A key of a drug without a B12 class within ``limit`` edits of ``q``, if any.
 
         Only keys with the same first letter and a length within ``limit`` are scanned
-        (bucketed on first use): the matcher already trusts the first letter, and a
-        full scan costs milliseconds per lookup."""
+        (bucketed on first use): the matcher already trusts the first letter."""
         if self._plain is None:
-            buckets: dict[tuple[str, int], list[tuple[str, frozenset[str]]]] = {}
+            buckets: dict[tuple[str, int], list[str]] = {}
             for k, h in self._vocab.keys.items():
                 if k and not set(h.names) & self._classified:
-                    buckets.setdefault((k[0], len(k)), []).append((k, frozenset(k)))
+                    buckets.setdefault((k[0], len(k)), []).append(k)
             self._plain = {b: tuple(ks) for b, ks in buckets.items()}
-        letters = frozenset(q)
         for n in range(len(q) - limit, len(q) + limit + 1):
-            for k, k_letters in self._plain.get((q[:1], n), ()):
-                # One edit changes the set of letters by at most two: a cheap pre-filter.
-                if len(letters ^ k_letters) > 2 * limit:
-                    continue
-                if osa_distance(q, k, limit) <= limit and set(self._vocab.keys[k].names) != names:
-                    return k
+            keys = self._plain.get((q[:1], n), ())
+            if not keys:
+                continue
+            for k, _d, _i in process.extract(q, keys, scorer=OSA.distance, score_cutoff=limit,
+                                             limit=None):
+                if set(self._vocab.keys[k].names) != names:
+                    return str(k)
         return None
 
-    def _index(self, depth: int) -> dict[str, set[str]]:
-        """The deletion index for one or two edits, built on first use."""
-        if depth <= 1:
-            if self._deletes is None:
-                self._deletes = self._build(1, MIN_FUZZY_LEN - 1)
-            return self._deletes
-        if self._deletes2 is None:
-            self._deletes2 = self._build(2, LONG_WORD - 2)
-        return self._deletes2
-
-    def _build(self, depth: int, min_len: int) -> dict[str, set[str]]:
-        index: dict[str, set[str]] = {}
-        for key in self._vocab.keys:
-            if len(key) >= min_len:
-                for v in _deletions(key, depth):
-                    index.setdefault(v, set()).add(key)
-        return index
-
-    def _candidates(self, q: str, limit: int) -> set[str]:
-        """Every key within ``limit`` edits of ``q`` (and some more): keys and queries
-        meet on a common deletion variant (symmetric-delete search)."""
-        index = self._index(limit)
-        found: set[str] = set()
-        for v in _deletions(q, limit):
-            found |= index.get(v, set())
+    def _candidates(self, q: str, limit: int) -> list[tuple[int, str]]:
+        """``(distance, key)`` of every key within ``limit`` edits of ``q``."""
+        if self._by_length is None:
+            by_length: dict[int, list[str]] = {}
+            for key in self._vocab.keys:
+                if len(key) >= MIN_FUZZY_LEN - 2:
+                    by_length.setdefault(len(key), []).append(key)
+            self._by_length = {n: tuple(ks) for n, ks in by_length.items()}
+        found: list[tuple[int, str]] = []
+        for n in range(len(q) - limit, len(q) + limit + 1):
+            keys = self._by_length.get(n, ())
+            if keys:
+                found += [(int(d), str(k)) for k, d, _i in process.extract(
+                    q, keys, scorer=OSA.distance, score_cutoff=limit, limit=None)]
         return found
 
     def match(self, q: str) -> FuzzyResult:
@@ -249,11 +215,7 @@ class FuzzyMatcher:
         limit = max_edits(len(q))
         if limit == 0:
             return FuzzyResult(None, None, 0, 0.0, f"too short for an approximate match ({q!r})")
-        scored: list[tuple[int, str]] = []
-        for key in self._candidates(q, limit):
-            d = osa_distance(q, key, limit)
-            if d <= limit:
-                scored.append((d, key))
+        scored = self._candidates(q, limit)
         if not scored:
             return FuzzyResult(None, None, 0, 0.0, f"no known name within {limit} edit(s)")
         scored.sort()
@@ -328,6 +290,23 @@ class OfflineResolver:
         self.vocab = Vocabulary(kb)
         classified = frozenset(e.ingredient for e in kb.entries if e.class_id is not None)
         self.fuzzy = FuzzyMatcher(self.vocab, classified)
+        self.atc = AtcIndex(kb)
+        class_of: dict[str, frozenset[str]] = {}
+        for e in kb.entries:
+            cur = class_of.get(e.ingredient, frozenset())
+            class_of[e.ingredient] = cur | ({e.class_id} if e.class_id else set())
+        # The guard also sees every name, synonym and brand as written, numbers and all
+        # dropped by the key: "5-aminosalicylic acid" (mesalamine) then shares its key
+        # with "aminosalicylic acid" (PAS), so neither spelling is read through it.
+        guards: dict[str, set[str]] = {k: set(h.names) for k, h in self.vocab.keys.items()}
+        for e in kb.entries:
+            for raw in (e.ingredient, *e.synonyms, *e.brands):
+                guards.setdefault(raw, set()).add(e.ingredient)
+        self.inn = InnIndex(
+            {k: h.names for k, h in self.vocab.keys.items() if h.method != "brand"},
+            guards,
+            class_of,
+        )
         self._text = lru_cache(maxsize=cache_size)(self._resolve_folded)
 
     # -- public --------------------------------------------------------------------
@@ -353,6 +332,18 @@ class OfflineResolver:
         if trace is not None:
             for ndc in query.ndcs:
                 _step(trace, "ndc", ndc, "the knowledge base has no NDCs (later resolvers)")
+        codes = atc_codes(query.other_codings)
+        if codes:
+            return self._by_atc(query, codes, trace)
+        chosen = self._by_texts(query, trace)
+        if chosen is None:
+            if trace is not None:
+                _step(trace, "result", query.describe(), "not resolved here: passed on")
+            return None
+        return self._resolution(chosen.matches, chosen.notices)
+
+    def _by_texts(self, query: DrugQuery, trace: Trace | None) -> TextOutcome | None:
+        """The best text outcome: the first fully recognised text, else the first partial."""
         chosen: TextOutcome | None = None
         for text in query.texts:
             outcome = (
@@ -361,23 +352,46 @@ class OfflineResolver:
                 else self._text(fold(text))
             )
             if outcome.matches and not outcome.unknown:
-                chosen = outcome
-                break
+                return outcome
             if outcome.matches and chosen is None:
                 chosen = outcome
-        if chosen is None:
+        return chosen
+
+    def _by_atc(self, query: DrugQuery, codes: Sequence[str], trace: Trace | None) -> Resolution:
+        """ATC codes first (see :mod:`.atc`); the texts when the codes name no ingredient
+        of interest, so that a text naming a B12-lowering drug is never hidden by a code."""
+        outcomes = self.atc.resolve_all(codes, SOURCE)
+        matches: dict[str, IngredientMatch] = {}
+        for o in outcomes:
             if trace is not None:
-                _step(trace, "result", query.describe(), "not resolved here: passed on")
-            return None
-        return self._resolution(chosen.matches, chosen.notices)
+                _step(trace, "atc", o.code, o.message)
+            for m in o.matches:
+                matches.setdefault(m.name, m)
+        notices = [
+            Notice(kind="unresolved", message=o.message[:2000], source=SOURCE)
+            for o in outcomes
+            if not o.resolved
+        ]
+        found = tuple(matches.values())
+        if any(self._classes(m.name) or self._atc_classes(m) for m in found):
+            return self._resolution(found, notices)
+        text = self._by_texts(query, trace)
+        if text is not None:
+            return self._resolution(text.matches, (*text.notices, *notices))
+        if found:
+            return self._resolution(found, notices)
+        if trace is not None:
+            _step(trace, "result", query.describe(), "not resolved here: passed on")
+        return Resolution(resolved=False, resolver=SOURCE, notices=tuple(notices),
+                          data_version=self.kb.version[:256])
 
     def explain(self, query: DrugQuery) -> Trace:
         """The steps tried for ``query`` and what each found (for ``b12drugs lookup``)."""
         trace: Trace = []
         res = self.resolve_one(query, trace)
-        if res is not None:
+        if res is not None and res.resolved:
             names = ", ".join(
-                f"{m.name} ({', '.join(self._classes(m.name)) or 'no B12 class'})"
+                f"{m.name} ({', '.join(self._classes(m.name) or self._atc_classes(m)) or 'none'})"
                 for m in res.ingredients
             )
             _step(trace, "result", query.describe(), f"resolved: {names}")
@@ -387,6 +401,11 @@ class OfflineResolver:
         return self._text.cache_info()
 
     # -- steps ---------------------------------------------------------------------
+    def _atc_classes(self, match: IngredientMatch) -> list[str]:
+        if self.kb.is_known(match.name):
+            return []
+        return [c.class_id for c in self.kb.classes_for_atc(match.atc)]
+
     def _classes(self, name: str) -> list[str]:
         return [e.class_id for e in self.kb.by_ingredient.get(name, []) if e.class_id]
 
@@ -463,6 +482,37 @@ class OfflineResolver:
             )
         return res
 
+    def _international(self, tokens: Sequence[str], trace: Trace | None) -> _PieceResult:
+        """International INN spellings (:mod:`.inn`): word windows, longest first, whose
+        spelling-neutral key lands on exactly one knowledge-base name or synonym."""
+        res = _PieceResult()
+        n = len(tokens)
+        used = [False] * n
+        if n > MAX_INTL_WORDS:  # not a drug name (hostile or garbled input): not tried
+            res.unused = list(tokens)
+            return res
+        for size in range(min(n, 3), 0, -1):
+            for start in range(0, n - size + 1):
+                if any(used[start : start + size]):
+                    continue
+                text = " ".join(tokens[start : start + size])
+                name = self.inn.get(text)
+                if name is None:
+                    continue
+                res.matches.append((text, Hit("synonym", (name,)), CONFIDENCE_INN, ""))
+                for i in range(start, start + size):
+                    used[i] = True
+        res.unused = [t for t, u in zip(tokens, used, strict=True) if not u]
+        if trace is not None and tokens:
+            _step(
+                trace,
+                "international",
+                " ".join(tokens),
+                ", ".join(f"{k} -> {'/'.join(h.names)}" for k, h, _, _ in res.matches)
+                or "no international spelling of a known name",
+            )
+        return res
+
     def _fuzzy(self, text: str, trace: Trace | None, budget: list[int]) -> _PieceResult:
         res = _PieceResult()
         targets = [text] if " " not in text else [text, *text.split()]
@@ -501,8 +551,11 @@ class OfflineResolver:
         res = self._windows(tokens, trace) if len(tokens) > 1 else _PieceResult()
         if not res.matches and piece.base != piece.text:
             res = self._windows(piece.text.split(), trace)
-        if res.matches or not fuzzy:
+        if res.matches:
             return res
+        intl = self._international(tokens, trace)
+        if intl.matches or not fuzzy:
+            return intl
         fz = self._fuzzy(piece.base, trace, budget)
         if fz.matches:
             return fz
@@ -524,6 +577,15 @@ class OfflineResolver:
         unused: list[str] = []
         budget = [MAX_FUZZY_PER_TEXT]
         whole_hit = None
+        if parsed.hints:
+            # "amino(diphenylhydantoin) valeric acid": a known name with brackets in it
+            whole = name_key(folded)
+            whole_hit = self._lookup(whole, trace, "whole text with brackets")
+            if whole_hit is None and (intl := self.inn.get(whole)) is not None:
+                whole_hit = Hit("synonym", (intl,))
+            if whole_hit is not None:
+                matches = self._matches([(whole, whole_hit, CONFIDENCE[whole_hit.method], "")], ())
+                return TextOutcome(matches, (), ())
         if len(parsed.components) > 1:
             # "Lo/Ovral": a name with a separator in it (keys drop punctuation)
             whole = " ".join(c.text.replace(",", "") for c in parsed.components)
@@ -624,8 +686,11 @@ def _step(trace: Trace, method: str, value: str, result: str) -> None:
 
 
 def query_for(text_or_code: str) -> DrugQuery:
-    """A query from what a user typed (see :meth:`DrugQuery.from_user_input`)."""
-    return DrugQuery.from_user_input(text_or_code)
+    """A query from what a user typed: a WHO ATC code, else see
+    :meth:`DrugQuery.from_user_input`."""
+    from ..lookup import query_for as typed
+
+    return typed(text_or_code)
 
 
 def lookup_steps(kb: KnowledgeBase, text_or_code: str) -> list[dict[str, Any]]:

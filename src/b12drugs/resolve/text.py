@@ -60,15 +60,20 @@ def fold(text: str) -> str:
 #: para-aminosalicylic acid; "5-aminosalicylate" is mesalamine too, not the PAS salt
 #: "aminosalicylate".  "Zantac 360" is famotidine (the brand name was reused after
 #: ranitidine's withdrawal), while bare "Zantac" stays ranitidine.
+#: "salicylic" as other languages write it too (salicílico, salicilico, salicylique).
+_SALICYL = r"salic[iyí]l"
 ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     (r"5[\s-]?asa", "mesalamine"),
-    (r"5[\s-]?amino[\s-]?salicylates?", "mesalamine"),
+    (rf"5[\s-]?amino[\s-]?{_SALICYL}at(?:es?|os?)?", "mesalamine"),
     (r"zantac[\s-]?360", "famotidine"),
-    (r"5[\s-]?amino[\s-]?salicylic(?:\s+acid)?", "mesalamine"),
-    (r"(?:4|p|para)[\s-]?amino[\s-]?salicylic(?:\s+acid)?", "aminosalicylic acid"),
+    (rf"(?:[aá]cid[oe]?\s+)?5[\s-]?amino[\s-]?{_SALICYL}(?:[ií]c[oa]?|ique)(?:\s+acid)?",
+     "mesalamine"),
+    (rf"(?:[aá]cid[oe]?\s+)?(?:4|p|para)[\s-]?amino[\s-]?{_SALICYL}(?:[ií]c[oa]?|ique)"
+     r"(?:\s+acid)?", "aminosalicylic acid"),
     (r"4[\s-]?asa", "aminosalicylic acid"),
     (r"pas", "aminosalicylic acid"),
-    (r"acetyl[\s-]?salicylic(?:\s+acid)?", "aspirin"),
+    (rf"(?:[aá]cid[oe]?\s+)?ac[eé]t[iy]l[\s-]?{_SALICYL}(?:[ií]c[oa]?|ique)(?:\s+acid)?",
+     "aspirin"),
     (r"asa", "aspirin"),
     (r"5[\s-]?fu", "fluorouracil"),
     (r"5[\s-]?fluorouracil", "fluorouracil"),
@@ -136,7 +141,11 @@ _GLUED = re.compile(r"(?<=[a-z]{3})(?=\d+(?:[.,]\d+)?\s*(?:mg|mcg|g|ml|%|iu|unit
 _WITH = re.compile(r"(?<!\w)w/(?=\s|\w)")
 #: Short codes with a number ("VP-16", "CPT-11", "IL-2", "alfa-2b") are one word.
 _CODE_NUMBER = re.compile(r"(?<![\w-])([a-z]{1,5})-(\d{1,4}[a-z]?)(?![\w-])")
-_STRONG_SPLIT = re.compile(r"\s*(?:/|\+|&|;|\band\b|\bwith\b)\s*")
+#: Combination separators, also "y", "con" (es), "et", "avec" (fr), "und", "mit" (de),
+#: "och" (sv), "og" (da/no).
+_STRONG_SPLIT = re.compile(
+    r"\s*(?:/|\+|&|;|\band\b|\bwith\b)\s*|\s+(?:y|con|et|avec|und|mit|och|og)\s+"
+)
 _WEAK_SPLIT = re.compile(r"\s*,\s*")
 _TOKEN = re.compile(r"\w+")
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]|\(([^()]*)\)|\{([^{}]*)\}")
@@ -170,6 +179,27 @@ STOP_WORDS: frozenset[str] = _wordset(
     usp nf bp ep generic brand per as of strength regular
     take takes daily bid tid qid qd qod qhs hs prn once twice by mouth meal meals food
     bedtime weekly every needed directed sig
+    """
+)
+#: The same words in other languages (es, pt, it, fr, de, nordic), accents folded and not:
+#: dose forms, routes and release words of international prescriptions.
+FOREIGN_STOP_WORDS: frozenset[str] = _wordset(
+    """
+    comprimido comprimidos comprime comprimé comprimes comprimés compresse compressa
+    compresse compresses tabletten tablette tabletter tabl kapseln kapsel kapsler kapslar
+    capsula capsulas cápsula cápsulas capsule gelule gélule gelules gélules
+    solucion solución soluzione solucao solução losung lösung injektionslosung
+    injektionslösung inyectable iniettabile injetavel injetável injectable ampolla
+    ampollas ampola ampolas fiala fiale jarabe xarope sciroppo sirop saft gotas gouttes
+    gocce tropfen augentropfen colirio colírio collyre collirio crema pomada pommade
+    salbe creme crème unguento ungüento inyeccion inyección iniezione injecao injeção
+    recubierto recubiertos recubierta recubiertas revestido revestidos rivestite pelicula
+    película filmtabletten filmtablette filmdragerade retard liberacion liberación
+    prolongada prolongado prolungato prolongee prolongée uso via vía sobres sobre
+    bustine bustina polvo pulver poudre suspensión sospensione suspensao suspensão
+    efervescente efervescentes effervescente brausetabletten masticable masticables
+    kautabletten orale oral oftalmico oftálmico oftalmica oftálmica ophtalmique
+    cutaneo cutáneo cutanea cutánea cutanee cutanée topico tópico de del da di du des
     """
 )
 
@@ -260,6 +290,9 @@ class Candidate:
 # ------------------------------------------------------------------- functions
 
 
+_ALL_STOP = STOP_WORDS | FOREIGN_STOP_WORDS
+
+
 def _words(fragment: str) -> list[str]:
     """Tokens of a fragment without stop words and bare numbers (hyphens split words).
 
@@ -267,7 +300,7 @@ def _words(fragment: str) -> list[str]:
     the name is the whole brand.
     """
     tokens = [t for t in _TOKEN.findall(fragment.replace("_", " ")) if not t.isdigit()]
-    words = [t for t in tokens if t not in STOP_WORDS]
+    words = [t for t in tokens if t not in _ALL_STOP]
     if len(words) == 1 and len(words[0]) == 1 and len(tokens) > 1:
         return tokens
     return words
@@ -286,9 +319,15 @@ def _join_code(m: re.Match[str]) -> str:
     return m.group(0) if m.group(1) in STOP_WORDS else m.group(1) + m.group(2)
 
 
+#: "5-aminosalicylic": a position number glued to a chemical name is part of the name
+#: (5-ASA is not 4-ASA); kept as one word so that it is never read without its number.
+_POSITION = re.compile(r"(?<![\w.,-])(\d{1,2})-(?=[a-z]{4,})")
+
+
 def _strip(fragment: str) -> str:
     fragment = _CODES.sub(" ", fragment)
     fragment = _CODE_NUMBER.sub(_join_code, fragment)
+    fragment = _POSITION.sub(r"\1", fragment)
     fragment = _MAKER_PREFIX.sub(" ", fragment)
     fragment = _GLUED.sub(" ", fragment)
     fragment = _STRENGTH.sub(" ", fragment)

@@ -35,7 +35,9 @@ Decisions (documented in the README):
   the coding's JSON pointer and why (the code shown truncated), its ``display`` is kept
   as text, and when nothing else identifies the drug the order's text names the invalid
   code, so the report's ``unresolved`` notice shows it.  Other codings (SNOMED CT, ATC,
-  local codes) are passed through as fall-backs.
+  local codes) are passed through as fall-backs; WHO ATC codings
+  (``http://www.whocc.no/atc`` or its OID ``urn:oid:2.16.840.1.113883.6.73``) under
+  the one system URI the resolvers read.
 * **Bad data: identity vs detail.** *Identity* is what decides whether and what to
   screen: ``resourceType``, ``id``, ``status``, ``doNotPerform``, ``subject``/``patient``
   and the medication (``medicationCodeableConcept``/``medicationReference``/R5
@@ -67,6 +69,7 @@ from pydantic import ValidationError
 from b12drugs import labcodes
 from b12drugs.models import (
     ACTIVE_STATUSES,
+    ATC_SYSTEM,
     INACTIVE_STATUSES,
     LOINC_SYSTEM,
     MAX_TEXT,
@@ -151,6 +154,8 @@ _STATUS = {
 
 _RXNORM_SYSTEMS = frozenset({RXNORM_SYSTEM, RXNORM_SYSTEM + "/"})
 _NDC_SYSTEMS = frozenset({NDC_SYSTEM, NDC_SYSTEM + "/"})
+#: WHO ATC: the FHIR URI (HL7 Terminology NamingSystem v3-WC) and its OID form.
+_ATC_SYSTEMS = frozenset({ATC_SYSTEM, ATC_SYSTEM + "/", "urn:oid:2.16.840.1.113883.6.73"})
 
 #: Observation codes that identify the labs the policy uses: the core's table
 #: (:mod:`b12drugs.labcodes`; serum B12, holotranscobalamin, methylmalonic acid,
@@ -241,6 +246,10 @@ def _codeable_drug(cc: Mapping[str, Any], ptr: str, drug: _Drug) -> None:
             else:
                 drug.codings.append(Coding(system=NDC_SYSTEM, code=ndc, display=display))
                 continue
+        elif system in _ATC_SYSTEMS:
+            # Handed on as an ATC coding; the resolver says when a code is not well formed.
+            drug.codings.append(Coding(system=ATC_SYSTEM, code=code, display=display))
+            continue
         elif system:
             drug.codings.append(Coding(system=system, code=code, display=display))
             continue

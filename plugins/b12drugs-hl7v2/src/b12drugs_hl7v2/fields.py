@@ -21,7 +21,14 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from b12drugs.models import ICD10_SYSTEMS, NDC_SYSTEM, RXNORM_SYSTEM, SNOMED_SYSTEM, normalize_ndc
+from b12drugs.models import (
+    ATC_SYSTEM,
+    ICD10_SYSTEMS,
+    NDC_SYSTEM,
+    RXNORM_SYSTEM,
+    SNOMED_SYSTEM,
+    normalize_ndc,
+)
 
 #: Coding-system names (HL7 table 0396 and common variants) per FHIR system URI.
 _DRUG_SYSTEMS: dict[str, str] = {
@@ -35,6 +42,12 @@ _DRUG_SYSTEMS: dict[str, str] = {
     "RXCUI": RXNORM_SYSTEM,
     "2.16.840.1.113883.6.88": RXNORM_SYSTEM,
     RXNORM_SYSTEM.upper(): RXNORM_SYSTEM,
+    # WHO ATC is "WC" in table 0396 (HL7/UTG cs-v2-0396.xml, concept 4271 "WHO ATC");
+    # OID from the HL7 Terminology NamingSystem v3-WC.  Not "ATC": in table 0396 that is
+    # the American Type Culture Collection.
+    "WC": ATC_SYSTEM,
+    "2.16.840.1.113883.6.73": ATC_SYSTEM,
+    ATC_SYSTEM.upper(): ATC_SYSTEM,
 }
 
 _ICD10, _ICD10CM = ICD10_SYSTEMS
@@ -204,7 +217,8 @@ def drug_codes(comps: list[str], local_system: str) -> tuple[list[Coded], str | 
     """Codes and text of a drug CE/CWE value, plus problems found.
 
     Components 1-3 are the primary code, text and coding system, 4-6 the alternate ones.
-    ``NDC`` and ``RXNORM``/``RxNorm``/``RXN`` map to the FHIR system URIs; other
+    ``NDC``, ``RXNORM``/``RxNorm``/``RXN`` and ``WC`` (WHO ATC) map to the FHIR system
+    URIs; other
     systems are kept under their own name; a code without a system is a local code
     (``local_system``).  A primary value with neither system nor text that contains
     whitespace is taken as free text: senders put drug names in component 1.
