@@ -22,7 +22,6 @@ from b12drugs.read import delimited as csv_input
 from b12drugs.read import jsonl as jsonl_input
 from b12drugs.testing import InputFormatContract
 
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -257,9 +257,11 @@ class ColumnarScreener:
                             Rejection(location=batch.where(line), reason=reason,
                                       record_id=rid[:256] if rid else None), batch.source))
                 elif state == 1:
+                    assert order is not None
                     if books.listed("skipped"):
                         books.notices.append(skipped_notice(order, batch.source))
                 else:
+                    assert order is not None and oid is not None
                     books.notices.extend(order_notices(order, self._outcomes[oid],
                                                        batch.source, books))
                 for kind, n in books.notice_counts.items():

@@ -315,7 +315,7 @@ class _Run:
                 s.reject_input(item.source, f"cannot read: {exc.strerror or exc}")
 
     def _guard(self, books: Any, feed: Callable[[Iterable[Any], str], None], fmt: InputFormat,
-               parse: Callable[[], Iterable[Record]], source: str) -> None:
+               parse: Callable[[], Iterable[Any]], source: str) -> None:
         """Feed a parser's records; an :class:`InputError` rejects the rest of that
         input, any other exception is a plugin problem; other inputs go on either way."""
         try:

@@ -135,7 +135,7 @@ class Screener:
                 self.books.skip(sk.reason, source, order_id=sk.record_id,
                                 location=str(sk.location))
             elif kind is PatientEnd:
-                pid = rec.patient_id  # type: ignore[union-attr]
+                pid: str = rec.patient_id  # type: ignore[union-attr,assignment]
                 self._finalize(pid)
                 self._complete(pid)
             elif kind is Notice:

@@ -77,10 +77,10 @@ class PartitionStore:
     def add(self, findings: pl.DataFrame, patients: pl.DataFrame) -> None:
         if findings.height:
             self._findings.append(findings)
-            self._held += findings.estimated_size()
+            self._held += int(findings.estimated_size())
         if patients.height:
             self._patients.append(patients)
-            self._held += patients.estimated_size()
+            self._held += int(patients.estimated_size())
         if self._held > self.budget:
             self._compact()
             if self._held > self.budget // 2:
@@ -89,7 +89,7 @@ class PartitionStore:
     def _compact(self) -> None:
         patients = distinct_patients(pl.concat(self._patients)) if self._patients else None
         self._patients = [patients] if patients is not None else []
-        self._held = sum(f.estimated_size() for f in (*self._findings, *self._patients))
+        self._held = sum(int(f.estimated_size()) for f in (*self._findings, *self._patients))
 
     def _spill(self) -> None:
         root = self.temp.path

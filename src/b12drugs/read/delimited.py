@@ -144,7 +144,7 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
     from .tabular import TableBatch, checked
 
     if not hasattr(stream, "peek"):
-        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+        stream = io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
     first = _header_line(stream, source)
     if not first.strip():
         raise InputError("empty file", source)
@@ -263,7 +263,7 @@ def _open_at_end(held: pl.DataFrame) -> pl.DataFrame:
     where the quote was opened, and it swallowed the lines after it."""
     import polars as pl
 
-    last = held["_line"].max()
+    last = int(held["_line"].max())  # type: ignore[arg-type]
     reason = (f"unbalanced quote: a quoted field runs from line {last} to the end of the "
               "file; the rows on those lines were not read")
     if "_reject" not in held.columns:

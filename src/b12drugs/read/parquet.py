@@ -21,6 +21,8 @@ from ..records import InputFormat, Record
 from .columns import DRUG_COLUMNS, header_columns
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from ..models import Notice
     from .tabular import TableBatch
 
@@ -70,12 +72,11 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
             from None
 
 
-def _as_text(column: object, dtype: object) -> object:
+def _as_text(col: pl.Expr, dtype: object) -> pl.Expr:
     """A typed column as the text a CSV export would hold (whole floats as integers,
     dates and times as ISO)."""
     import polars as pl
 
-    col: pl.Expr = column  # type: ignore[assignment]
     if isinstance(dtype, pl.Float32 | pl.Float64) or dtype in (pl.Float32, pl.Float64):
         return (pl.when(col == col.round()).then(col.cast(pl.Int64, strict=False)
                                                  .cast(pl.String))

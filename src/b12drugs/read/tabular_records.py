@@ -31,18 +31,19 @@ def records_of(items: Iterable[TableBatch | Notice]) -> Iterator[Record]:
         ok = frame.filter(frame["_reject"].is_null())
         made = iter(orders(ok, item))
         columns = frame.select("_reject", "_rid", "_line", "patient_id", *PATIENT_COLUMNS)
-        for reason, rid, line, pid, *patient in columns.iter_rows():
+        for reason, rid, line, pid, birth, sex, diet, conds in columns.iter_rows():
             if reason is not None:
                 yield Rejection(location=item.where(line), reason=reason,
                                 record_id=rid[:256] if rid else None)
                 continue
-            if pid is not None and patient != [None] * len(PATIENT_COLUMNS):
-                key = tuple(patient)
+            if pid is not None and not (birth is None and sex is None and diet is None
+                                        and conds is None):
+                key = (birth, sex, diet, conds)
                 if last.get(pid) != key:
                     if len(last) >= _REMEMBERED:
                         last.clear()
                     last[pid] = key
-                    context = row_context(pid, *patient, item.where(line))  # type: ignore[arg-type]
+                    context = row_context(pid, birth, sex, diet, conds, item.where(line))
                     if context is not None:
                         yield context
             yield next(made)
