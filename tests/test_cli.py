@@ -170,10 +170,35 @@ def test_sinks_misconfigured_exit_2_and_failing_exit_4(tmp_path: Path) -> None:
     assert result.stderr.count("sink jsonl-file") == 1  # printed once, not also logged
 
 
-def test_screen_leaves_the_garbage_collector_alone() -> None:
-    """Library and command leave process-wide state as they found it (issue 13)."""
+def test_screen_leaves_the_garbage_collector_as_it_found_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The batch command runs with the collector off and switches it back on; the
+    library itself never touches it (issue 13)."""
     import gc
 
+    import b12drugs.engines
+    from b12drugs.engines import inputs
+
+    seen: list[bool] = []
+    real = inputs.run_inputs
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inputs, "run_inputs", spy)
+    monkeypatch.setattr(b12drugs.engines, "run_inputs", spy)
     before = (gc.isenabled(), gc.get_threshold())
     assert run("screen", str(EXAMPLE), "-f", "json").exit_code == EXIT_OK
-    assert (gc.isenabled(), gc.get_threshold()) == before
+    assert seen == [False] and (gc.isenabled(), gc.get_threshold()) == before
+    gc.disable()
+    try:
+        assert run("screen", str(EXAMPLE), "-f", "json").exit_code == EXIT_OK
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    # the library on its own leaves it on
+    from b12drugs.engines import screen_inputs
+
+    seen.clear()
+    screen_inputs([EXAMPLE])
+    assert seen == [True]

@@ -90,9 +90,9 @@ class OutputFormat:
     """An output format: writes a finished report to a text stream.
 
     ``write_stream(report, alerts, out)``, when set, writes the same output with the
-    alerts given one by one as compact JSON (UTF-8 bytes, in report order) instead of
-    in ``report.alerts``: the columnar engine keeps a large run's alerts on disk, and a
-    writer that streams them writes a report of millions of alerts in bounded memory.
+    alerts given one by one (in report order) instead of in ``report.alerts``: the
+    columnar engine keeps a large run's alerts on disk, and a writer that streams them
+    writes a report of millions of alerts in bounded memory.
     """
 
     name: str
@@ -100,7 +100,7 @@ class OutputFormat:
     write: Callable[[Report, IO[str]], None]
     media_type: str = "text/plain"
     provider: str = ""
-    write_stream: Callable[[Report, Iterable[bytes], IO[str]], None] | None = None
+    write_stream: Callable[[Report, Iterable[Alert], IO[str]], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,7 @@ class OutputFormatContract:
             return
         streamed = io.StringIO()
         writer.write_stream(report.model_copy(update={"alerts": ()}),
-                            Result.of(report).alert_json(), streamed)
+                            Result.of(report).alerts(), streamed)
         assert streamed.getvalue() == whole.getvalue()
 
     def test_writes_an_empty_report(self, writer: OutputFormat) -> None:

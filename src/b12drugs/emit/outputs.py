@@ -4,6 +4,7 @@ and ``html`` (:mod:`b12drugs.emit.html`)."""
 from __future__ import annotations
 
 import codecs
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -19,12 +20,11 @@ _NOTICES = TypeAdapter(tuple[Notice, ...])
 _ALERT = TypeAdapter(Alert)
 _NOTICE = TypeAdapter(Notice)
 _COUNTS = TypeAdapter(Counts)
-_ALERT_LIST = TypeAdapter(list[Alert])
 #: Alerts or notices serialised at a time by :func:`report_json`.
 JSON_CHUNK = 1000
 
 
-def report_json(report: Report, alerts: Iterable[bytes] | None = None) -> Iterator[bytes]:
+def report_json(report: Report, alerts: Iterable[Alert] | None = None) -> Iterator[bytes]:
     """The report as indented JSON (UTF-8), in pieces: joined, byte for byte what
     ``TypeAdapter(Report).dump_json(report, indent=2)`` gives.
 
@@ -36,13 +36,13 @@ def report_json(report: Report, alerts: Iterable[bytes] | None = None) -> Iterat
     spliced in at its place, indented one level deeper (JSON strings hold no raw line
     breaks, so every line break in a piece is structural).
 
-    ``alerts``: the alerts as compact JSON, one by one, instead of ``report.alerts``
-    (a spooled run, see :class:`~b12drugs.records.OutputFormat`); each piece of them is
-    read back into models and written like the others, so the bytes are the same.
+    ``alerts``: the alerts one by one instead of ``report.alerts`` (a spooled run, see
+    :class:`~b12drugs.records.OutputFormat`), written in the same pieces, so the bytes
+    are the same.
     """
     rest = _REPORT.dump_json(report.model_copy(update={"alerts": (), "notices": ()}),
                              indent=2)
-    alert_chunks = _chunks(report.alerts) if alerts is None else _json_chunks(alerts)
+    alert_chunks = _chunks(report.alerts) if alerts is None else _pieces(alerts)
     lists: list[tuple[str, Iterator[Any], TypeAdapter[Any]]] = [
         ("alerts", alert_chunks, _ALERTS), ("notices", _chunks(report.notices), _NOTICES)]
     for name, chunks, adapter in lists:
@@ -66,19 +66,13 @@ def _chunks(items: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
         yield items[i:i + JSON_CHUNK]
 
 
-def _json_chunks(alerts: Iterable[bytes]) -> Iterator[tuple[Alert, ...]]:
-    """Compact alert JSON read back into models, ``JSON_CHUNK`` at a time."""
-    chunk: list[bytes] = []
-    for data in alerts:
-        chunk.append(data)
-        if len(chunk) == JSON_CHUNK:
-            yield tuple(_ALERT_LIST.validate_json(b"[" + b",".join(chunk) + b"]"))
-            chunk = []
-    if chunk:
-        yield tuple(_ALERT_LIST.validate_json(b"[" + b",".join(chunk) + b"]"))
+def _pieces(alerts: Iterable[Alert]) -> Iterator[tuple[Alert, ...]]:
+    it = iter(alerts)
+    while piece := tuple(itertools.islice(it, JSON_CHUNK)):
+        yield piece
 
 
-def write_json(report: Report, out: IO[str], alerts: Iterable[bytes] | None = None) -> None:
+def write_json(report: Report, out: IO[str], alerts: Iterable[Alert] | None = None) -> None:
     """The report as indented JSON (:func:`report_json`; ``alerts`` as there).
 
     pydantic writes UTF-8 bytes; when ``out`` is a UTF-8 text file over a byte buffer
@@ -105,24 +99,22 @@ def _is_utf8(encoding: str | None) -> bool:
         return False
 
 
-def write_jsonl(report: Report, out: IO[str], alerts: Iterable[bytes] | None = None) -> None:
+def write_jsonl(report: Report, out: IO[str], alerts: Iterable[Alert] | None = None) -> None:
     """One alert per line, then one notice per line, then the counts: for pipelines.
 
-    ``alerts``: the alerts as compact JSON instead of ``report.alerts`` (streamed)."""
-    if alerts is None:
-        alerts = (_ALERT.dump_json(a) for a in report.alerts)
-    for data in alerts:
-        out.write('{"type":"alert",' + data[1:].decode() + "\n")
+    ``alerts``: the alerts one by one instead of ``report.alerts`` (streamed)."""
+    for alert in report.alerts if alerts is None else alerts:
+        out.write('{"type":"alert",' + _ALERT.dump_json(alert)[1:].decode() + "\n")
     for notice in report.notices:
         out.write('{"type":"notice",' + _NOTICE.dump_json(notice)[1:].decode() + "\n")
     out.write('{"type":"counts",' + _COUNTS.dump_json(report.counts)[1:].decode() + "\n")
 
 
-def _stream_json(report: Report, alerts: Iterable[bytes], out: IO[str]) -> None:
+def _stream_json(report: Report, alerts: Iterable[Alert], out: IO[str]) -> None:
     write_json(report, out, alerts)
 
 
-def _stream_jsonl(report: Report, alerts: Iterable[bytes], out: IO[str]) -> None:
+def _stream_jsonl(report: Report, alerts: Iterable[Alert], out: IO[str]) -> None:
     write_jsonl(report, out, alerts)
 
 

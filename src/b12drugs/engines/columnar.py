@@ -363,7 +363,7 @@ class ColumnarScreener:
             result = self.assessor.assess(pid, None if pid is None else contexts.get(pid),
                                           group)
             for alert in result.alerts:
-                spool.add(case_first, _ALERT.dump_json(alert))
+                spool.add(case_first, alert)
                 severities[alert.severity] = severities.get(alert.severity, 0) + 1
             for notice in result.notices:
                 k = per_kind.get(notice.kind, 0)

@@ -25,7 +25,7 @@ from ..config import Config
 from ..errors import InputError, PluginError
 from ..models import Notice, Rejection, Report, SourceLocation
 from ..plugins import PluginManager
-from ..records import InputFormat, Record
+from ..records import InputFormat
 from .record import Screener
 from .result import Result
 from .runtime import Runtime

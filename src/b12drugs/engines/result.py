@@ -6,15 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import TypeAdapter
-
 from ..models import SEVERITIES, Alert, Report
 
 if TYPE_CHECKING:
     from .spill import AlertSpool, TempArea
 
-_ALERT = TypeAdapter(Alert)
-_ALERTS = TypeAdapter(list[Alert])
 
 
 @dataclass
@@ -22,8 +18,8 @@ class Result:
     """A finished run: the report, and its alerts when they were spooled.
 
     ``report.alerts`` is empty while :attr:`spool` holds the alerts; :meth:`to_report`
-    gives the whole report (memory then grows with the alerts), :meth:`alert_json` the
-    alerts one by one as compact JSON, in order, for writers that stream.
+    gives the whole report (memory then grows with the alerts), :meth:`alerts` the
+    alerts one by one, in order, for writers that stream.
     """
 
     report: Report
@@ -31,26 +27,17 @@ class Result:
     severities: dict[str, int] = field(default_factory=dict)
     temp: TempArea | None = None
 
-    def alert_json(self) -> Iterator[bytes]:
+    def alerts(self) -> Iterator[Alert]:
+        """The alerts one by one, in report order, wherever they are kept."""
         if self.spool is None:
-            for alert in self.report.alerts:
-                yield _ALERT.dump_json(alert)
-            return
-        yield from self.spool
+            yield from self.report.alerts
+        else:
+            yield from self.spool
 
     def to_report(self) -> Report:
         if self.spool is None:
             return self.report
-        alerts: list[Alert] = []
-        chunk: list[bytes] = []
-        for data in self.spool:
-            chunk.append(data)
-            if len(chunk) == 1000:
-                alerts += _ALERTS.validate_json(b"[" + b",".join(chunk) + b"]")
-                chunk = []
-        if chunk:
-            alerts += _ALERTS.validate_json(b"[" + b",".join(chunk) + b"]")
-        return self.report.model_copy(update={"alerts": tuple(alerts)})
+        return self.report.model_copy(update={"alerts": tuple(self.spool)})
 
     def max_severity(self) -> str | None:
         found = [s for s in SEVERITIES if self.severities.get(s)]

@@ -14,6 +14,9 @@ sorted by the position of the patient's first finding, and a run that grows past
 ``limit`` alerts goes to a file.  Reading merges the runs, so the report lists alerts in
 input order (as the record engine does) without holding them all.
 
+The
+alerts of a run small enough to hold stay in memory as they are.
+
 Everything goes under one temporary folder (``--temp-dir``, ``[engine] temp_dir``,
 else the system's), removed when the run ends, fails or is interrupted.
 """
@@ -27,6 +30,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+from pydantic import TypeAdapter
+
+from ..models import Alert
+
+_ALERT = TypeAdapter(Alert)
 
 #: Bytes of held rows before the store compacts or writes them to disk.
 DEFAULT_BUDGET = 128 << 20
@@ -148,19 +156,20 @@ def distinct_patients(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class AlertSpool:
-    """Alerts as compact JSON, in runs sorted by the position of their patient."""
+    """Alerts in runs sorted by the position of their patient: in memory while they
+    are few, as compact JSON lines on disk past ``limit``."""
 
     def __init__(self, temp: TempArea, limit: int = 50_000):
         self.temp = temp
         self.limit = limit
-        # (position of the patient's first finding, order of adding, alert JSON)
-        self._run: list[tuple[int, int, bytes]] = []
+        # (position of the patient's first finding, order of adding, alert)
+        self._run: list[tuple[int, int, Alert]] = []
         self._files: list[Path] = []
-        self._runs: list[list[tuple[int, int, bytes]]] = []
+        self._runs: list[list[tuple[int, int, Alert]]] = []
         self.count = 0
 
-    def add(self, seq: int, alert_json: bytes) -> None:
-        self._run.append((seq, self.count, alert_json))
+    def add(self, seq: int, alert: Alert) -> None:
+        self._run.append((seq, self.count, alert))
         self.count += 1
         if len(self._run) >= self.limit:
             self._write_run()
@@ -182,22 +191,26 @@ class AlertSpool:
     def _write_run(self) -> None:
         path = self.temp.path / f"alerts-{len(self._files):06d}.jsonl"
         with path.open("wb") as fh:
-            for seq, n, data in self._run:
-                fh.write(b"%d\t%d\t%s\n" % (seq, n, data))
+            for seq, n, alert in self._run:
+                fh.write(b"%d\t%d\t%s\n" % (seq, n, _ALERT.dump_json(alert)))
         self._files.append(path)
         self._run = []
 
-    def __iter__(self) -> Iterator[bytes]:
-        """Every alert's JSON, in order."""
+    def __iter__(self) -> Iterator[Alert]:
+        """Every alert, in order."""
         self.end_run()
-        runs: list[Iterator[tuple[int, int, bytes]]] = [iter(r) for r in self._runs]
+        runs: list[Iterator[tuple[int, int, Alert]]] = [iter(r) for r in self._runs]
         runs += [_read_run(p) for p in self._files]
-        for _, _, data in heapq.merge(*runs):
-            yield data
+        for _, _, alert in heapq.merge(*runs, key=_position):
+            yield alert
 
 
-def _read_run(path: Path) -> Iterator[tuple[int, int, bytes]]:
+def _position(item: tuple[int, int, Alert]) -> tuple[int, int]:
+    return item[0], item[1]
+
+
+def _read_run(path: Path) -> Iterator[tuple[int, int, Alert]]:
     with path.open("rb") as fh:
         for line in fh:
             seq, n, data = line.rstrip(b"\n").split(b"\t", 2)
-            yield int(seq), int(n), data
+            yield int(seq), int(n), _ALERT.validate_json(data)

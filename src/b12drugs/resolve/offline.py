@@ -26,6 +26,7 @@ only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -291,6 +292,13 @@ class OfflineResolver:
         classified = frozenset(e.ingredient for e in kb.entries if e.class_id is not None)
         self.fuzzy = FuzzyMatcher(self.vocab, classified)
         self.atc = AtcIndex(kb)
+        self._text = lru_cache(maxsize=cache_size)(self._resolve_folded)
+
+    @functools.cached_property
+    def inn(self) -> InnIndex:
+        """The international-spelling index, built on first use: most runs never need
+        it (building it is about a third of this resolver's start-up)."""
+        kb = self.kb
         class_of: dict[str, frozenset[str]] = {}
         for e in kb.entries:
             cur = class_of.get(e.ingredient, frozenset())
@@ -302,12 +310,12 @@ class OfflineResolver:
         for e in kb.entries:
             for raw in (e.ingredient, *e.synonyms, *e.brands):
                 guards.setdefault(raw, set()).add(e.ingredient)
-        self.inn = InnIndex(
+        inn = InnIndex(
             {k: h.names for k, h in self.vocab.keys.items() if h.method != "brand"},
             guards,
             class_of,
         )
-        self._text = lru_cache(maxsize=cache_size)(self._resolve_folded)
+        return inn
 
     # -- public --------------------------------------------------------------------
     def __call__(self, queries: Sequence[DrugQuery]) -> dict[DrugQuery, Resolution]:
