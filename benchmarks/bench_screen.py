@@ -1,23 +1,33 @@
-"""End-to-end screening benchmark: rows/second and peak memory of a CSV dispensing run.
+"""End-to-end screening benchmark: whole processes, the engines against a polars floor.
 
-Each measurement runs in a fresh child process pinned to one CPU core, which runs the
-command ``b12drugs screen FILE --format json --output OUT`` in-process (the same code
-path, with the command's garbage-collection policy) and reports its own wall time and
-peak resident memory.  The clock starts after the imports (the engine's too) and the
-plugin manager (the command's start-up, about 0.2 s) and stops when the JSON report is
-written.  Prints the median of ``--runs`` runs per file.
+For each size a dispensing export with patient columns (birth date, sex, conditions on
+every row) is generated once (``benchmarks/out/``), then these commands run as whole
+processes, in turn (A B C A B C ...), ``--runs`` times each:
 
-    python benchmarks/bench_screen.py --rows 250000 1000000 --runs 3
-    python benchmarks/bench_screen.py --rows 1000000 --b12-share 0.005   # memory vs alerts
+* ``floor``: a polars read of the file and a join of its rows with a table of its
+  distinct drugs, then the rows with findings grouped by patient: the least any tool
+  must do to answer the question (``FLOOR`` below);
+* ``columnar``: ``b12drugs screen FILE --format json --output OUT`` (the default engine
+  for tables);
+* ``record``: the same with ``--engine record`` (skipped above ``--record-max`` rows);
+* ``before``: the same command from another checkout (``--before SRC``, e.g. a
+  ``git worktree`` of an older commit; its ``src`` goes first on ``PYTHONPATH``).
+
+Each figure is the median wall time and the median peak resident memory of the child
+(``os.wait4``), with the ratio of each run to the floor run next to it.
+
+    python benchmarks/bench_screen.py --rows 1000000 10000000 --runs 3 --before ../old
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -25,52 +35,74 @@ sys.path.insert(0, str(HERE))
 
 from generate_dispensing import generate  # noqa: E402
 
-CHILD = r"""
-import json, os, resource, sys, tempfile, time
-os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-import b12drugs.engines
-from b12drugs.cli import cli
-from b12drugs.plugins import get_plugin_manager
-get_plugin_manager()
-with tempfile.TemporaryDirectory() as tmp:
-    out = os.path.join(tmp, "report.json")
-    t0 = time.perf_counter()
-    cli.main(["screen", sys.argv[1], "--format", "json", "--output", out, "--fail-on", "never"],
-             standalone_mode=False)
-    elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the check
-    with open(out, encoding="utf-8") as fh:
-        report = json.load(fh)
-print(json.dumps({"seconds": elapsed, "peak_mib": peak, "read": report["counts"]["read"],
-                  "alerts": len(report["alerts"]), "notices": len(report["notices"])}))
+FLOOR = r"""
+import sys
+import polars as pl
+rows = pl.read_csv(sys.argv[1], infer_schema=False)
+drugs = rows.select("drug_name").unique().with_columns(
+    (pl.col("drug_name").hash(seed=1) % 20 == 0).alias("b12"))
+found = rows.join(drugs, on="drug_name", how="left").filter(pl.col("b12"))
+print(found.group_by("patient_id").len().height)
 """
 
 
-def measure(path: Path) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True,
-                          text=True, check=True)
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{cmd[:4]} failed: {err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000])
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--b12-share", type=float, default=0.05)
+    ap.add_argument("--before", type=Path, help="another checkout to compare with")
+    ap.add_argument("--record-max", type=int, default=1_000_000,
+                    help="largest file the record engine runs on (it is slow by design)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     args = ap.parse_args()
-    print(f"{'rows':>10} {'b12 share':>9} {'median s':>9} {'rows/s':>10} {'peak MiB':>9} "
-          f"{'alerts':>7}  runs (s)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
     for rows in args.rows:
         path = args.out / f"dispensing-{rows}-{args.b12_share}.csv"
         if not path.exists():
             generate(rows, path, b12_share=args.b12_share)
-        runs = [measure(path) for _ in range(args.runs)]
-        secs = statistics.median(r["seconds"] for r in runs)
-        peak = statistics.median(r["peak_mib"] for r in runs)
-        each = ", ".join(format(r["seconds"], ".2f") for r in runs)
-        print(f"{rows:>10} {args.b12_share:>9} {secs:>9.2f} {rows / secs:>10,.0f} {peak:>9.0f} "
-              f"{int(runs[0]['alerts']):>7}  {each}")
+        with tempfile.TemporaryDirectory() as tmp:
+            report = str(Path(tmp) / "report.json")
+            screen = [py, "-m", "b12drugs", "screen", str(path), "-f", "json", "-o", report]
+            commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
+                "floor": ([py, "-c", FLOOR, str(path)], None),
+                "columnar": (screen, None),
+            }
+            if rows <= args.record_max:
+                commands["record"] = ([*screen, "--engine", "record"], None)
+            if args.before is not None:
+                env = {**os.environ, "PYTHONPATH": str(args.before.resolve() / "src")}
+                commands["before"] = (screen, env)
+            results: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+            for _ in range(args.runs):
+                for name, (cmd, env) in commands.items():
+                    results[name].append(run(cmd, env))
+        floor = results["floor"]
+        print(f"\n{rows:,} rows ({path.stat().st_size / 2**20:.0f} MiB), {args.runs} runs each")
+        print(f"{'command':10s} {'median s':>9s} {'x floor':>8s} {'peak MiB':>9s}  runs")
+        for name, got in results.items():
+            walls = [w for w, _ in got]
+            ratio = statistics.median(w / f for (w, _), (f, _) in zip(got, floor, strict=True))
+            print(f"{name:10s} {statistics.median(walls):9.2f} {ratio:8.2f} "
+                  f"{statistics.median(m for _, m in got):9.0f}  "
+                  + ", ".join(f"{w:.2f}" for w in walls))
+        if "before" in results:
+            pairs = [b / c for (c, _), (b, _) in zip(results["columnar"], results["before"],
+                                                      strict=True)]
+            print(f"before / columnar: median {statistics.median(pairs):.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 A dispensing history has few distinct drug strings and many rows: the generator
 builds a vocabulary of a few thousand spellings (case, strength, dose form, salt,
 brand) from the shipped knowledge base, ~5% of rows name a B12-lowering drug, ~0.5%
-an unknown product, ~5% are inactive.  Deterministic for a given seed.
+an unknown product, ~5% are inactive.  Patient columns (birth date, sex, conditions)
+are repeated on every row of a patient, as real exports have them.  Deterministic for
+a given seed.
 
     python benchmarks/generate_dispensing.py --rows 1000000 --out benchmarks/out/disp.csv
 """
@@ -59,7 +61,7 @@ def generate(rows: int, out: Path, seed: int = 12, distinct: int = 3000,
     with out.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["patient_id", "rx_id", "drug_name", "status", "start_date", "days_supply",
-                    "birth_date", "conditions"])
+                    "birth_date", "sex", "conditions"])
         for i in range(rows):
             p = rng.randrange(n_patients)
             r = rng.random()
@@ -69,7 +71,7 @@ def generate(rows: int, out: Path, seed: int = 12, distinct: int = 3000,
             start = date(2015, 1, 1) + timedelta(days=rng.randrange(4000))
             w.writerow([f"P{p:07d}", f"RX{i:09d}", drug, status, start.isoformat(),
                         rng.choice((30, 30, 90)), births[p % len(births)].isoformat(),
-                        conditions[p % len(conditions)]])
+                        "FM"[p % 2], conditions[p % len(conditions)]])
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from .tabular import TableBatch
 
 #: Bytes of the file read and parsed at once.
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 16 << 20
 
 
 def sniff(head: bytes, filename: str) -> float:
