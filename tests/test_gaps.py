@@ -155,3 +155,25 @@ def test_gaps_command_lists_info_alerts_under_a_quiet_policy(tmp_path: Path) -> 
 def test_gaps_command_refuses_unknown_format() -> None:
     got = CliRunner().invoke(cli, ["gaps", str(EXAMPLE), "-f", "xml"])
     assert got.exit_code == 2 and "unknown gaps format" in got.output
+
+
+def test_gaps_are_the_same_on_both_engines_and_as_a_page(tmp_path: Path) -> None:
+    """The list runs on the engines of ``screen`` (a dispensing table and a labs file
+    are both tables: the columnar engine by default)."""
+    labs = tmp_path / "labs.csv"
+    labs.write_text("patient_id,loinc,value,unit,date\nP001,2132-9,450,pg/mL,2026-09-20\n"
+                    "P004,2132-9,400,pmol/L,2024-01-10\n")
+    docs = []
+    for engine in ("record", "columnar", "auto"):
+        got = CliRunner().invoke(cli, ["gaps", str(EXAMPLE), str(labs), "--as-of",
+                                       "2026-11-21", "-f", "json", "--engine", engine],
+                                 catch_exceptions=False)
+        assert got.exit_code == 0, got.stderr
+        doc = json.loads(got.stdout)
+        doc.pop("generated_at")
+        docs.append(doc)
+    assert docs[0] == docs[1] == docs[2] and docs[0]["gaps"]
+    page = CliRunner().invoke(cli, ["gaps", str(EXAMPLE), str(labs), "--as-of", "2026-11-21",
+                                    "-f", "html"], catch_exceptions=False)
+    assert page.exit_code == 0 and page.stdout.startswith("<!DOCTYPE html>")
+    assert all(g["patient_id"] in page.stdout for g in docs[0]["gaps"])

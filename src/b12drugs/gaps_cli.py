@@ -47,20 +47,27 @@ def list_config(config: Any) -> Any:
 @click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--input-format", "-i", help="Input format (default: detected from content).")
 @click.option("--format", "-f", "output_format", default="table", show_default=True,
-              help="Output format: table, json, csv or fhir.")
+              help="Output format: table, json, csv, fhir or html.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write the list here instead of stdout.")
 @click.option("--as-of", help="Reference date for due dates and days overdue (YYYY-MM-DD).")
+@click.option("--engine", type=click.Choice(["auto", "record", "columnar", "spark"]),
+              default="auto", show_default=True,
+              help="auto: columnar for tables (CSV, Parquet, JSON Lines), record otherwise.")
+@click.option("--spark-master", default=None, help="Spark master URL for --engine spark.")
+@click.option("--temp-dir", type=click.Path(file_okay=False),
+              help="Folder for temporary files of large runs.")
 @click.option("--strict-plugins", is_flag=True, help="Treat any plugin problem as an error.")
 @_config_option
 @_rxnav_option
 def gaps(inputs: tuple[str, ...], input_format: str | None, output_format: str,
-         output: str | None, as_of: str | None, strict_plugins: bool,
+         output: str | None, as_of: str | None, engine: str, spark_master: str | None,
+         temp_dir: str | None, strict_plugins: bool,
          config_path: str | None, rxnav: bool | None) -> None:
     """List the patients on B12-lowering drugs who are due for a B12 status test."""
     from .assess.gaps import compute_gaps
     from .emit.gaps import GAP_FORMATS
-    from .engines import screen_inputs
+    from .engines import run_inputs
 
     if not inputs:
         raise click.UsageError("give at least one input file, folder or - for stdin")
@@ -73,7 +80,17 @@ def gaps(inputs: tuple[str, ...], input_format: str | None, output_format: str,
         config = list_config(_config(config_path, rxnav, as_of))
         manager = _manager(strict_plugins)
         before = manager.hooks.problems.mark()
-        report = screen_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer)
+        if engine == "spark":
+            from .spark import run_spark
+
+            result = run_spark(inputs, config, manager, master=spark_master, temp_dir=temp_dir)
+        else:
+            result = run_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer,
+                                engine=engine, temp_dir=temp_dir)
+        try:
+            report = result.to_report()
+        finally:
+            result.close()
         listed = compute_gaps(report, config.as_of())
         with _output(output) as out:
             writer.write(listed, out)

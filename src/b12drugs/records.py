@@ -60,8 +60,9 @@ ParseDirFn = Callable[[Path, str], Iterator[Record]]
 #: ``read_table(stream, source_name)``: a tabular format's rows as checked batches of
 #: columns (:class:`~b12drugs.read.tabular.TableBatch`, in the layout of
 #: :data:`~b12drugs.read.tabular.ORDER_SCHEMA`), and notices; what the columnar engine
-#: reads.  Same duties as ``parse``: bad rows keep their place with a reason.
-ReadTableFn = Callable[[IO[bytes], str], Iterator["TableBatch | Notice"]]
+#: reads.  Same duties as ``parse``: bad rows keep their place with a reason.  It may
+#: also yield ``PatientContext``, ``Rejection`` and ``Skip`` records (a labs file).
+ReadTableFn = Callable[[IO[bytes], str], Iterator["TableBatch | Record"]]
 
 
 @dataclass(frozen=True)

@@ -197,11 +197,21 @@ def write_fhir(gaps: GapList, out: IO[str]) -> None:
     out.write("\n")
 
 
+def write_html(gaps: GapList, out: IO[str]) -> None:
+    """The list as one self-contained HTML page (:func:`b12drugs.emit.html.write_gaps_html`)."""
+    from .html import write_gaps_html
+
+    counts = gaps.counts.model_dump(exclude={"by_class", "by_priority"})
+    write_gaps_html([g.model_dump(mode="json") for g in gaps.gaps], counts, out,
+                    as_of=gaps.as_of.isoformat())
+
+
 GAP_FORMATS: dict[str, GapFormat] = {
     f.name: f for f in (
         GapFormat("table", "terminal table, most urgent first", write_table),
         GapFormat("json", '{"gaps": [...], "counts": {...}}', write_json),
         GapFormat("csv", "one row per patient (spreadsheets, worklists)", write_csv),
         GapFormat("fhir", "FHIR R4 Bundle of DEQM-style care-gap DetectedIssues", write_fhir),
+        GapFormat("html", "one self-contained HTML page (charts, sortable list)", write_html),
     )
 }

@@ -218,5 +218,7 @@ def b12drugs_input_formats() -> Iterable[InputFormat]:
             parse=parse,
             sniff=sniff,
             extensions=(".csv", ".tsv", ".txt"),
+            # patient context for the columnar engine as well (it takes the records)
+            read_table=parse,
         )
     ]
