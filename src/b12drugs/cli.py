@@ -245,19 +245,12 @@ def _run(inputs: tuple[str, ...], input_format: str | None, config: Any, manager
          encoding: str | None, temp_dir: str | None, spark_master: str | None) -> int:
     """Screen, write the report and work out the exit code: a function of its own, so
     that everything the run built is freed when it returns (see ``_batch_collection``)."""
+    from .engines import run_inputs
+
     with _progress(inputs) as progress:
-        if engine == "spark":
-            from .spark import run_spark
-
-            result = run_spark(inputs, config, manager, master=spark_master,
-                               temp_dir=temp_dir)
-        else:
-            from .engines import run_inputs
-
-            result = run_inputs(inputs, input_format, config, manager,
-                                stdin=sys.stdin.buffer, progress=progress.bytes,
-                                on_rows=progress.rows, engine=engine, encoding=encoding,
-                                temp_dir=temp_dir)
+        result = run_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer,
+                            progress=progress.bytes, on_rows=progress.rows, engine=engine,
+                            encoding=encoding, temp_dir=temp_dir, spark_master=spark_master)
     try:
         return _write_and_judge(result, writer, output, fail_on, manager, before)
     finally:

@@ -80,13 +80,8 @@ def gaps(inputs: tuple[str, ...], input_format: str | None, output_format: str,
         config = list_config(_config(config_path, rxnav, as_of))
         manager = _manager(strict_plugins)
         before = manager.hooks.problems.mark()
-        if engine == "spark":
-            from .spark import run_spark
-
-            result = run_spark(inputs, config, manager, master=spark_master, temp_dir=temp_dir)
-        else:
-            result = run_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer,
-                                engine=engine, temp_dir=temp_dir)
+        result = run_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer,
+                            engine=engine, temp_dir=temp_dir, spark_master=spark_master)
         try:
             report = result.to_report()
         finally:

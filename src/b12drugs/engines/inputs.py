@@ -31,7 +31,7 @@ from .result import Result
 from .runtime import Runtime
 
 SNIFF_BYTES = 64 * 1024
-ENGINES = ("auto", "record", "columnar")
+ENGINES = ("auto", "record", "columnar", "spark")
 
 ProgressFn = Callable[[int], None]
 
@@ -181,14 +181,22 @@ def run_inputs(
     temp_dir: str | None = None,
     on_rows: Callable[[int], None] | None = None,
     columnar_options: dict[str, Any] | None = None,
+    spark_master: str | None = None,
 ) -> Result:
     """Screen files, folders (and ``-`` for stdin) into one result.
+
+    ``engine="spark"`` hands the inputs (CSV or Parquet files or folders) to Apache
+    Spark (:func:`b12drugs.spark.run_spark`, master ``spark_master``).
 
     :raises InputError: ``input_format`` names no installed format, ``engine`` is
         ``"columnar"`` but an input is not a table, or ``encoding`` is unknown.
     """
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    if engine == "spark":
+        from ..spark import run_spark  # pyspark: the 'spark' extra
+
+        return run_spark(paths, config, manager, master=spark_master, temp_dir=temp_dir)
     runtime = Runtime(config, manager)
     try:
         formats = runtime.hooks.input_formats()

@@ -6,7 +6,7 @@ file's header stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 #: Header names (case-insensitive) each canonical column is found under, first match wins.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -33,13 +33,21 @@ PATIENT_COLUMNS = ("birth_date", "sex", "diet", "conditions")
 DIETS = ("omnivore", "vegetarian", "vegan")
 
 
-def header_columns(header: Sequence[str]) -> dict[str, int]:
-    """Canonical column -> position in ``header`` (names compared case-insensitively)."""
+def header_columns(header: Sequence[str],
+                   aliases: Mapping[str, Sequence[str]] = ALIASES) -> dict[str, int]:
+    """Canonical column -> position in ``header`` (names compared case-insensitively),
+    by the header names each canonical column goes by (``aliases``)."""
     lowered = [h.strip().lower().lstrip("\ufeff") for h in header]
     found: dict[str, int] = {}
-    for canon, names in ALIASES.items():
+    for canon, names in aliases.items():
         for name in names:
             if name in lowered:
                 found[canon] = lowered.index(name)
                 break
     return found
+
+
+def delimiter(line: str) -> str:
+    """The separator of a header line: the most frequent of comma, semicolon, tab, pipe."""
+    counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","

@@ -56,7 +56,7 @@ from ..errors import InputError
 from ..hookspecs import hookimpl
 from ..models import Notice
 from ..records import InputFormat, Record
-from .columns import DRUG_COLUMNS, header_columns
+from .columns import DRUG_COLUMNS, delimiter, header_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -76,7 +76,7 @@ def sniff(head: bytes, filename: str) -> float:
     except UnicodeDecodeError:
         text = first.decode("cp1252", "replace")
     try:
-        cols = header_columns(next(csv.reader([text], delimiter=_delimiter(text))))
+        cols = header_columns(next(csv.reader([text], delimiter=delimiter(text))))
     except (csv.Error, StopIteration):  # e.g. NUL bytes
         return 0.0
     if any(c in cols for c in DRUG_COLUMNS):
@@ -84,11 +84,6 @@ def sniff(head: bytes, filename: str) -> float:
     if filename.lower().endswith((".csv", ".tsv")):
         return 0.5
     return 0.0
-
-
-def _delimiter(line: str) -> str:
-    counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
-    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
 class _Lines:
@@ -149,7 +144,7 @@ def read_batches(stream: IO[bytes], source: str) -> Iterator[TableBatch | Notice
     if not first.strip():
         raise InputError("empty file", source)
     header_text = as_utf8(first).lstrip("\ufeff").rstrip("\r\n")
-    delim = _delimiter(header_text)
+    delim = delimiter(header_text)
     try:
         header = next(csv.reader([header_text], delimiter=delim))
     except (csv.Error, StopIteration) as exc:

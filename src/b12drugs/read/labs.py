@@ -47,6 +47,7 @@ from ..hookspecs import hookimpl
 from ..labcodes import flag, kind_of
 from ..models import LabResult, Notice, PatientContext, Rejection, SourceLocation
 from ..records import InputFormat, Record
+from .columns import delimiter, header_columns
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "patient_id": ("patient_id", "patient", "patientid", "mrn", "member_id"),
@@ -65,24 +66,12 @@ MAX_FIELD = 256
 
 
 def _columns(header: list[str]) -> dict[str, int]:
-    lowered = [h.strip().lower().lstrip("\ufeff") for h in header]
-    found: dict[str, int] = {}
-    for canon, names in ALIASES.items():
-        for name in names:
-            if name in lowered:
-                found[canon] = lowered.index(name)
-                break
-    return found
-
-
-def _delimiter(line: str) -> str:
-    counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
-    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    return header_columns(header, ALIASES)
 
 
 def _header(line: str) -> list[str]:
     try:
-        return next(csv.reader([line], delimiter=_delimiter(line)))
+        return next(csv.reader([line], delimiter=delimiter(line)))
     except (csv.Error, StopIteration):
         return []
 
@@ -130,7 +119,7 @@ def parse(stream: IO[bytes], source: str) -> Iterator[Record]:
         raise InputError(f"a labs file needs the columns {', '.join(REQUIRED)}; missing "
                          f"{', '.join(missing)}", f"{source}:1")
     width = len(header)
-    reader = csv.reader(text, delimiter=_delimiter(first))
+    reader = csv.reader(text, delimiter=delimiter(first))
     where = source[:256]
     current: str | None = None
     labs: list[LabResult] = []
