@@ -116,6 +116,9 @@ class ColumnarScreener:
         # drug key -> outcome, one table per way of keying (the text alone, or every
         # drug column joined), so that keys of the two never meet
         self._keys: dict[str, pl.DataFrame] = {}
+        # the inputs of held rows: (source, kind of location), by index
+        self._inputs: list[tuple[str, str]] = []
+        self._input_ids: dict[tuple[str, str], int] = {}
         # patient contexts given as records (JSON Lines patients): (seq, context)
         self._contexts: dict[str, list[tuple[int, PatientContext]]] = {}
 
@@ -187,14 +190,24 @@ class ColumnarScreener:
                             pl.concat_str(pl.lit(_LONE + batch.source + "\x1f"), c("id"),
                                           c("_line").cast(pl.String).fill_null(""))
                             ).alias("_case"),
-                pl.lit(batch.source).alias("_source"), pl.lit(batch.location).alias("_rowloc"))
+                pl.lit(self._input(batch), pl.Int32).alias("_src"))
         patients = frame.filter(
             ~rejected & c("patient_id").is_not_null()
             & pl.any_horizontal(c(n).is_not_null() for n in
                                 ("birth_date", "sex", "diet", "conditions")),
         ).select("patient_id", "birth_date", "sex", "diet", "conditions", "_seq", "_line",
-                 pl.lit(batch.source).alias("_source"), pl.lit(batch.location).alias("_rowloc"))
+                 pl.lit(self._input(batch), pl.Int32).alias("_src"))
         self.store.add(findings, patients)
+
+    def _input(self, batch: TableBatch) -> int:
+        """The index of the batch's input (its source and kind of location): held rows
+        carry it instead of the names."""
+        key = (batch.source, batch.location)
+        index = self._input_ids.get(key)
+        if index is None:
+            index = self._input_ids[key] = len(self._inputs)
+            self._inputs.append(key)
+        return index
 
     def _outcome_of(self, active: pl.DataFrame) -> pl.DataFrame:
         """The active rows with their drug's outcome (``_oid``) and its flags: class hits
@@ -380,14 +393,14 @@ class ColumnarScreener:
 
         for start in range(0, findings.height, CASES_PER_CHUNK * 4):
             chunk = findings.slice(start, CASES_PER_CHUNK * 4)
-            for (case, first_seq, source, oid), order in zip(
-                    chunk.select("_case", "_first", "_source", "_oid").iter_rows(),
-                    _orders(chunk), strict=True):
+            for (case, first_seq, src, oid), order in zip(
+                    chunk.select("_case", "_first", "_src", "_oid").iter_rows(),
+                    self._orders(chunk), strict=True):
                 if case != case_id:
                     if group:
                         assess()
                     case_id, case_first, group = case, first_seq, []
-                group.append(OrderFindings(order, outcomes[oid].hits, source))
+                group.append(OrderFindings(order, outcomes[oid].hits, self._inputs[src][0]))
         if group:
             assess()
 
@@ -398,8 +411,9 @@ class ColumnarScreener:
         wanted = findings.filter(~pl.col("_case").str.starts_with(_LONE))["_case"].unique()
         rows = patients.filter(pl.col("patient_id").is_in(wanted.implode())).sort("_seq")
         parts: dict[str, list[tuple[int, PatientContext]]] = {}
-        for pid, birth, sex, diet, conds, seq, line, source, rowloc in rows.iter_rows():
-            context = row_context(pid, birth, sex, diet, conds, location(source, rowloc, line))
+        for pid, birth, sex, diet, conds, seq, line, src in rows.iter_rows():
+            context = row_context(pid, birth, sex, diet, conds,
+                                  location(*self._inputs[src], line))
             if context is not None:
                 parts.setdefault(pid, []).append((seq, context))
         if self._contexts:
@@ -417,20 +431,14 @@ class ColumnarScreener:
         return out
 
 
-
-def _orders(frame: pl.DataFrame) -> Iterator[Order]:
-    """Orders of held findings rows, each with the location of its own input."""
-    for (source, rowloc), part in _runs_by_source(frame):
-        yield from orders(part, TableBatch(part, source, rowloc))
-
-
-def _runs_by_source(frame: pl.DataFrame) -> Iterator[tuple[tuple[str, str], pl.DataFrame]]:
-    """Consecutive rows of the same input, in order."""
-    sources = frame["_source"].to_list()
-    rowlocs = frame["_rowloc"].to_list()
-    start = 0
-    for i in range(1, len(sources) + 1):
-        if i == len(sources) or sources[i] != sources[start] or rowlocs[i] != rowlocs[start]:
-            yield (sources[start], rowlocs[start]), frame.slice(start, i - start)
-            start = i
+    def _orders(self, frame: pl.DataFrame) -> Iterator[Order]:
+        """Orders of held findings rows, each with the location in its own input (runs
+        of consecutive rows of one input at a time)."""
+        inputs = frame["_src"].to_list()
+        start = 0
+        for i in range(1, len(inputs) + 1):
+            if i == len(inputs) or inputs[i] != inputs[start]:
+                part = frame.slice(start, i - start)
+                yield from orders(part, TableBatch(part, *self._inputs[inputs[start]]))
+                start = i
 

@@ -145,7 +145,7 @@ class PartitionStore:
 #: The layout of held patient columns.
 PATIENT_SCHEMA = {"patient_id": pl.String, "birth_date": pl.Date, "sex": pl.String,
                   "diet": pl.String, "conditions": pl.String, "_seq": pl.Int64,
-                  "_line": pl.Int64, "_source": pl.String, "_rowloc": pl.String}
+                  "_line": pl.Int64, "_src": pl.Int32}
 
 
 def distinct_patients(frame: pl.DataFrame) -> pl.DataFrame:
