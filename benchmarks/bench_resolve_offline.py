@@ -12,7 +12,7 @@ Prints the time to build the resolver, the median resolutions/second over runs, 
 rate for hostile input (2,000-character strings of unknown long words), and the
 approximate-match path alone: one-edit misspellings of knowledge-base names looked up
 with ``FuzzyMatcher.match`` (first-use index build and lookups/second), the part that
-rapidfuzz replaced (see ``BENCHMARKS-intl.md`` for before/after figures).
+rapidfuzz replaced (see ``BENCHMARKS.md``, issue 12, for before/after figures).
 """
 
 from __future__ import annotations
