@@ -11,9 +11,8 @@ from typing import Any
 from .classify import classify
 from .config import Config
 from .engines import Runtime
-from .models import ATC_SYSTEM, Coding, DrugQuery
 from .plugins import PluginManager
-from .resolve.atc import ATC_CODE, normalize_atc
+from .resolve.offline import query_for
 
 
 def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
@@ -59,16 +58,6 @@ def lookup(text: str, config: Config, manager: PluginManager) -> dict[str, Any]:
         "classes": hits,
         "notices": notices,
     }
-
-
-def query_for(text: str) -> DrugQuery:
-    """What a person typed as a query: a WHO ATC code (``A10BA02``, ``A02BC``) as an ATC
-    coding, otherwise an NDC, an RxCUI or drug text (:meth:`DrugQuery.from_user_input`)."""
-    value = text.strip()
-    code = normalize_atc(value)
-    if len(code) >= 3 and ATC_CODE.match(code) and len(value) <= 12:
-        return DrugQuery(other_codings=(Coding(system=ATC_SYSTEM, code=code),))
-    return DrugQuery.from_user_input(text)
 
 
 def _detail(resolver: str, screener: Runtime, text: str) -> dict[str, Any]:

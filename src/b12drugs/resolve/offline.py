@@ -36,8 +36,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from ..knowledge import KnowledgeBase
-from ..models import DrugQuery, IngredientMatch, MatchMethod, Notice, Resolution
-from .atc import AtcIndex, atc_codes
+from ..models import ATC_SYSTEM, Coding, DrugQuery, IngredientMatch, MatchMethod, Notice, Resolution
+from .atc import ATC_CODE, AtcIndex, atc_codes, normalize_atc
 from .inn import InnIndex
 from .text import ParsedText, Piece, fold, name_key, parse
 
@@ -693,12 +693,14 @@ def _step(trace: Trace, method: str, value: str, result: str) -> None:
     trace.append({"step": len(trace) + 1, "method": method, "input": value, "result": result})
 
 
-def query_for(text_or_code: str) -> DrugQuery:
-    """A query from what a user typed: a WHO ATC code, else see
-    :meth:`DrugQuery.from_user_input`."""
-    from ..lookup import query_for as typed
-
-    return typed(text_or_code)
+def query_for(text: str) -> DrugQuery:
+    """What a person typed as a query: a WHO ATC code (``A10BA02``, ``A02BC``) as an ATC
+    coding, otherwise an NDC, an RxCUI or drug text (:meth:`DrugQuery.from_user_input`)."""
+    value = text.strip()
+    code = normalize_atc(value)
+    if len(code) >= 3 and ATC_CODE.match(code) and len(value) <= 12:
+        return DrugQuery(other_codings=(Coding(system=ATC_SYSTEM, code=code),))
+    return DrugQuery.from_user_input(text)
 
 
 def lookup_steps(kb: KnowledgeBase, text_or_code: str) -> list[dict[str, Any]]:
