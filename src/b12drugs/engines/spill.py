@@ -4,9 +4,9 @@ A year of dispensing does not fit in memory, but one patient's rows always do.  
 columnar engine keeps two kinds of rows for the assessment at the end: the rows with
 class hits (*findings*) and the distinct patient columns of every patient (*patients*).
 :class:`PartitionStore` holds them in memory while they fit ``budget`` bytes; past it,
-the distinct patient columns are compacted, and if that is not enough every held row is
-written to one of ``partitions`` Parquet files by a hash of its patient, and memory is
-freed.  At the end the partitions are read back one at a time, so a patient's rows
+every held row is written to one of ``partitions`` Parquet files by a hash of its
+patient, and memory is freed (no compaction in memory first: copying the held rows to
+make them distinct was what set a large run's peak).  At the end the partitions are read back one at a time, so a patient's rows
 always come together and peak memory is about one partition, whatever the input's size.
 
 :class:`AlertSpool` does the same for alerts: they are kept as compact JSON in runs
@@ -37,7 +37,7 @@ from ..models import Alert
 _ALERT = TypeAdapter(Alert)
 
 #: Bytes of held rows before the store compacts or writes them to disk.
-DEFAULT_BUDGET = 128 << 20
+DEFAULT_BUDGET = 64 << 20
 #: Files the held rows are spread over (by a hash of the patient).
 DEFAULT_PARTITIONS = 32
 
@@ -90,14 +90,7 @@ class PartitionStore:
             self._patients.append(patients)
             self._held += int(patients.estimated_size())
         if self._held > self.budget:
-            self._compact()
-            if self._held > self.budget // 2:
-                self._spill()
-
-    def _compact(self) -> None:
-        patients = distinct_patients(pl.concat(self._patients)) if self._patients else None
-        self._patients = [patients] if patients is not None else []
-        self._held = sum(int(f.estimated_size()) for f in (*self._findings, *self._patients))
+            self._spill()
 
     def _spill(self) -> None:
         root = self.temp.path
@@ -159,7 +152,7 @@ class AlertSpool:
     """Alerts in runs sorted by the position of their patient: in memory while they
     are few, as compact JSON lines on disk past ``limit``."""
 
-    def __init__(self, temp: TempArea, limit: int = 50_000):
+    def __init__(self, temp: TempArea, limit: int = 20_000):
         self.temp = temp
         self.limit = limit
         # (position of the patient's first finding, order of adding, alert)

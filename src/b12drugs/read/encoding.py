@@ -99,9 +99,10 @@ class Utf8Text:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        """Up to about ``size`` bytes (a piece ends after a line break, or at the end)."""
+        """A piece of at most about :attr:`PIECE` bytes, whatever ``size`` asks (a reader
+        may ask for the whole file at once), ending after a line break or at the end."""
         while not self._eof:
-            chunk = self._raw.read(max(size, self.PIECE))
+            chunk = self._raw.read(self.PIECE)
             if not chunk:
                 self._eof = True
                 data, self._carry = self._carry, b""
