@@ -128,7 +128,7 @@ class EngineConfig(_Section):
     #: system's temporary folder.  Removed when the run ends, fails or is interrupted.
     temp_dir: str | None = None
     #: MiB of held rows kept in memory before they are written to disk by patient
-    memory_mb: int = Field(default=128, ge=8, le=65536)
+    memory_mb: int = Field(default=32, ge=8, le=65536)
     #: files the held rows are spread over, by a hash of the patient
     partitions: int = Field(default=32, ge=1, le=4096)
 

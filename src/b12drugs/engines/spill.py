@@ -37,7 +37,7 @@ from ..models import Alert
 _ALERT = TypeAdapter(Alert)
 
 #: Bytes of held rows before the store compacts or writes them to disk.
-DEFAULT_BUDGET = 128 << 20
+DEFAULT_BUDGET = 32 << 20
 #: Files the held rows are spread over (by a hash of the patient).
 DEFAULT_PARTITIONS = 32
 
@@ -152,7 +152,7 @@ class AlertSpool:
     """Alerts in runs sorted by the position of their patient: in memory while they
     are few, as compact JSON lines on disk past ``limit``."""
 
-    def __init__(self, temp: TempArea, limit: int = 50_000):
+    def __init__(self, temp: TempArea, limit: int = 20_000):
         self.temp = temp
         self.limit = limit
         # (position of the patient's first finding, order of adding, alert)
