@@ -155,3 +155,15 @@ def test_a_large_table_through_spill_and_many_batches(tmp_path: Path,
     record, columnar = _screen_both(data, 5, 1, 4)
     assert len(record.alerts) > 5
     assert comparable(record) == comparable(columnar)
+
+
+def test_rows_without_a_patient_share_a_case_by_order_id(tmp_path: Path) -> None:
+    """Two rows of one order id and no patient are one case in both engines (the record
+    engine keys them by source and order id)."""
+    path = tmp_path / "t.csv"
+    path.write_text("rx_id,drug_name,start_date\nR1,metformin 500 mg,2020-01-01\n"
+                    "R1,omeprazole 20 mg,2020-01-01\nR2,metformin 500 mg,2024-06-01\n"
+                    ",famotidine 20 mg,\n,famotidine 20 mg,\n")
+    record, columnar = _both(path)
+    assert len(record.alerts) == 5
+    assert comparable(record) == comparable(columnar)

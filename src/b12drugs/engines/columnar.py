@@ -186,9 +186,12 @@ class ColumnarScreener:
         if findings.height:
             findings = findings.select(
                 *ORDER_SCHEMA, "_seq", "_oid",
-                pl.coalesce(c("patient_id"),
-                            pl.concat_str(pl.lit(_LONE + batch.source + "\x1f"), c("id"),
-                                          c("_line").cast(pl.String).fill_null(""))
+                # a row without a patient id is a patient of its own, named by its
+                # source and order id (the order's id: the row's, else file:line)
+                pl.coalesce(c("patient_id"), pl.concat_str(
+                    pl.lit(_LONE + batch.source + "\x1f"),
+                    pl.coalesce(c("id"), pl.concat_str(pl.lit(batch.source[:240] + ":"),
+                                                       c("_line").cast(pl.String))))
                             ).alias("_case"),
                 pl.lit(self._input(batch), pl.Int32).alias("_src"))
         patients = frame.filter(
