@@ -415,8 +415,8 @@ class ColumnarScreener:
         rows = patients.filter(pl.col("patient_id").is_in(wanted.implode())).sort("_seq")
         parts: dict[str, list[tuple[int, PatientContext]]] = {}
         for pid, birth, sex, diet, conds, seq, line, src in rows.iter_rows():
-            context = row_context(pid, birth, sex, diet, conds,
-                                  location(*self._inputs[src], line))
+            source, kind = self._inputs[src]
+            context = row_context(pid, birth, sex, diet, conds, location(source, kind, line))
             if context is not None:
                 parts.setdefault(pid, []).append((seq, context))
         if self._contexts:
@@ -442,6 +442,7 @@ class ColumnarScreener:
         for i in range(1, len(inputs) + 1):
             if i == len(inputs) or inputs[i] != inputs[start]:
                 part = frame.slice(start, i - start)
-                yield from orders(part, TableBatch(part, *self._inputs[inputs[start]]))
+                source, kind = self._inputs[inputs[start]]
+                yield from orders(part, TableBatch(part, source, kind))
                 start = i
 

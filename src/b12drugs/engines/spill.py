@@ -6,8 +6,8 @@ class hits (*findings*) and the distinct patient columns of every patient (*pati
 :class:`PartitionStore` holds them in memory while they fit ``budget`` bytes; past it,
 every held row is written to one of ``partitions`` Parquet files by a hash of its
 patient, and memory is freed (no compaction in memory first: copying the held rows to
-make them distinct was what set a large run's peak).  At the end the partitions are read back one at a time, so a patient's rows
-always come together and peak memory is about one partition, whatever the input's size.
+make them distinct was what set a large run's peak).  At the end the partitions are
+read back one at a time, so a patient's rows always come together and peak memory is about one partition, whatever the input's size.
 
 :class:`AlertSpool` does the same for alerts: they are kept as compact JSON in runs
 sorted by the position of the patient's first finding, and a run that grows past
