@@ -7,15 +7,14 @@ class hits (*findings*) and the distinct patient columns of every patient (*pati
 every held row is written to one of ``partitions`` Parquet files by a hash of its
 patient, and memory is freed (no compaction in memory first: copying the held rows to
 make them distinct was what set a large run's peak).  At the end the partitions are
-read back one at a time, so a patient's rows always come together and peak memory is about one partition, whatever the input's size.
+read back one at a time, so a patient's rows always come together and peak memory is
+about one partition, whatever the input's size.
 
-:class:`AlertSpool` does the same for alerts: they are kept as compact JSON in runs
-sorted by the position of the patient's first finding, and a run that grows past
-``limit`` alerts goes to a file.  Reading merges the runs, so the report lists alerts in
-input order (as the record engine does) without holding them all.
-
-The
-alerts of a run small enough to hold stay in memory as they are.
+:class:`AlertSpool` does the same for alerts: they are kept in runs sorted by the
+position of the patient's first finding, as models while they are few, and a run that
+grows past ``limit`` alerts goes to a file as JSON lines.  Reading merges the runs, so
+the report lists alerts in input order (as the record engine does) without holding
+them all.
 
 Everything goes under one temporary folder (``--temp-dir``, ``[engine] temp_dir``,
 else the system's), removed when the run ends, fails or is interrupted.
