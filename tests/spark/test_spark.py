@@ -65,17 +65,22 @@ def _generate(path: Path, rows: int) -> Path:
     finally:
         sys.path.pop(0)
     generate(rows, path, seed=5, distinct=400, b12_share=0.2)
-    # add what a real export holds besides: bad rows, rows without a patient, codes
+    # add what a real export holds besides: bad rows, rows without a patient
+    with path.open(encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    extra = [
+        {"rx_id": "RXL1", "drug_name": "metformin 500 mg tablet", "start_date": "2020-01-01",
+         "days_supply": "90"},
+        {"patient_id": "P0000001", "rx_id": "RXB1", "drug_name": "omeprazole 20 mg",
+         "start_date": "2020-13-45", "birth_date": "1950-01-01"},
+        {"patient_id": "P0000002", "rx_id": "RXB2", "drug_name": "omeprazole 20 mg",
+         "days_supply": "x", "birth_date": "1950-01-01"},
+        {"patient_id": "P0000003", "rx_id": "RXU1", "drug_name": "Qzzyx 5 mg"},
+    ]
     with path.open("a", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["", "RXL1", "metformin 500 mg tablet", "active", "2020-01-01", "90",
-                    "", ""])
-        w.writerow(["P0000001", "RXB1", "omeprazole 20 mg", "active", "2020-13-45", "30",
-                    "1950-01-01", ""])
-        w.writerow(["P0000002", "RXB2", "omeprazole 20 mg", "active", "2020-01-01", "x",
-                    "1950-01-01", ""])
-        w.writerow(["P0000003", "RXU1", "Qzzyx 5 mg", "active", "2020-01-01", "30",
-                    "1950-01-01", ""])
+        w = csv.DictWriter(fh, header, restval="")
+        for row in extra:
+            w.writerow({"status": "active", **row})
     return path
 
 
