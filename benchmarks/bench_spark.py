@@ -2,9 +2,11 @@
 
 For each size, a dispensing export with patient columns is generated once
 (``generate_dispensing.py``) and converted to Parquet once; then each command runs
-``--runs`` times as a child process, timed from spawn to exit, its peak resident memory
-taken from the child's resource usage (``os.wait4``; for Spark that is the largest of the
-driver's Python, the JVM and the Python workers, each reported as a descendant):
+``--runs`` times (``--spark-runs`` for Spark) as a child process, timed from spawn to
+exit, with two memory figures: the peak resident memory from the child's resource usage
+(``os.wait4``: the largest single process among the child and the descendants it waited
+for), and, since Spark's driver Python, JVM and Python workers run side by side, the peak
+of the whole process tree's resident memory (sampled from /proc every 0.25 s):
 
 * ``b12drugs screen FILE -f jsonl -o OUT`` (the columnar engine, one process);
 * ``b12drugs screen FILE -f jsonl -o OUT --engine spark --spark-master local[N]``.
@@ -44,22 +46,47 @@ def _data(rows: int) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
-def _run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process (and its descendants)."""
+def _tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants now (from /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        rss[int(entry)] = int(fields[21]) * resource.getpagesize()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += [p for p, parent in parents.items() if parent == pid]
+    return total
+
+
+def _run(args: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS of the largest process (MiB, from the child's resource
+    usage: ``os.wait4``, which includes the descendants it waited for) and peak RSS of
+    the whole process tree at one time (MiB, sampled every 0.25 s: Spark's driver
+    Python, JVM and Python workers run side by side)."""
     start = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert child.stderr is not None
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tree = 0
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        tree = max(tree, _tree_rss(child.pid))
+        time.sleep(0.25)
     wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(args)} failed ({child.returncode}):\n{err.decode()[-2000:]}")
-    # ru_maxrss of the child itself; its waited-for descendants (the JVM, Python workers)
-    # are in RUSAGE_CHILDREN of the child, which the child cannot report to us: take the
-    # largest of the two this process sees (the child's, and all children's so far).
-    peak = max(usage.ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return wall, peak / 1024
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"{' '.join(args)} failed ({code})")
+    return wall, usage.ru_maxrss / 1024, tree / (1 << 20)
 
 
 def main() -> None:
@@ -71,6 +98,8 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["columnar", "spark"],
                     choices=["columnar", "spark"])
     ap.add_argument("--json", type=Path, default=OUT / "bench_spark.json")
+    ap.add_argument("--spark-runs", type=int, default=None,
+                    help="runs of Spark (default: --runs)")
     opts = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
@@ -85,7 +114,8 @@ def main() -> None:
                 if engine == "spark":
                     args += ["--engine", "spark", "--spark-master", opts.master]
                 runs = []
-                for _ in range(opts.runs):
+                n_runs = opts.spark_runs if engine == "spark" and opts.spark_runs else opts.runs
+                for _ in range(n_runs):
                     # a fresh measuring process per run, so that RUSAGE_CHILDREN is this
                     # run's alone
                     got = subprocess.run(
@@ -93,19 +123,21 @@ def main() -> None:
                         capture_output=True, text=True, check=True)
                     runs.append(json.loads(got.stdout))
                     print(f"  {rows:>10,} {kind:<7} {engine:<8} {runs[-1]['wall']:7.1f} s "
-                          f"{runs[-1]['rss']:7.0f} MiB", flush=True)
+                          f"{runs[-1]['rss']:7.0f} MiB {runs[-1]['tree']:7.0f} MiB",
+                          flush=True)
                 row = {"rows": rows, "input": kind, "engine": engine, "runs": runs,
-                       "wall": statistics.median(r["wall"] for r in runs),
-                       "rss": statistics.median(r["rss"] for r in runs)}
+                       **{k: statistics.median(r[k] for r in runs)
+                          for k in ("wall", "rss", "tree")}}
                 results.append(row)
                 print(f"{rows:>10,} {kind:<7} {engine:<8} median {row['wall']:7.1f} s "
-                      f"{row['rss']:7.0f} MiB", flush=True)
+                      f"largest process {row['rss']:7.0f} MiB, process tree "
+                      f"{row['tree']:7.0f} MiB", flush=True)
     opts.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--_one":
-        wall, rss = _run(json.loads(sys.argv[2]))
-        print(json.dumps({"wall": round(wall, 2), "rss": round(rss, 1)}))
+        wall, rss, tree = _run(json.loads(sys.argv[2]))
+        print(json.dumps({"wall": round(wall, 2), "rss": round(rss, 1), "tree": round(tree, 1)}))
     else:
         main()
