@@ -36,9 +36,12 @@ alerts and counts exactly, notices as a set while under the limit):
 * CSV lines are taken as row number + 1 (the header is line 1): equal unless the file
   has blank lines or quoted cells with line breaks (Spark reads CSV line by line, as a
   splittable file must be read).  Rows with more or fewer fields than the header are
-  rejected (as ``N fields, header has W`` is not known to Spark, the reason says "fields
-  do not match the header").  Bytes that are not UTF-8 are read as U+FFFD, not as
-  Windows-1252 (no "not UTF-8" notice).
+  rejected too, but the reason reads "fields do not match the header's W columns" (Spark
+  does not tell how many fields it found) and the notice keeps the row's id.  Bytes that
+  are not UTF-8 are read as U+FFFD, not as Windows-1252 (no "not UTF-8" notice).
+* Notices are the same set; in the report's list, rows' notices come in row order and
+  the closing notices (policy notes, "N more ... not listed") last, as in one run, but
+  the closing "not listed" notices may come in another order of kinds.
 * A DataFrame given to :func:`screen_dataframe` has no lines: its rows are located as
   ``SOURCE row N`` (N from 1, in the DataFrame's partition order).
 * Plugins registered programmatically on the driver's plugin manager do not exist on
@@ -540,6 +543,10 @@ def session(master: str | None = None, temp_dir: str | None = None,
     cores = _local_cores(master)
     if cores is not None:  # a few shuffle partitions per core, not Spark's 200
         builder = builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * cores)))
+        # a local master's executor is the driver's JVM: Spark's 1 GiB is too small for
+        # the Arrow batches of a few cores (cluster masters keep their own settings)
+        builder = builder.config("spark.driver.memory",
+                                 os.environ.get("B12DRUGS_SPARK_DRIVER_MEMORY", "4g"))
     if temp_dir is not None:
         builder = builder.config("spark.local.dir", temp_dir)
     try:
