@@ -121,6 +121,13 @@ class ColumnarScreener:
         self._input_ids: dict[tuple[str, str], int] = {}
         # patient contexts given as records (JSON Lines patients): (seq, context)
         self._contexts: dict[str, list[tuple[int, PatientContext]]] = {}
+        #: where each notice this engine listed from rows or from the assessment stands,
+        #: by its index in ``books.notices``: ``(phase, seq, n)``; phase 0 for a row's
+        #: notices (seq: the row's position, n: its order among the row's notices), 1 for
+        #: the assessment's (seq: position of the patient's first finding).  Sorting by it
+        #: gives the order one run lists them in: :mod:`b12drugs.spark` merges partitions
+        #: with it.
+        self.notice_positions: dict[int, tuple[int, int, int]] = {}
 
     @property
     def counts(self) -> dict[str, int]:
@@ -265,8 +272,9 @@ class ColumnarScreener:
         listed: dict[str, int] = {}
         if open_kinds:
             rows = self._rows_with_room(batch, frame, noisy, open_kinds)
-            for state, _, oid, order, reason, rid, line in rows:
+            for state, seq, oid, order, reason, rid, line in rows:
                 before = dict(books.notice_counts)
+                at = len(books.notices)
                 if state == 0:
                     if books.listed("rejected"):
                         books.notices.append(rejected_notice(
@@ -280,6 +288,8 @@ class ColumnarScreener:
                     assert order is not None and oid is not None
                     books.notices.extend(order_notices(order, self._outcomes[oid],
                                                        batch.source, books))
+                for i in range(at, len(books.notices)):
+                    self.notice_positions[i] = (0, seq, i - at)
                 for kind, n in books.notice_counts.items():
                     if n != before.get(kind, 0):
                         listed[kind] = listed.get(kind, 0) + n - before.get(kind, 0)
@@ -337,8 +347,10 @@ class ColumnarScreener:
                 self._assess_partition(findings, patients, spool, severities, kept, dropped)
                 spool.end_run()
             kept.sort(key=lambda item: item[:2])
-            for _, _, notice in kept:
-                self.books.notice(notice)
+            for seq, n, notice in kept:
+                if self.books.listed(notice.kind):
+                    self.notice_positions[len(self.books.notices)] = (1, seq, n)
+                    self.books.notices.append(notice)
             for kind, n in dropped.items():
                 self.books.count_only(kind, n)
             self.books.close(self.config, self.runtime.disabled_rules)

@@ -190,11 +190,16 @@ class AlertSpool:
 
     def __iter__(self) -> Iterator[Alert]:
         """Every alert, in order."""
+        for _, _, alert in self.entries():
+            yield alert
+
+    def entries(self) -> Iterator[tuple[int, int, Alert]]:
+        """Every alert as ``(position of its patient's first finding, order of adding,
+        alert)``, in order (:mod:`b12drugs.spark` merges partitions' alerts by it)."""
         self.end_run()
         runs: list[Iterator[tuple[int, int, Alert]]] = [iter(r) for r in self._runs]
         runs += [_read_run(p) for p in self._files]
-        for _, _, alert in heapq.merge(*runs, key=_position):
-            yield alert
+        yield from heapq.merge(*runs, key=_position)
 
 
 def _position(item: tuple[int, int, Alert]) -> tuple[int, int]:

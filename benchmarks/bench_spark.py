@@ -1,0 +1,143 @@
+"""Spark ``local[N]`` against the single-machine engine, both as whole processes.
+
+For each size, a dispensing export with patient columns is generated once
+(``generate_dispensing.py``) and converted to Parquet once; then each command runs
+``--runs`` times (``--spark-runs`` for Spark) as a child process, timed from spawn to
+exit, with two memory figures: the peak resident memory from the child's resource usage
+(``os.wait4``: the largest single process among the child and the descendants it waited
+for), and, since Spark's driver Python, JVM and Python workers run side by side, the peak
+of the whole process tree's resident memory (sampled from /proc every 0.25 s):
+
+* ``b12drugs screen FILE -f jsonl -o OUT`` (the columnar engine, one process);
+* ``b12drugs screen FILE -f jsonl -o OUT --engine spark --spark-master local[N]``.
+
+Prints the median of the runs per command and writes them as JSON (``--json``).
+
+    python benchmarks/bench_spark.py --rows 2000000 10000000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def _data(rows: int) -> tuple[Path, Path]:
+    """The CSV of ``rows`` rows and its Parquet copy, made when missing."""
+    csv_path = OUT / f"d{rows}.csv"
+    if not csv_path.exists():
+        subprocess.run([sys.executable, str(HERE / "generate_dispensing.py"), "--rows",
+                        str(rows), "--out", str(csv_path)], check=True)
+    parquet_path = OUT / f"d{rows}.parquet"
+    if not parquet_path.exists():
+        import polars as pl
+
+        pl.scan_csv(csv_path, infer_schema=False).sink_parquet(parquet_path)
+    return csv_path, parquet_path
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants now (from /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        rss[int(entry)] = int(fields[21]) * resource.getpagesize()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += [p for p, parent in parents.items() if parent == pid]
+    return total
+
+
+def _run(args: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS of the largest process (MiB, from the child's resource
+    usage: ``os.wait4``, which includes the descendants it waited for) and peak RSS of
+    the whole process tree at one time (MiB, sampled every 0.25 s: Spark's driver
+    Python, JVM and Python workers run side by side)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tree = 0
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        tree = max(tree, _tree_rss(child.pid))
+        time.sleep(0.25)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"{' '.join(args)} failed ({code})")
+    return wall, usage.ru_maxrss / 1024, tree / (1 << 20)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 10_000_000])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--inputs", nargs="+", default=["parquet"], choices=["csv", "parquet"])
+    ap.add_argument("--engines", nargs="+", default=["columnar", "spark"],
+                    choices=["columnar", "spark"])
+    ap.add_argument("--json", type=Path, default=OUT / "bench_spark.json")
+    ap.add_argument("--spark-runs", type=int, default=None,
+                    help="runs of Spark (default: --runs)")
+    opts = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = []
+    exe = [sys.executable, "-m", "b12drugs", "screen"]
+    for rows in opts.rows:
+        csv_path, parquet_path = _data(rows)
+        for kind in opts.inputs:
+            path = csv_path if kind == "csv" else parquet_path
+            for engine in opts.engines:
+                report = OUT / f"report-{engine}-{rows}.jsonl"
+                args = [*exe, str(path), "-f", "jsonl", "-o", str(report)]
+                if engine == "spark":
+                    args += ["--engine", "spark", "--spark-master", opts.master]
+                runs = []
+                n_runs = opts.spark_runs if engine == "spark" and opts.spark_runs else opts.runs
+                for _ in range(n_runs):
+                    # a fresh measuring process per run, so that RUSAGE_CHILDREN is this
+                    # run's alone
+                    got = subprocess.run(
+                        [sys.executable, __file__, "--_one", json.dumps(args)],
+                        capture_output=True, text=True, check=True)
+                    runs.append(json.loads(got.stdout))
+                    print(f"  {rows:>10,} {kind:<7} {engine:<8} {runs[-1]['wall']:7.1f} s "
+                          f"{runs[-1]['rss']:7.0f} MiB {runs[-1]['tree']:7.0f} MiB",
+                          flush=True)
+                row = {"rows": rows, "input": kind, "engine": engine, "runs": runs,
+                       **{k: statistics.median(r[k] for r in runs)
+                          for k in ("wall", "rss", "tree")}}
+                results.append(row)
+                print(f"{rows:>10,} {kind:<7} {engine:<8} median {row['wall']:7.1f} s "
+                      f"largest process {row['rss']:7.0f} MiB, process tree "
+                      f"{row['tree']:7.0f} MiB", flush=True)
+    opts.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--_one":
+        wall, rss, tree = _run(json.loads(sys.argv[2]))
+        print(json.dumps({"wall": round(wall, 2), "rss": round(rss, 1), "tree": round(tree, 1)}))
+    else:
+        main()
