@@ -595,7 +595,7 @@ def screen_files(spark: SparkSession, inputs: Sequence[str | os.PathLike[str]], 
                    temp_dir=temp_dir, functions=F)
 
 
-def run_spark(inputs: Sequence[str], config: Config | None, manager: PluginManager | None,
+def run_spark(inputs: Sequence[str | Path], config: Config | None, manager: PluginManager | None,
               *, master: str | None = None, temp_dir: str | None = None) -> Result:
     """``b12drugs screen --engine spark``: :func:`screen_files` on a session of
     ``master`` (default ``local[*]``), into a :class:`~b12drugs.engines.result.Result`
@@ -714,11 +714,11 @@ def _read(spark: SparkSession, path: Path, kind: str) -> DataFrame:
 
     if kind == "parquet":
         return _canonical(spark.read.parquet(str(path)), str(path), "row", 0)
-    from .read.delimited import _delimiter
+    from .read.columns import delimiter
 
     with path.open("rb") as fh:
         first = fh.readline(1 << 20).decode("utf-8-sig", "replace").rstrip("\r\n")
-    delim = _delimiter(first)
+    delim = delimiter(first)
     header = next(csv.reader([first], delimiter=delim), [])
     names = [f"c{i}" for i in range(len(header))]
     schema = ", ".join(f"{n} string" for n in [*names, "_corrupt"])
