@@ -227,10 +227,6 @@ def _ndcs(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     return normal, why.alias("ndc_error")
 
 
-def empty_batch() -> pl.DataFrame:
-    return pl.DataFrame(schema=ORDER_SCHEMA)
-
-
 # -- rows as models -------------------------------------------------------------------
 
 
