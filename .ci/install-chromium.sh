@@ -7,16 +7,6 @@ set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-chromium: chromium is missing and apt-get is not available;" \
-       "install Chromium, or set B12DRUGS_NO_BROWSER=1 to skip the browser tests" >&2
-  exit 1
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  sudo="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq chromium >/dev/null
+source "$(dirname "$0")/apt.sh"
+apt_install chromium
 chromium --version

@@ -17,22 +17,13 @@ if command -v java >/dev/null 2>&1; then
   fi
   echo "install-java: java is version ${found:-unknown}; Spark needs 17+" >&2
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-java: Java 17+ is missing and apt-get is not available; install a JRE 17" \
-       "or later (or set JAVA_HOME) for the Spark tests (tox -e spark)" >&2
-  exit 1
-fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  sudo="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
+source "$(dirname "$0")/apt.sh"
+apt_update
 # Debian 12 (bookworm) ships openjdk-17; later releases may not: take their default JRE.
 if apt-cache policy openjdk-17-jre-headless 2>/dev/null | grep -q 'Candidate: [0-9]'; then
   package=openjdk-17-jre-headless
 else
   package=default-jre-headless
 fi
-$sudo apt-get install -y -qq "$package" >/dev/null
+apt_install "$package"
 java -version
