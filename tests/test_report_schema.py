@@ -63,9 +63,11 @@ def test_json_output_is_the_same_text_on_every_kind_of_stream() -> None:
     from b12drugs.emit.outputs import write_json
     from b12drugs.models import Order
 
+    from b12drugs.emit.outputs import report_json
+
     report = screen([Order(id="rx-é", patient_id="pä", text="Glucophage 500 mg")])
     assert report.alerts
-    expected = "before\n" + report.model_dump_json(indent=2) + "\n"
+    expected = "before\n" + b"".join(report_json(report)).decode() + "\n"
     assert "rx-é" in expected
     plain = io.StringIO()
     plain.write("before\n")
@@ -81,16 +83,17 @@ def test_json_output_is_the_same_text_on_every_kind_of_stream() -> None:
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 1000])
-def test_json_report_written_in_pieces_is_the_whole_dump(chunk: int,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_report_written_in_pieces_is_the_report(chunk: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """``report_json`` writes alerts and notices a chunk at a time and splices them into
-    the rest of the report: the bytes must be exactly pydantic's dump of the whole
-    report, with lists empty, short and longer than a chunk."""
+    the rest of the report: with lists empty, short and longer than a chunk it must be
+    the report (parsed, it equals the model's dump), its other fields indented as
+    pydantic writes them, and each alert and notice its compact JSON on one line."""
     from pydantic import TypeAdapter
 
     from b12drugs import screen
     from b12drugs.emit import outputs
-    from b12drugs.models import Order
+    from b12drugs.models import Alert, Notice, Order
 
     monkeypatch.setattr(outputs, "JSON_CHUNK", chunk)
     orders = [Order(id=f"rx-{i}é", patient_id=f"p{i % 3}", text=text)
@@ -98,8 +101,15 @@ def test_json_report_written_in_pieces_is_the_whole_dump(chunk: int,
                                         "famotidine 20 mg", "Zorvanex", "nitrous oxide"])]
     full = screen(orders)
     assert len(full.alerts) >= 3 and len(full.notices) >= 2
-    whole = TypeAdapter(Report).dump_json
     for report in (full, full.model_copy(update={"alerts": ()}),
                    full.model_copy(update={"notices": ()}),
                    full.model_copy(update={"alerts": (), "notices": ()})):
-        assert b"".join(outputs.report_json(report)) == whole(report, indent=2)
+        text = b"".join(outputs.report_json(report))
+        assert json.loads(text) == report.model_dump(mode="json")
+        lines = text.split(b"\n")
+        for item, adapter in [(a, TypeAdapter(Alert)) for a in report.alerts] + \
+                             [(n, TypeAdapter(Notice)) for n in report.notices]:
+            assert b"    " + adapter.dump_json(item) in {line.rstrip(b",") for line in lines}
+        rest = report.model_copy(update={"alerts": (), "notices": ()})
+        if not report.alerts and not report.notices:
+            assert text == TypeAdapter(Report).dump_json(rest, indent=2)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .models import (
     Alert,
@@ -86,6 +86,17 @@ class InputFormat:
     read_table: ReadTableFn | None = None
 
 
+@runtime_checkable
+class AlertJson(Protocol):
+    """Alerts given one by one that also have each alert's compact JSON at hand
+    (``json()``, in the same order): the columnar engine keeps its alerts that way, and a
+    writer of JSON copies those bytes instead of serialising every model again."""
+
+    def __iter__(self) -> Iterator[Alert]: ...
+
+    def json(self) -> Iterator[bytes]: ...
+
+
 @dataclass(frozen=True)
 class OutputFormat:
     """An output format: writes a finished report to a text stream.
@@ -93,7 +104,8 @@ class OutputFormat:
     ``write_stream(report, alerts, out)``, when set, writes the same output with the
     alerts given one by one (in report order) instead of in ``report.alerts``: the
     columnar engine keeps a large run's alerts on disk, and a writer that streams them
-    writes a report of millions of alerts in bounded memory.
+    writes a report of millions of alerts in bounded memory.  ``alerts`` may be an
+    :class:`AlertJson`; iterating it gives the models either way.
     """
 
     name: str

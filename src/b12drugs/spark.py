@@ -462,8 +462,8 @@ def _output_rows(screener: Any, result: Result, where: Any) -> Iterator[pa.Recor
                                            zip(cols, schema, strict=True)], schema=schema)
 
     assert result.spool is not None
-    for seq, n, alert in result.spool.entries():
-        rows.append(("alert", 0, int(where[seq]), n, None, alert.model_dump_json()))
+    for seq, n, data in result.spool.entries():
+        rows.append(("alert", 0, int(where[seq]), n, None, data.decode()))
         if len(rows) >= 10_000:
             yield flush()
     books = screener.books
@@ -615,7 +615,7 @@ def run_spark(inputs: Sequence[str | Path], config: Config | None, manager: Plug
                                  temp_dir=temp_dir)
         spool = AlertSpool(temp)
         for seq, _, data in screening.alert_json.toLocalIterator():
-            spool.add(seq, Alert.model_validate_json(data))
+            spool.add_json(seq, data.encode())  # written by the executors' spools
         screening.unpersist()
         result = Result(screening.report, spool, screening.severities, temp)
     except BaseException as exc:

@@ -12,11 +12,9 @@ from pydantic import TypeAdapter
 
 from ..hookspecs import hookimpl
 from ..models import Alert, Counts, Notice, Report
-from ..records import OutputFormat
+from ..records import AlertJson, OutputFormat
 
 _REPORT = TypeAdapter(Report)
-_ALERTS = TypeAdapter(tuple[Alert, ...])
-_NOTICES = TypeAdapter(tuple[Notice, ...])
 _ALERT = TypeAdapter(Alert)
 _NOTICE = TypeAdapter(Notice)
 _COUNTS = TypeAdapter(Counts)
@@ -25,71 +23,80 @@ JSON_CHUNK = 1000
 
 
 def report_json(report: Report, alerts: Iterable[Alert] | None = None) -> Iterator[bytes]:
-    """The report as indented JSON (UTF-8), in pieces: joined, byte for byte what
-    ``TypeAdapter(Report).dump_json(report, indent=2)`` gives.
+    """The report as JSON (UTF-8), in pieces: the report's fields indented as
+    ``TypeAdapter(Report).dump_json(report, indent=2)`` writes them, and each alert and
+    notice in its list on one line of its own (compact).
 
-    Why pieces: a 1,000,000-row run's report is 63 MiB.  Written whole, it is a fresh
-    63 MiB allocation, and on this project's benchmark box every new page costs a
-    fault of 7-9 us (0.13 s for that report).  Alerts and notices are written
-    ``JSON_CHUNK`` at a time instead; each piece reuses the memory of the one before.
-    The report's other fields are written by pydantic as usual, and each list is
-    spliced in at its place, indented one level deeper (JSON strings hold no raw line
-    breaks, so every line break in a piece is structural).
+    Why one line each: a report of a population has tens of thousands of alerts, and a
+    line per alert is what ``grep`` and a reader paging through it want; it is also the
+    alert's compact JSON, which a spooled run (:class:`~b12drugs.records.AlertJson`)
+    already holds, so its alerts are copied, not serialised again.  Why pieces: a
+    1,000,000-row run's report is about 60 MiB; written whole it would be a fresh
+    allocation of that size, while ``JSON_CHUNK`` items at a time reuse the memory of
+    the piece before.
 
     ``alerts``: the alerts one by one instead of ``report.alerts`` (a spooled run, see
-    :class:`~b12drugs.records.OutputFormat`), written in the same pieces, so the bytes
-    are the same.
+    :class:`~b12drugs.records.OutputFormat`); the bytes are the same.
     """
     rest = _REPORT.dump_json(report.model_copy(update={"alerts": (), "notices": ()}),
                              indent=2)
-    alert_chunks = _chunks(report.alerts) if alerts is None else _pieces(alerts)
-    lists: list[tuple[str, Iterator[Any], TypeAdapter[Any]]] = [
-        ("alerts", alert_chunks, _ALERTS), ("notices", _chunks(report.notices), _NOTICES)]
-    for name, chunks, adapter in lists:
+    lists = [("alerts", alert_json(report.alerts if alerts is None else alerts)),
+             ("notices", (_NOTICE.dump_json(n) for n in report.notices))]
+    for name, items in lists:
         empty = b'\n  "%s": [],' % name.encode()
         head, found, rest = rest.partition(empty)
         if not found:
             raise RuntimeError(f"pydantic wrote the report without an empty {name} list")
         yield head
         first = True
-        for chunk in chunks:
-            yield b'\n  "%s": [\n' % name.encode() if first else b",\n"
+        while chunk := list(itertools.islice(items, JSON_CHUNK)):
+            yield (b'\n  "%s": [\n    ' % name.encode() if first else b",\n    ") \
+                + b",\n    ".join(chunk)
             first = False
-            piece = adapter.dump_json(chunk, indent=2)
-            yield b"    " + piece[4:-2].replace(b"\n", b"\n  ")  # "[\n  " ... "\n]"
         yield empty if first else b"\n  ],"
     yield rest
 
 
-def _chunks(items: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
-    for i in range(0, len(items), JSON_CHUNK):
-        yield items[i:i + JSON_CHUNK]
-
-
-def _pieces(alerts: Iterable[Alert]) -> Iterator[tuple[Alert, ...]]:
-    it = iter(alerts)
-    while piece := tuple(itertools.islice(it, JSON_CHUNK)):
-        yield piece
+def alert_json(alerts: Iterable[Alert]) -> Iterator[bytes]:
+    """Each alert's compact JSON, in order: copied when the alerts come with it
+    (:class:`~b12drugs.records.AlertJson`), else written from the models."""
+    if isinstance(alerts, AlertJson):
+        return alerts.json()
+    return (_ALERT.dump_json(a) for a in alerts)
 
 
 def write_json(report: Report, out: IO[str], alerts: Iterable[Alert] | None = None) -> None:
-    """The report as indented JSON (:func:`report_json`; ``alerts`` as there).
+    """The report as JSON (:func:`report_json`; ``alerts`` as there)."""
+    _write(out, itertools.chain(report_json(report, alerts), (b"\n",)))
 
-    pydantic writes UTF-8 bytes; when ``out`` is a UTF-8 text file over a byte buffer
-    (a file, usually stdout) those bytes go to the buffer as they are, skipping a
-    decode and an encode of the whole report (a tenth of a second per 40,000 alerts).
-    """
+
+def write_jsonl(report: Report, out: IO[str], alerts: Iterable[Alert] | None = None) -> None:
+    """One alert per line, then one notice per line, then the counts: for pipelines.
+
+    ``alerts``: the alerts one by one instead of ``report.alerts`` (streamed)."""
+    def lines() -> Iterator[bytes]:
+        for data in alert_json(report.alerts if alerts is None else alerts):
+            yield b'{"type":"alert",' + data[1:] + b"\n"
+        for notice in report.notices:
+            yield b'{"type":"notice",' + _NOTICE.dump_json(notice)[1:] + b"\n"
+        yield b'{"type":"counts",' + _COUNTS.dump_json(report.counts)[1:] + b"\n"
+
+    _write(out, lines())
+
+
+def _write(out: IO[str], pieces: Iterable[bytes]) -> None:
+    """UTF-8 pieces to a text stream.  When ``out`` is a UTF-8 text file over a byte
+    buffer (a file, usually stdout) they go to the buffer as they are, skipping a decode
+    and an encode of the whole report (a tenth of a second per 40,000 alerts)."""
     buffer = getattr(out, "buffer", None)
     if buffer is not None and _is_utf8(getattr(out, "encoding", None)):
         out.flush()
-        for piece in report_json(report, alerts):
+        for piece in pieces:
             buffer.write(piece)
-        buffer.write(b"\n")
         buffer.flush()
     else:
-        for piece in report_json(report, alerts):
+        for piece in pieces:
             out.write(piece.decode())
-        out.write("\n")
 
 
 def _is_utf8(encoding: str | None) -> bool:
@@ -97,17 +104,6 @@ def _is_utf8(encoding: str | None) -> bool:
         return encoding is not None and codecs.lookup(encoding).name == "utf-8"
     except LookupError:
         return False
-
-
-def write_jsonl(report: Report, out: IO[str], alerts: Iterable[Alert] | None = None) -> None:
-    """One alert per line, then one notice per line, then the counts: for pipelines.
-
-    ``alerts``: the alerts one by one instead of ``report.alerts`` (streamed)."""
-    for alert in report.alerts if alerts is None else alerts:
-        out.write('{"type":"alert",' + _ALERT.dump_json(alert)[1:].decode() + "\n")
-    for notice in report.notices:
-        out.write('{"type":"notice",' + _NOTICE.dump_json(notice)[1:].decode() + "\n")
-    out.write('{"type":"counts",' + _COUNTS.dump_json(report.counts)[1:].decode() + "\n")
 
 
 def _stream_json(report: Report, alerts: Iterable[Alert], out: IO[str]) -> None:

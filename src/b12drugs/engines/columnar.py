@@ -338,7 +338,7 @@ class ColumnarScreener:
         with :meth:`Result.close` (after the report is written)."""
         from ..emit.delivery import deliver
 
-        spool = AlertSpool(self.temp)
+        spool = AlertSpool(self.temp, self.store.budget)
         severities: dict[str, int] = {}
         kept: list[tuple[int, int, Notice]] = []  # rule notices: (seq, n, notice)
         dropped: dict[str, int] = {}

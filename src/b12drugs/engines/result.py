@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,12 +27,10 @@ class Result:
     severities: dict[str, int] = field(default_factory=dict)
     temp: TempArea | None = None
 
-    def alerts(self) -> Iterator[Alert]:
-        """The alerts one by one, in report order, wherever they are kept."""
-        if self.spool is None:
-            yield from self.report.alerts
-        else:
-            yield from self.spool
+    def alerts(self) -> Iterable[Alert]:
+        """The alerts one by one, in report order, wherever they are kept (a spool also
+        gives their JSON: :class:`~b12drugs.records.AlertJson`)."""
+        return self.report.alerts if self.spool is None else self.spool
 
     def to_report(self) -> Report:
         if self.spool is None:

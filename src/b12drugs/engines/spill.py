@@ -10,9 +10,9 @@ make them distinct was what set a large run's peak).  At the end the partitions 
 read back one at a time, so a patient's rows always come together and peak memory is
 about one partition, whatever the input's size.
 
-:class:`AlertSpool` does the same for alerts: they are kept in runs sorted by the
-position of the patient's first finding, as models while they are few, and a run that
-grows past ``limit`` alerts goes to a file as JSON lines.  Reading merges the runs, so
+:class:`AlertSpool` does the same for alerts: they are kept, as their JSON, in runs
+sorted by the position of the patient's first finding, in memory while they fit its
+budget and in files past it.  Reading merges the runs, so
 the report lists alerts in input order (as the record engine does) without holding
 them all.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -39,6 +39,8 @@ _ALERT = TypeAdapter(Alert)
 DEFAULT_BUDGET = 32 << 20
 #: Files the held rows are spread over (by a hash of the patient).
 DEFAULT_PARTITIONS = 32
+#: Bytes of alerts' JSON held in memory before they go to disk.
+DEFAULT_ALERT_BUDGET = 64 << 20
 
 
 class TempArea:
@@ -148,66 +150,77 @@ def distinct_patients(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class AlertSpool:
-    """Alerts in runs sorted by the position of their patient: in memory while they
-    are few, as compact JSON lines on disk past ``limit``."""
+    """Alerts in runs sorted by the position of their patient, each kept as its compact
+    JSON: in memory while they fit ``budget`` bytes, as lines of a file past it.
 
-    def __init__(self, temp: TempArea, limit: int = 20_000):
+    Why JSON: it is what the report writers write (``json`` and ``jsonl`` copy it as it
+    is, :class:`~b12drugs.records.AlertJson`), so an alert is serialised once, whether it
+    stayed in memory or went to disk; only readers that want models parse it back.
+    """
+
+    def __init__(self, temp: TempArea, budget: int = DEFAULT_ALERT_BUDGET):
         self.temp = temp
-        self.limit = limit
-        # (position of the patient's first finding, order of adding, alert)
-        self._run: list[tuple[int, int, Alert]] = []
+        self.budget = budget
+        # (position of the patient's first finding, order of adding, alert's JSON)
+        self._run: list[tuple[int, int, bytes]] = []
+        self._runs: list[list[tuple[int, int, bytes]]] = []
         self._files: list[Path] = []
-        self._runs: list[list[tuple[int, int, Alert]]] = []
+        self._held = 0  # bytes of JSON in memory
         self.count = 0
 
     def add(self, seq: int, alert: Alert) -> None:
-        self._run.append((seq, self.count, alert))
+        self.add_json(seq, _ALERT.dump_json(alert))
+
+    def add_json(self, seq: int, data: bytes) -> None:
+        """An alert as the compact JSON another spool wrote (Spark's executors)."""
+        self._run.append((seq, self.count, data))
         self.count += 1
-        if len(self._run) >= self.limit:
-            self._write_run()
+        self._held += len(data)
+        if self._held > self.budget:
+            self._spill()
 
     def end_run(self) -> None:
         """The alerts added since the last run end are one sorted run (a partition)."""
-        if self._files and self._run:
-            self._write_run()
-        elif self._run:
+        if self._run:
             self._runs.append(self._run)
             self._run = []
-            held = sum(len(r) for r in self._runs)
-            if held >= self.limit:
-                for run in self._runs:
-                    self._run = run
-                    self._write_run()
-                self._runs = []
 
-    def _write_run(self) -> None:
-        path = self.temp.path / f"alerts-{len(self._files):06d}.jsonl"
-        with path.open("wb") as fh:
-            for seq, n, alert in self._run:
-                fh.write(b"%d\t%d\t%s\n" % (seq, n, _ALERT.dump_json(alert)))
-        self._files.append(path)
-        self._run = []
+    def _spill(self) -> None:
+        """Every run held in memory to a file of its own (the open one ends here: a
+        partition's alerts are in order, so its two parts are sorted runs too)."""
+        self.end_run()
+        for run in self._runs:
+            path = self.temp.path / f"alerts-{len(self._files):06d}.jsonl"
+            with path.open("wb") as fh:
+                fh.writelines(b"%d\t%d\t%s\n" % item for item in run)
+            self._files.append(path)
+        self._runs, self._held = [], 0
 
     def __iter__(self) -> Iterator[Alert]:
-        """Every alert, in order."""
-        for _, _, alert in self.entries():
-            yield alert
+        """Every alert as a model, in order."""
+        for _, _, data in self.entries():
+            yield _ALERT.validate_json(data)
 
-    def entries(self) -> Iterator[tuple[int, int, Alert]]:
+    def json(self) -> Iterator[bytes]:
+        """Every alert's compact JSON, in order."""
+        for _, _, data in self.entries():
+            yield data
+
+    def entries(self) -> Iterator[tuple[int, int, bytes]]:
         """Every alert as ``(position of its patient's first finding, order of adding,
-        alert)``, in order (:mod:`b12drugs.spark` merges partitions' alerts by it)."""
+        JSON)``, in order (:mod:`b12drugs.spark` merges partitions' alerts by it)."""
         self.end_run()
-        runs: list[Iterator[tuple[int, int, Alert]]] = [iter(r) for r in self._runs]
+        runs: list[Iterable[tuple[int, int, bytes]]] = list(self._runs)
         runs += [_read_run(p) for p in self._files]
         yield from heapq.merge(*runs, key=_position)
 
 
-def _position(item: tuple[int, int, Alert]) -> tuple[int, int]:
+def _position(item: tuple[int, int, bytes]) -> tuple[int, int]:
     return item[0], item[1]
 
 
-def _read_run(path: Path) -> Iterator[tuple[int, int, Alert]]:
+def _read_run(path: Path) -> Iterator[tuple[int, int, bytes]]:
     with path.open("rb") as fh:
         for line in fh:
             seq, n, data = line.rstrip(b"\n").split(b"\t", 2)
-            yield int(seq), int(n), _ALERT.validate_json(data)
+            yield int(seq), int(n), data
