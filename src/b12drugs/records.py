@@ -62,6 +62,9 @@ ParseDirFn = Callable[[Path, str], Iterator[Record]]
 #: :data:`~b12drugs.read.tabular.ORDER_SCHEMA`), and notices; what the columnar engine
 #: reads.  Same duties as ``parse``: bad rows keep their place with a reason.  It may
 #: also yield ``PatientContext``, ``Rejection`` and ``Skip`` records (a labs file).
+#: The columnar engine consumes the iterator from a background thread, one or two
+#: batches ahead of its screening (:mod:`b12drugs.engines.ahead`); it is never consumed
+#: from two threads at once.
 ReadTableFn = Callable[[IO[bytes], str], Iterator["TableBatch | Record"]]
 
 

@@ -63,7 +63,14 @@ from .books import DEFAULT_NOTICE_LIMIT, Books, rejected_notice
 from .record import order_notices, skipped_notice
 from .result import Result
 from .runtime import Runtime
-from .spill import DEFAULT_BUDGET, DEFAULT_PARTITIONS, AlertSpool, PartitionStore, TempArea
+from .spill import (
+    DEFAULT_BUDGET,
+    DEFAULT_PARTITIONS,
+    AlertSpool,
+    PartitionStore,
+    TempArea,
+    distinct_patients,
+)
 
 if TYPE_CHECKING:
     from ..plugins import PluginManager
@@ -424,7 +431,7 @@ class ColumnarScreener:
         """The context of every patient with findings: each distinct set of their rows'
         patient columns (and any context records), merged in input order."""
         wanted = findings.filter(~pl.col("_case").str.starts_with(_LONE))["_case"].unique()
-        rows = patients.filter(pl.col("patient_id").is_in(wanted.implode())).sort("_seq")
+        rows = distinct_patients(patients.filter(pl.col("patient_id").is_in(wanted.implode())))
         parts: dict[str, list[tuple[int, PatientContext]]] = {}
         for pid, birth, sex, diet, conds, seq, line, src in rows.iter_rows():
             source, kind = self._inputs[src]

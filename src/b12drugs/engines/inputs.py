@@ -316,9 +316,8 @@ class _Run:
                 with self._open(item) as (stream, notice):
                     if notice is not None:
                         s.books.notice(notice)
-                    read = fmt.read_table
-                    self._guard(s.books, s.feed_table, fmt,
-                                functools.partial(read, stream, item.source), item.source)
+                    self._guard(s.books, s.feed_table, fmt, functools.partial(
+                        _ahead, fmt.read_table, stream, item.source), item.source)
             except OSError as exc:
                 s.reject_input(item.source, f"cannot read: {exc.strerror or exc}")
 
@@ -337,6 +336,14 @@ class _Run:
             books.reject(_rejection(_Input(source), f"the {fmt.name} reader failed "
                                     f"({type(exc).__name__}); records after this point were "
                                     "not read"), source)
+
+
+def _ahead(read: Callable[[Any, str], Iterable[Any]], stream: Any, source: str,
+           ) -> Iterator[Any]:
+    """A table reader's batches, read one batch ahead of the screening (a thread)."""
+    from .ahead import read_ahead
+
+    return read_ahead(read(stream, source))
 
 
 def _rejection(item: _Input, reason: str | None = None) -> Rejection:

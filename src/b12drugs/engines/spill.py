@@ -111,13 +111,11 @@ class PartitionStore:
         self._findings, self._patients, self._held = [], [], 0
 
     def partitions(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-        """Each partition's findings and distinct patient columns, one at a time."""
+        """Each partition's findings and held patient columns, one at a time."""
         if not self.spills:
             if self._findings:
-                patients = distinct_patients(pl.concat(self._patients)) if self._patients \
-                    else None
-                yield pl.concat(self._findings), patients if patients is not None else \
-                    self._empty_patients()
+                yield pl.concat(self._findings), pl.concat(self._patients) \
+                    if self._patients else self._empty_patients()
             self._findings, self._patients = [], []
             return
         self._spill()
@@ -127,8 +125,7 @@ class PartitionStore:
                 continue
             findings = pl.read_parquet(found)
             held = sorted(folder.glob("patients-*.parquet"))
-            patients = distinct_patients(pl.read_parquet(held)) if held else \
-                self._empty_patients()
+            patients = pl.read_parquet(held) if held else self._empty_patients()
             yield findings, patients
 
     @staticmethod
