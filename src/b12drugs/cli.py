@@ -250,11 +250,20 @@ def _run(inputs: tuple[str, ...], input_format: str | None, config: Any, manager
     with _progress(inputs) as progress:
         result = run_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer,
                             progress=progress.bytes, on_rows=progress.rows, engine=engine,
-                            encoding=encoding, temp_dir=temp_dir, spark_master=spark_master)
+                            encoding=encoding, temp_dir=temp_dir, spark_master=spark_master,
+                            workers=command_workers(config))
     try:
         return _write_and_judge(result, writer, output, fail_on, manager, before)
     finally:
         result.close()
+
+
+def command_workers(config: Any) -> int:
+    """Processes that assess a large run: ``[engine] workers``, else one per core (at
+    most 4).  The command can start workers safely: its main module is guarded."""
+    from .engines.workers import default_workers
+
+    return int(config.engine.workers or default_workers())
 
 
 @contextmanager

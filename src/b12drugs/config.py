@@ -131,6 +131,9 @@ class EngineConfig(_Section):
     memory_mb: int = Field(default=32, ge=8, le=65536)
     #: files the held rows are spread over, by a hash of the patient
     partitions: int = Field(default=32, ge=1, le=4096)
+    #: processes that assess the partitions of a run that spilled, this one included
+    #: (None: one per core, at most 4; 1: this process only)
+    workers: int | None = Field(default=None, ge=1, le=64)
 
 
 class SinkConfig(BaseModel):

@@ -23,6 +23,7 @@ from .cli import (
     _manager,
     _output,
     _problems_printed_not_logged,
+    command_workers,
     user_errors,
 )
 from .errors import InputError
@@ -81,7 +82,8 @@ def gaps(inputs: tuple[str, ...], input_format: str | None, output_format: str,
         manager = _manager(strict_plugins)
         before = manager.hooks.problems.mark()
         result = run_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer,
-                            engine=engine, temp_dir=temp_dir, spark_master=spark_master)
+                            engine=engine, temp_dir=temp_dir, spark_master=spark_master,
+                            workers=command_workers(config))
         try:
             report = result.to_report()
         finally:

@@ -346,6 +346,9 @@ class PluginManager:
                     self._block(ep.name, dist, dver, "not in B12DRUGS_LOAD_PLUGINS")
                     continue
                 self._load(ep.name, dist, dver, ep.load, False)
+        #: plugins registered or removed in code since loading: a fresh interpreter (a
+        #: worker process, a Spark executor) would not have the same set
+        self.edited = False
 
     # -- registration --------------------------------------------------------
     def _block(self, name: str, dist: str, version: str, why: str) -> None:
@@ -400,6 +403,7 @@ class PluginManager:
         if unknown:
             raise PluginError(f"plugin {name!r} implements unknown hook(s): {', '.join(unknown)}")
         self.pm.register(plugin, name=name)
+        self.edited = True
         self.infos[name] = PluginInfo(
             name, dist, version, "active", tuple(sorted(declared)), builtin=builtin
         )
@@ -407,6 +411,7 @@ class PluginManager:
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
+        self.edited = True
         self.infos.pop(name, None)
         self.hooks._cache.clear()
 

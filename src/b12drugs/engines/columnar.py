@@ -33,8 +33,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import polars as pl
-from pydantic import TypeAdapter
-
 from ..assess.case import Assessor
 from ..config import Config
 from ..errors import InputError
@@ -53,36 +51,23 @@ from ..read.tabular import (
     ORDER_SCHEMA,
     TableBatch,
     codings_of,
-    location,
     orders,
-    row_context,
 )
-from ..records import OrderFindings
 from ..resolve.chain import Outcome
 from .books import DEFAULT_NOTICE_LIMIT, Books, rejected_notice
 from .record import order_notices, skipped_notice
 from .result import Result
 from .runtime import Runtime
-from .spill import (
-    DEFAULT_BUDGET,
-    DEFAULT_PARTITIONS,
-    AlertSpool,
-    PartitionStore,
-    TempArea,
-    distinct_patients,
-)
+from .partition import LONE, PartitionAssessor, PartitionResult
+from .spill import DEFAULT_BUDGET, DEFAULT_PARTITIONS, AlertSpool, PartitionStore, TempArea
+from .workers import Workers
 
 if TYPE_CHECKING:
     from ..plugins import PluginManager
 
-_ALERT = TypeAdapter(Alert)
-#: Patients assessed at a time in the final step.
-CASES_PER_CHUNK = 20_000
 _INACTIVE = sorted(INACTIVE_STATUSES)
 #: The run's distinct drugs: key, index of the outcome, class hits, nothing to say.
 _KEYS = {"_key": pl.String, "_oid": pl.Int64, "_hits": pl.Boolean, "_quiet": pl.Boolean}
-#: Key of a row without a patient id: a patient of its own (as in the record engine).
-_LONE = "\x00order\x1f"
 
 
 class ColumnarScreener:
@@ -104,6 +89,7 @@ class ColumnarScreener:
         budget: int = DEFAULT_BUDGET,
         partitions: int = DEFAULT_PARTITIONS,
         on_rows: Callable[[int], None] | None = None,
+        workers: int = 1,
     ):
         self._owns_runtime = runtime is None
         self.runtime = runtime or Runtime(config, manager)
@@ -117,6 +103,8 @@ class ColumnarScreener:
         self.temp = TempArea(temp_dir)
         self.store = PartitionStore(self.temp, budget, partitions)
         self.on_rows = on_rows
+        #: worker processes that assess partitions beside this one (None: none)
+        self.workers = self._workers(workers)
         self._seq = 0
         # the run's distinct drugs, by index (_oid)
         self._outcomes: list[Outcome] = []
@@ -135,6 +123,15 @@ class ColumnarScreener:
         #: gives the order one run lists them in: :mod:`b12drugs.spark` merges partitions
         #: with it.
         self.notice_positions: dict[int, tuple[int, int, int]] = {}
+
+    def _workers(self, total: int) -> Workers | None:
+        """Workers for ``total`` processes in all, when they would give the same report:
+        plugins and knowledge as a fresh interpreter loads them."""
+        runtime = self.runtime
+        if total < 2 or runtime.manager.edited or not runtime.default_knowledge:
+            return None
+        return Workers(total - 1, self.config, runtime.manager.strict, self.books.notice_limit,
+                       self.as_of)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -203,7 +200,7 @@ class ColumnarScreener:
                 # a row without a patient id is a patient of its own, named by its
                 # source and order id (the order's id: the row's, else file:line)
                 pl.coalesce(c("patient_id"), pl.concat_str(
-                    pl.lit(_LONE + batch.source + "\x1f"),
+                    pl.lit(LONE + batch.source + "\x1f"),
                     pl.coalesce(c("id"), pl.concat_str(pl.lit(batch.source[:240] + ":"),
                                                        c("_line").cast(pl.String))))
                             ).alias("_case"),
@@ -215,6 +212,8 @@ class ColumnarScreener:
         ).select("patient_id", "birth_date", "sex", "diet", "conditions", "_seq", "_line",
                  pl.lit(self._input(batch), pl.Int32).alias("_src"))
         self.store.add(findings, patients)
+        if self.store.spills and self.workers is not None:
+            self.workers.start()  # a large run: their start-up overlaps the rest of the feed
 
     def _input(self, batch: TableBatch) -> int:
         """The index of the batch's input (its source and kind of location): held rows
@@ -349,19 +348,31 @@ class ColumnarScreener:
         severities: dict[str, int] = {}
         kept: list[tuple[int, int, Notice]] = []  # rule notices: (seq, n, notice)
         dropped: dict[str, int] = {}
+        books = self.books
         try:
-            for findings, patients in self.store.partitions():
-                self._assess_partition(findings, patients, spool, severities, kept, dropped)
-                spool.end_run()
+            for part in self._assessed(spool):
+                kept += part.kept
+                for kind, n in part.dropped.items():
+                    dropped[kind] = dropped.get(kind, 0) + n
+                for severity, n in part.severities.items():
+                    severities[severity] = severities.get(severity, 0) + n
+                books.unreported += part.unreported
+                books.not_due += part.not_due
+                for class_id, n in part.disabled_seen.items():
+                    books.disabled_seen[class_id] = books.disabled_seen.get(class_id, 0) + n
+                for problem in part.problems:
+                    self.hooks.problems.append(problem)
+                if part.alerts is not None:
+                    spool.add_run(part.alerts)
             kept.sort(key=lambda item: item[:2])
             for seq, n, notice in kept:
-                if self.books.listed(notice.kind):
-                    self.notice_positions[len(self.books.notices)] = (1, seq, n)
-                    self.books.notices.append(notice)
+                if books.listed(notice.kind):
+                    self.notice_positions[len(books.notices)] = (1, seq, n)
+                    books.notices.append(notice)
             for kind, n in dropped.items():
-                self.books.count_only(kind, n)
-            self.books.close(self.config, self.runtime.disabled_rules)
-            report = self.books.report(self.kb.version)
+                books.count_only(kind, n)
+            books.close(self.config, self.runtime.disabled_rules)
+            report = books.report(self.kb.version)
             result = Result(report, spool, severities, self.temp)
             if self.config.sinks:
                 whole = deliver(result.to_report(), self.config, self.hooks)
@@ -371,97 +382,21 @@ class ColumnarScreener:
             self.temp.close()
             raise
         finally:
+            if self.workers is not None:
+                self.workers.close()
             if self._owns_runtime:
                 self.runtime.close()
 
-    def _assess_partition(self, findings: pl.DataFrame, patients: pl.DataFrame,
-                          spool: AlertSpool, severities: dict[str, int],
-                          kept: list[tuple[int, int, Notice]], dropped: dict[str, int]) -> None:
-        """Assess the patients of one partition in input order (of first finding)."""
-        c = pl.col
-        findings = findings.sort("_seq")
-        first = findings.group_by("_case").agg(c("_seq").min().alias("_first"))
-        findings = findings.join(first, on="_case").sort("_first", "_seq")
-        contexts = self._contexts_of(patients, findings)
-        limit = self.books.notice_limit
-        per_kind: dict[str, int] = {}
-        n = 0
-        case_id: str | None = None
-        case_first = 0
-        group: list[OrderFindings] = []
-        outcomes = self._outcomes
-
-        def assess() -> None:
-            nonlocal n
-            lone = case_id is not None and case_id.startswith(_LONE)
-            pid = None if lone else case_id
-            result = self.assessor.assess(pid, None if pid is None else contexts.get(pid),
-                                          group)
-            for alert in result.alerts:
-                spool.add(case_first, alert)
-                severities[alert.severity] = severities.get(alert.severity, 0) + 1
-            for notice in result.notices:
-                k = per_kind.get(notice.kind, 0)
-                if k < limit:
-                    kept.append((case_first, n, notice))
-                    per_kind[notice.kind] = k + 1
-                else:
-                    dropped[notice.kind] = dropped.get(notice.kind, 0) + 1
-                n += 1
-            self.books.unreported += result.unreported
-            self.books.not_due += result.not_due
-            for class_id in result.disabled_classes:
-                self.books.disabled_seen[class_id] = self.books.disabled_seen.get(class_id, 0) + 1
-
-        for start in range(0, findings.height, CASES_PER_CHUNK * 4):
-            chunk = findings.slice(start, CASES_PER_CHUNK * 4)
-            for (case, first_seq, src, oid), order in zip(
-                    chunk.select("_case", "_first", "_src", "_oid").iter_rows(),
-                    self._orders(chunk), strict=True):
-                if case != case_id:
-                    if group:
-                        assess()
-                    case_id, case_first, group = case, first_seq, []
-                group.append(OrderFindings(order, outcomes[oid].hits, self._inputs[src][0]))
-        if group:
-            assess()
-
-    def _contexts_of(self, patients: pl.DataFrame, findings: pl.DataFrame,
-                     ) -> dict[str, PatientContext]:
-        """The context of every patient with findings: each distinct set of their rows'
-        patient columns (and any context records), merged in input order."""
-        wanted = findings.filter(~pl.col("_case").str.starts_with(_LONE))["_case"].unique()
-        rows = distinct_patients(patients.filter(pl.col("patient_id").is_in(wanted.implode())))
-        parts: dict[str, list[tuple[int, PatientContext]]] = {}
-        for pid, birth, sex, diet, conds, seq, line, src in rows.iter_rows():
-            source, kind = self._inputs[src]
-            context = row_context(pid, birth, sex, diet, conds, location(source, kind, line))
-            if context is not None:
-                parts.setdefault(pid, []).append((seq, context))
-        if self._contexts:
-            for pid in wanted.to_list():
-                if pid in self._contexts:
-                    parts.setdefault(pid, []).extend(self._contexts[pid])
-        out: dict[str, PatientContext] = {}
-        for pid, found in parts.items():
-            found.sort(key=lambda item: item[0])
-            merged = found[0][1]
-            for _, ctx in found[1:]:
-                if merged != ctx:
-                    merged = merged.merged(ctx)
-            out[pid] = merged
-        return out
-
-
-    def _orders(self, frame: pl.DataFrame) -> Iterator[Order]:
-        """Orders of held findings rows, each with the location in its own input (runs
-        of consecutive rows of one input at a time)."""
-        inputs = frame["_src"].to_list()
-        start = 0
-        for i in range(1, len(inputs) + 1):
-            if i == len(inputs) or inputs[i] != inputs[start]:
-                part = frame.slice(start, i - start)
-                source, kind = self._inputs[inputs[start]]
-                yield from orders(part, TableBatch(part, source, kind))
-                start = i
-
+    def _assessed(self, spool: AlertSpool) -> Iterator[PartitionResult]:
+        """Each partition assessed: by worker processes beside this one when the run
+        spilled and they can give the same report (:mod:`b12drugs.engines.workers`)."""
+        hits = {oid: outcome.hits for oid, outcome in enumerate(self._outcomes)}
+        local = PartitionAssessor(self.assessor, hits, self._inputs, self._contexts,
+                                  self.books.notice_limit)
+        if self.store.spills and self.workers is not None:
+            yield from self.workers.assess(self.store, local, spool, hits, self._inputs,
+                                           self._contexts)
+            return
+        for findings, patients in self.store.partitions():
+            yield local.assess(findings, patients, spool.add)
+            spool.end_run()

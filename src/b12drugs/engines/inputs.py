@@ -182,8 +182,14 @@ def run_inputs(
     on_rows: Callable[[int], None] | None = None,
     columnar_options: dict[str, Any] | None = None,
     spark_master: str | None = None,
+    workers: int | None = None,
 ) -> Result:
     """Screen files, folders (and ``-`` for stdin) into one result.
+
+    ``workers``: processes that assess a columnar run that spilled to disk, this one
+    included (:mod:`b12drugs.engines.workers`); None: ``[engine] workers``, else 1.
+    Worker processes are started with multiprocessing's ``spawn``, so a script that
+    asks for more than one needs the ``if __name__ == "__main__":`` guard.
 
     ``engine="spark"`` hands the inputs (CSV or Parquet files or folders) to Apache
     Spark (:func:`b12drugs.spark.run_spark`, master ``spark_master``).
@@ -219,7 +225,7 @@ def run_inputs(
         if columnar:
             settings = runtime.config.engine
             options = {"budget": settings.memory_mb << 20, "partitions": settings.partitions,
-                       **(columnar_options or {})}
+                       "workers": workers or settings.workers or 1, **(columnar_options or {})}
             return run.columnar(plan, temp_dir or settings.temp_dir, on_rows, options)
         return run.records(plan)
     finally:

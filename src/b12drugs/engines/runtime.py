@@ -51,6 +51,8 @@ class Runtime:
         self.config = config or Config()
         self.manager = manager or get_plugin_manager()
         self.hooks = self.manager.hooks
+        #: the knowledge base is the plugins' (not one given in code)
+        self.default_knowledge = knowledge is None
         self.kb = knowledge or load_knowledge(
             (k.classes, k.entries) for k in self.hooks.knowledge()
         )

@@ -102,7 +102,7 @@ class PartitionStore:
             frame = pl.concat(frames).with_columns(
                 (pl.col(key).hash(seed=0) % self.k).alias("_part"))
             for (part,), piece in frame.partition_by("_part", as_dict=True).items():
-                folder = root / f"p{part:04d}"
+                folder = root / self.folder_name(part)
                 folder.mkdir(exist_ok=True)
                 piece.drop("_part").write_parquet(folder / f"{kind}-{self._parts:06d}.parquet",
                                                   compression="lz4")
@@ -118,19 +118,35 @@ class PartitionStore:
                     if self._patients else self._empty_patients()
             self._findings, self._patients = [], []
             return
+        for folder in self.spilled_partitions():
+            yield read_partition(folder)
+
+    def spilled_partitions(self) -> list[Path]:
+        """The folders of the partitions with findings, once what is still held in
+        memory has been written to them too (a run that spilled)."""
         self._spill()
-        for folder in sorted(self.temp.path.glob("p*")):
-            found = sorted(folder.glob("findings-*.parquet"))
-            if not found:
-                continue
-            findings = pl.read_parquet(found)
-            held = sorted(folder.glob("patients-*.parquet"))
-            patients = pl.read_parquet(held) if held else self._empty_patients()
-            yield findings, patients
+        return [folder for folder in sorted(self.temp.path.glob("p*"))
+                if any(folder.glob("findings-*.parquet"))]
+
+    def partition_of(self, ids: list[str]) -> list[int]:
+        """The partition of each patient id (as :meth:`_spill` assigns them)."""
+        return (pl.Series(ids, dtype=pl.String).hash(seed=0) % self.k).to_list()
+
+    @staticmethod
+    def folder_name(part: int) -> str:
+        return f"p{part:04d}"
 
     @staticmethod
     def _empty_patients() -> pl.DataFrame:
         return pl.DataFrame(schema=PATIENT_SCHEMA)
+
+
+def read_partition(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A spilled partition's findings and held patient columns."""
+    findings = pl.read_parquet(sorted(folder.glob("findings-*.parquet")))
+    held = sorted(folder.glob("patients-*.parquet"))
+    patients = pl.read_parquet(held) if held else pl.DataFrame(schema=PATIENT_SCHEMA)
+    return findings, patients
 
 
 #: The layout of held patient columns.
@@ -182,14 +198,17 @@ class AlertSpool:
             self._runs.append(self._run)
             self._run = []
 
+    def add_run(self, path: Path) -> None:
+        """A sorted run another process wrote (:func:`write_run`: a worker's partition)."""
+        self._files.append(path)
+
     def _spill(self) -> None:
         """Every run held in memory to a file of its own (the open one ends here: a
         partition's alerts are in order, so its two parts are sorted runs too)."""
         self.end_run()
         for run in self._runs:
             path = self.temp.path / f"alerts-{len(self._files):06d}.jsonl"
-            with path.open("wb") as fh:
-                fh.writelines(b"%d\t%d\t%s\n" % item for item in run)
+            write_run(path, run)
             self._files.append(path)
         self._runs, self._held = [], 0
 
@@ -214,6 +233,12 @@ class AlertSpool:
 
 def _position(item: tuple[int, int, bytes]) -> tuple[int, int]:
     return item[0], item[1]
+
+
+def write_run(path: Path, run: Iterable[tuple[int, int, bytes]]) -> None:
+    """A sorted run of alerts to a file: ``position, n, JSON`` a line."""
+    with path.open("wb") as fh:
+        fh.writelines(b"%d\t%d\t%s\n" % item for item in run)
 
 
 def _read_run(path: Path) -> Iterator[tuple[int, int, bytes]]:

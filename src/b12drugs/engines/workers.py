@@ -1,0 +1,182 @@
+"""Partitions assessed in worker processes beside this one, on a machine's other cores.
+
+The last step of a large columnar run is Python: every patient with findings goes
+through the risk-factor hooks and the rules (:mod:`b12drugs.assess.case`), tens of
+microseconds each, one core busy while the others wait.  The held rows are already
+split by patient into partitions on disk (:class:`~b12drugs.engines.spill.PartitionStore`),
+and a partition needs nothing but its own files and what the feed learnt (the class
+hits of each drug, the names of the inputs), so other processes can assess some of them:
+the work moves to the idle cores instead of being shaved.
+
+How:
+
+* The workers are started (``spawn``, a fresh interpreter: forking a process whose
+  polars and pyarrow thread pools are running is not safe) when the run first writes
+  held rows to disk, so their start-up overlaps the rest of the feed.  Each builds its
+  own runtime from the run's configuration and the installed plugins.
+* This process assesses partitions from the front of the list and hands them to the
+  workers from the back, a few at a time, so nobody waits long at the end.
+* A worker writes its alerts as one sorted run of compact JSON to the run's temporary
+  folder (merged with the others by position, as the spool does) and sends back its
+  notices, tallies and plugin problems (:class:`~b12drugs.engines.partition.PartitionResult`).
+* Workers ignore Ctrl-C; this process stops them (``terminate``) on every way out.
+
+Workers are used only when they can give the same report: plugins from entry points
+and builtins only (a plugin registered in code in this process is not in a fresh
+interpreter, as on Spark's executors), the runtime's own knowledge base, and a run that
+spilled to disk (a run that fits in memory is too small to pay for a start-up of about
+half a second).  ``[engine] workers`` sets how many processes assess (this one
+included); the default is one per core, at most 4.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+from ..models import Alert, ClassHit, PatientContext
+from .partition import PartitionAssessor, PartitionResult
+from .spill import read_partition, write_run
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import AsyncResult, Pool
+
+    from ..config import Config
+    from .spill import AlertSpool, PartitionStore
+
+_ALERT = TypeAdapter(Alert)
+#: Most processes used by default (more rarely pays: the reading is one process).
+MAX_DEFAULT = 4
+#: Partitions in flight per worker.
+DEPTH = 2
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One partition for a worker: its folder, where its alerts go, and the part of
+    the feed's knowledge it needs."""
+
+    folder: Path
+    alerts: Path
+    hits: dict[int, tuple[ClassHit, ...]]
+    inputs: list[tuple[str, str]]
+    contexts: dict[str, list[tuple[int, PatientContext]]]
+
+
+class Workers:
+    """A pool of ``n`` worker processes, started on :meth:`start`, stopped on :meth:`close`."""
+
+    def __init__(self, n: int, config: Config, strict: bool, limit: int, as_of: date):
+        self.n = n
+        self._init = (config, strict, limit, as_of)
+        self._pool: Pool | None = None
+
+    def start(self) -> None:
+        if self._pool is None:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(self.n, initializer=_start_worker, initargs=self._init)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def assess(self, store: PartitionStore, local: PartitionAssessor, spool: AlertSpool,
+               hits: Mapping[int, tuple[ClassHit, ...]], inputs: list[tuple[str, str]],
+               contexts: Mapping[str, list[tuple[int, PatientContext]]],
+               ) -> Iterator[PartitionResult]:
+        """Every spilled partition assessed, here (from the front) and by the workers
+        (from the back); results in the order they are done."""
+        self.start()
+        assert self._pool is not None
+        folders = deque(store.spilled_partitions())
+        busy: deque[AsyncResult[PartitionResult]] = deque()
+        by_part = _contexts_by_partition(contexts, store)
+        root = store.temp.path
+        while folders or busy:
+            while folders and len(busy) < DEPTH * self.n:
+                folder = folders.pop()
+                needed = _oids(folder)
+                task = Task(folder, root / f"alerts-{folder.name}.jsonl",
+                            {oid: hits[oid] for oid in needed}, inputs,
+                            by_part.get(folder.name, {}))
+                busy.append(self._pool.apply_async(_work, (task,)))
+            while busy and busy[0].ready():
+                yield busy.popleft().get()
+            if folders:
+                findings, patients = read_partition(folders.popleft())
+                yield local.assess(findings, patients, spool.add)
+                spool.end_run()
+            elif busy:
+                yield busy.popleft().get()
+
+
+def _oids(folder: Path) -> list[int]:
+    import polars as pl
+
+    return pl.scan_parquet(sorted(folder.glob("findings-*.parquet"))).select(
+        pl.col("_oid").unique()).collect()["_oid"].to_list()
+
+
+def _contexts_by_partition(contexts: Mapping[str, list[tuple[int, PatientContext]]],
+                           store: PartitionStore,
+                           ) -> dict[str, dict[str, list[tuple[int, PatientContext]]]]:
+    """Context records (JSON Lines patients) by the partition folder of their patient."""
+    if not contexts:
+        return {}
+    ids = list(contexts)
+    out: dict[str, dict[str, list[tuple[int, PatientContext]]]] = {}
+    for pid, part in zip(ids, store.partition_of(ids), strict=True):
+        out.setdefault(store.folder_name(part), {})[pid] = contexts[pid]
+    return out
+
+
+# -- in the worker process ---------------------------------------------------------
+
+_STATE: dict[str, Any] = {}
+
+
+def _start_worker(config: Config, strict: bool, limit: int, as_of: date) -> None:
+    """A worker's runtime: this run's configuration, the installed plugins."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    from ..assess.case import Assessor
+    from ..plugins import PluginManager
+    from .runtime import Runtime
+
+    runtime = Runtime(config, PluginManager(strict=strict))
+    _STATE["runtime"] = runtime
+    _STATE["assessor"] = Assessor(runtime.hooks, runtime.kb, runtime.rules, config, as_of)
+    _STATE["limit"] = limit
+
+
+def _work(task: Task) -> PartitionResult:
+    hooks = _STATE["runtime"].hooks
+    parts = PartitionAssessor(_STATE["assessor"], task.hits, task.inputs, task.contexts,
+                              _STATE["limit"])
+    findings, patients = read_partition(task.folder)
+    alerts: list[tuple[int, int, bytes]] = []
+    mark = hooks.problems.mark()
+
+    def add(seq: int, alert: Alert) -> None:
+        alerts.append((seq, len(alerts), _ALERT.dump_json(alert)))
+
+    result = parts.assess(findings, patients, add)
+    write_run(task.alerts, alerts)
+    result.alerts = task.alerts
+    result.problems = hooks.problems.since(mark)
+    return result
