@@ -60,10 +60,8 @@ def test_json_output_is_the_same_text_on_every_kind_of_stream() -> None:
     import io
 
     from b12drugs import screen
-    from b12drugs.emit.outputs import write_json
+    from b12drugs.emit.outputs import report_json, write_json
     from b12drugs.models import Order
-
-    from b12drugs.emit.outputs import report_json
 
     report = screen([Order(id="rx-é", patient_id="pä", text="Glucophage 500 mg")])
     assert report.alerts

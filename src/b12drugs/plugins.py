@@ -328,6 +328,7 @@ class PluginManager:
         if strict is None:
             strict = os.environ.get("B12DRUGS_STRICT_PLUGINS", "") not in ("", "0")
         self.strict = strict
+        self.entry_points = entry_points
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
@@ -414,6 +415,10 @@ class PluginManager:
         self.edited = True
         self.infos.pop(name, None)
         self.hooks._cache.clear()
+
+    def active(self) -> tuple[str, ...]:
+        """The names of the plugins loaded and registered, sorted."""
+        return tuple(sorted(n for n, i in self.infos.items() if i.status == "active"))
 
     def list(self) -> list[PluginInfo]:
         return sorted(self.infos.values(), key=lambda i: (not i.builtin, i.name))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import codecs
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO
 
 from pydantic import TypeAdapter
 

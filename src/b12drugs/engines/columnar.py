@@ -33,12 +33,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import polars as pl
+
 from ..assess.case import Assessor
 from ..config import Config
 from ..errors import InputError
 from ..models import (
     INACTIVE_STATUSES,
-    Alert,
     DrugQuery,
     Notice,
     Order,
@@ -55,10 +55,10 @@ from ..read.tabular import (
 )
 from ..resolve.chain import Outcome
 from .books import DEFAULT_NOTICE_LIMIT, Books, rejected_notice
+from .partition import LONE, PartitionAssessor, PartitionResult
 from .record import order_notices, skipped_notice
 from .result import Result
 from .runtime import Runtime
-from .partition import LONE, PartitionAssessor, PartitionResult
 from .spill import DEFAULT_BUDGET, DEFAULT_PARTITIONS, AlertSpool, PartitionStore, TempArea
 from .workers import Workers
 
@@ -130,7 +130,7 @@ class ColumnarScreener:
         runtime = self.runtime
         if total < 2 or runtime.manager.edited or not runtime.default_knowledge:
             return None
-        return Workers(total - 1, self.config, runtime.manager.strict, self.books.notice_limit,
+        return Workers(total - 1, self.config, runtime.manager, self.books.notice_limit,
                        self.as_of)
 
     @property

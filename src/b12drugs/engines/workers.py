@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
+from ..errors import PluginError
 from ..models import Alert, ClassHit, PatientContext
 from .partition import PartitionAssessor, PartitionResult
 from .spill import read_partition, write_run
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from multiprocessing.pool import AsyncResult, Pool
 
     from ..config import Config
+    from ..plugins import PluginManager
     from .spill import AlertSpool, PartitionStore
 
 _ALERT = TypeAdapter(Alert)
@@ -78,10 +80,14 @@ class Task:
 class Workers:
     """A pool of ``n`` worker processes, started on :meth:`start`, stopped on :meth:`close`."""
 
-    def __init__(self, n: int, config: Config, strict: bool, limit: int, as_of: date):
+    def __init__(self, n: int, config: Config, manager: PluginManager, limit: int,
+                 as_of: date):
         self.n = n
-        self._init = (config, strict, limit, as_of)
+        self._init = (config, manager.strict, manager.entry_points, manager.active(), limit,
+                      as_of)
         self._pool: Pool | None = None
+        #: partitions the workers assessed (for the tests and the benchmark)
+        self.assessed = 0
 
     def start(self) -> None:
         if self._pool is None:
@@ -117,12 +123,14 @@ class Workers:
                             by_part.get(folder.name, {}))
                 busy.append(self._pool.apply_async(_work, (task,)))
             while busy and busy[0].ready():
+                self.assessed += 1
                 yield busy.popleft().get()
             if folders:
                 findings, patients = read_partition(folders.popleft())
                 yield local.assess(findings, patients, spool.add)
                 spool.end_run()
             elif busy:
+                self.assessed += 1
                 yield busy.popleft().get()
 
 
@@ -151,20 +159,31 @@ def _contexts_by_partition(contexts: Mapping[str, list[tuple[int, PatientContext
 _STATE: dict[str, Any] = {}
 
 
-def _start_worker(config: Config, strict: bool, limit: int, as_of: date) -> None:
-    """A worker's runtime: this run's configuration, the installed plugins."""
+def _start_worker(config: Config, strict: bool, entry_points: bool, plugins: tuple[str, ...],
+                  limit: int, as_of: date) -> None:
+    """A worker's runtime: this run's configuration, the installed plugins (the same
+    ones as the run's process, or every task of this worker fails saying so)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     from ..assess.case import Assessor
     from ..plugins import PluginManager
     from .runtime import Runtime
 
-    runtime = Runtime(config, PluginManager(strict=strict))
+    manager = PluginManager(strict=strict, entry_points=entry_points)
+    if manager.active() != plugins:
+        _STATE["mismatch"] = (
+            "a worker process loaded other plugins than the run's process (worker: "
+            f"{', '.join(manager.active())}; run: {', '.join(plugins)}); set "
+            "[engine] workers = 1")
+        return
+    runtime = Runtime(config, manager)
     _STATE["runtime"] = runtime
     _STATE["assessor"] = Assessor(runtime.hooks, runtime.kb, runtime.rules, config, as_of)
     _STATE["limit"] = limit
 
 
 def _work(task: Task) -> PartitionResult:
+    if "mismatch" in _STATE:
+        raise PluginError(_STATE["mismatch"])
     hooks = _STATE["runtime"].hooks
     parts = PartitionAssessor(_STATE["assessor"], task.hits, task.inputs, task.contexts,
                               _STATE["limit"])
