@@ -9,12 +9,15 @@ processes, in turn (A B C A B C ...), ``--runs`` times each:
   must do to answer the question (``FLOOR`` below);
 * ``columnar``: ``b12drugs screen FILE --format json --output OUT`` (the default engine
   for tables);
+* ``columnar1``: the same with ``[engine] workers = 1`` (this process alone assesses
+  the partitions; ``columnar`` uses a worker process per further core, at most 4);
 * ``record``: the same with ``--engine record`` (skipped above ``--record-max`` rows);
 * ``before``: the same command from another checkout (``--before SRC``, e.g. a
   ``git worktree`` of an older commit; its ``src`` goes first on ``PYTHONPATH``).
 
-Each figure is the median wall time and the median peak resident memory of the child
-(``os.wait4``), with the ratio of each run to the floor run next to it.
+Each figure is the median wall time, the median peak resident memory of the largest
+process (``os.wait4``) and of the whole process tree (sampled), and the ratio of each
+run to the floor run of its round.
 
     python benchmarks/bench_screen.py --rows 1000000 10000000 --runs 3 --before ../old
 """
@@ -34,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generate_dispensing import generate  # noqa: E402
+from proctree import tree_rss  # noqa: E402
 
 FLOOR = r"""
 import sys
@@ -46,16 +50,25 @@ print(found.group_by("patient_id").len().height)
 """
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS of the largest process (MiB, ``os.wait4``: the child and
+    the descendants it waited for) and peak RSS of the whole process tree at one time
+    (MiB, sampled from /proc every 0.1 s: the columnar engine's worker processes run
+    beside it)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
+    tree = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        tree = max(tree, tree_rss(proc.pid))
+        time.sleep(0.1)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"{cmd[:4]} failed: {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, tree / (1 << 20)
 
 
 def main() -> None:
@@ -77,31 +90,36 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report = str(Path(tmp) / "report.json")
             screen = [py, "-m", "b12drugs", "screen", str(path), "-f", "json", "-o", report]
+            one = Path(tmp) / "one-process.toml"
+            one.write_text("[engine]\nworkers = 1\n")
             commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
                 "floor": ([py, "-c", FLOOR, str(path)], None),
                 "columnar": (screen, None),
+                "columnar1": ([*screen, "--config", str(one)], None),
             }
             if rows <= args.record_max:
                 commands["record"] = ([*screen, "--engine", "record"], None)
             if args.before is not None:
                 env = {**os.environ, "PYTHONPATH": str(args.before.resolve() / "src")}
                 commands["before"] = (screen, env)
-            results: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+            results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in commands}
             for _ in range(args.runs):
                 for name, (cmd, env) in commands.items():
                     results[name].append(run(cmd, env))
         floor = results["floor"]
         print(f"\n{rows:,} rows ({path.stat().st_size / 2**20:.0f} MiB), {args.runs} runs each")
-        print(f"{'command':10s} {'median s':>9s} {'x floor':>8s} {'peak MiB':>9s}  runs")
+        print(f"{'command':10s} {'median s':>9s} {'x floor':>8s} {'peak MiB':>9s} "
+              f"{'tree MiB':>9s}  runs")
         for name, got in results.items():
-            walls = [w for w, _ in got]
-            ratio = statistics.median(w / f for (w, _), (f, _) in zip(got, floor, strict=True))
+            walls = [w for w, _, _ in got]
+            ratio = statistics.median(w / f[0] for (w, _, _), f in zip(got, floor, strict=True))
             print(f"{name:10s} {statistics.median(walls):9.2f} {ratio:8.2f} "
-                  f"{statistics.median(m for _, m in got):9.0f}  "
+                  f"{statistics.median(m for _, m, _ in got):9.0f} "
+                  f"{statistics.median(t for _, _, t in got):9.0f}  "
                   + ", ".join(f"{w:.2f}" for w in walls))
         if "before" in results:
-            pairs = [b / c for (c, _), (b, _) in zip(results["columnar"], results["before"],
-                                                      strict=True)]
+            pairs = [b[0] / c[0] for c, b in zip(results["columnar"], results["before"],
+                                                  strict=True)]
             print(f"before / columnar: median {statistics.median(pairs):.2f}x")
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+
+from proctree import tree_rss  # noqa: E402
 
 
 def _data(rows: int) -> tuple[Path, Path]:
@@ -46,28 +48,6 @@ def _data(rows: int) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants now (from /proc)."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * resource.getpagesize()
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += [p for p, parent in parents.items() if parent == pid]
-    return total
-
-
 def _run(args: list[str]) -> tuple[float, float, float]:
     """Wall seconds, peak RSS of the largest process (MiB, from the child's resource
     usage: ``os.wait4``, which includes the descendants it waited for) and peak RSS of
@@ -80,7 +60,7 @@ def _run(args: list[str]) -> tuple[float, float, float]:
         pid, status, usage = os.wait4(child.pid, os.WNOHANG)
         if pid:
             break
-        tree = max(tree, _tree_rss(child.pid))
+        tree = max(tree, tree_rss(child.pid))
         time.sleep(0.25)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)

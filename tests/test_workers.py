@@ -180,3 +180,28 @@ def test_ctrl_c_and_sigterm_stop_the_workers(tmp_path: Path, sig: int) -> None:
     assert b"Traceback" not in err, err.decode()[-2000:]
     assert _gone(seen)
     assert temp.is_dir() and not list(temp.iterdir())
+
+
+def test_a_patients_partition_is_where_its_rows_were_written(tmp_path: Path) -> None:
+    """Context records (JSON Lines patients) go to a worker with the partition of their
+    patient: :meth:`PartitionStore.partition_of` must agree with the spill."""
+    import polars as pl
+
+    from b12drugs.engines.spill import PATIENT_SCHEMA, PartitionStore, TempArea
+
+    ids = [f"P{i:05d}" for i in range(500)] + ["", "é-ü", "x" * 300]
+    store = PartitionStore(TempArea(tmp_path), budget=1, partitions=7)
+    patients = pl.DataFrame({"patient_id": ids, "_seq": list(range(len(ids)))},
+                            schema_overrides={"_seq": pl.Int64}).with_columns(
+        pl.lit(None, dtype).alias(name) for name, dtype in PATIENT_SCHEMA.items()
+        if name not in ("patient_id", "_seq")).select(list(PATIENT_SCHEMA))
+    findings = pl.DataFrame({"_case": ids})
+    store.add(findings, patients)
+    assert store.spills
+    where = {}
+    for folder in sorted(store.temp.path.glob("p*")):
+        for pid in pl.read_parquet(list(folder.glob("patients-*.parquet")))["patient_id"]:
+            where[pid] = folder.name
+    assert where == {pid: store.folder_name(part)
+                     for pid, part in zip(ids, store.partition_of(ids), strict=True)}
+    store.temp.close()

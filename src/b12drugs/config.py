@@ -127,7 +127,8 @@ class EngineConfig(_Section):
     #: where temporary files go (rows held by patient, spooled alerts); None: the
     #: system's temporary folder.  Removed when the run ends, fails or is interrupted.
     temp_dir: str | None = None
-    #: MiB of held rows kept in memory before they are written to disk by patient
+    #: MiB of held rows kept in memory before they are written to disk by patient (and
+    #: MiB of alerts' JSON before they are)
     memory_mb: int = Field(default=32, ge=8, le=65536)
     #: files the held rows are spread over, by a hash of the patient
     partitions: int = Field(default=32, ge=1, le=4096)

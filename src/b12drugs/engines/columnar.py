@@ -16,10 +16,14 @@ batch of rows (:class:`~b12drugs.read.tabular.TableBatch`):
 
 At the end each partition's patients with findings are assessed in Python, one
 :class:`~b12drugs.records.PatientCase` each, by the shared assess layer
-(:class:`~b12drugs.assess.case.Assessor`): the same rules and risk-factor hooks as the
-record engine, given the same orders and contexts, so the two engines' reports are
-equal (tests hold them to it).  Alerts are spooled as JSON in input order
-(:class:`~b12drugs.engines.spill.AlertSpool`), so memory does not grow with them either.
+(:class:`~b12drugs.assess.case.Assessor`, through
+:class:`~b12drugs.engines.partition.PartitionAssessor`): the same rules and risk-factor
+hooks as the record engine, given the same orders and contexts, so the two engines'
+reports are equal (tests hold them to it).  A run that spilled to disk has some of its
+partitions assessed by worker processes (:mod:`b12drugs.engines.workers`).  Alerts are
+spooled as JSON in input order (:class:`~b12drugs.engines.spill.AlertSpool`), so memory
+does not grow with them either.  The batches themselves are read one ahead, in a thread
+(:mod:`b12drugs.engines.ahead`, set up by :func:`~b12drugs.engines.inputs.run_inputs`).
 
 Semantics shared with the record engine: a patient's context is every distinct set of
 its rows' patient columns merged in input order (first birth date, sex and diet seen;
@@ -379,13 +383,20 @@ class ColumnarScreener:
                 result = Result(whole, None, severities, self.temp)
             return result
         except BaseException:
-            self.temp.close()
+            self.abort()
             raise
         finally:
             if self.workers is not None:
                 self.workers.close()
             if self._owns_runtime:
                 self.runtime.close()
+
+    def abort(self) -> None:
+        """The run failed or was stopped: its worker processes end, then its temporary
+        files are removed (no worker writes into a removed folder)."""
+        if self.workers is not None:
+            self.workers.close()
+        self.temp.close()
 
     def _assessed(self, spool: AlertSpool) -> Iterator[PartitionResult]:
         """Each partition assessed: by worker processes beside this one when the run

@@ -306,8 +306,8 @@ class _Run:
                              **options)
         try:
             self._feed_columnar(s, plan)
-        except BaseException:  # a failure or Ctrl-C: no temporary file is left behind
-            s.temp.close()
+        except BaseException:  # a failure or Ctrl-C: no process or file is left behind
+            s.abort()
             raise
         return s.finish()
 
