@@ -27,17 +27,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generate_dispensing import generate  # noqa: E402
-from proctree import tree_rss  # noqa: E402
+from proctree import run_measured  # noqa: E402
 
 FLOOR = r"""
 import sys
@@ -48,27 +46,6 @@ drugs = rows.select("drug_name").unique().with_columns(
 found = rows.join(drugs, on="drug_name", how="left").filter(pl.col("b12"))
 print(found.group_by("patient_id").len().height)
 """
-
-
-def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS of the largest process (MiB, ``os.wait4``: the child and
-    the descendants it waited for) and peak RSS of the whole process tree at one time
-    (MiB, sampled from /proc every 0.1 s: the columnar engine's worker processes run
-    beside it)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    tree = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        tree = max(tree, tree_rss(proc.pid))
-        time.sleep(0.1)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise SystemExit(f"{cmd[:4]} failed: {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, tree / (1 << 20)
 
 
 def main() -> None:
@@ -105,7 +82,7 @@ def main() -> None:
             results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in commands}
             for _ in range(args.runs):
                 for name, (cmd, env) in commands.items():
-                    results[name].append(run(cmd, env))
+                    results[name].append(run_measured(cmd, env))
         floor = results["floor"]
         print(f"\n{rows:,} rows ({path.stat().st_size / 2**20:.0f} MiB), {args.runs} runs each")
         print(f"{'command':10s} {'median s':>9s} {'x floor':>8s} {'peak MiB':>9s} "

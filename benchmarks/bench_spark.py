@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
 
-from proctree import tree_rss  # noqa: E402
+from proctree import run_measured  # noqa: E402
 
 
 def _data(rows: int) -> tuple[Path, Path]:
@@ -46,27 +44,6 @@ def _data(rows: int) -> tuple[Path, Path]:
 
         pl.scan_csv(csv_path, infer_schema=False).sink_parquet(parquet_path)
     return csv_path, parquet_path
-
-
-def _run(args: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS of the largest process (MiB, from the child's resource
-    usage: ``os.wait4``, which includes the descendants it waited for) and peak RSS of
-    the whole process tree at one time (MiB, sampled every 0.25 s: Spark's driver
-    Python, JVM and Python workers run side by side)."""
-    start = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    tree = 0
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        tree = max(tree, tree_rss(child.pid))
-        time.sleep(0.25)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise SystemExit(f"{' '.join(args)} failed ({code})")
-    return wall, usage.ru_maxrss / 1024, tree / (1 << 20)
 
 
 def main() -> None:
@@ -117,7 +94,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--_one":
-        wall, rss, tree = _run(json.loads(sys.argv[2]))
+        wall, rss, tree = run_measured(json.loads(sys.argv[2]), every=0.25)
         print(json.dumps({"wall": round(wall, 2), "rss": round(rss, 1), "tree": round(tree, 1)}))
     else:
         main()
