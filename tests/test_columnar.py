@@ -169,11 +169,14 @@ def test_notices_past_the_limit_are_counted_exactly(tmp_path: Path) -> None:
 
 
 def test_the_progress_bar_shows_rows_on_a_terminal(tmp_path: Path) -> None:
-    path = _export(tmp_path / "big.csv", 80_000)
+    """Bytes and rows while reading, then (a run that spilled) partitions assessed."""
+    path = _export(tmp_path / "big.csv", 200_000, patients=20_000)
     assert path.stat().st_size > 5_000_000
+    conf = tmp_path / "b12drugs.toml"
+    conf.write_text("[engine]\nmemory_mb = 8\npartitions = 5\n")
     leader, follower = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "b12drugs", "screen", str(path), "-f", "json",
-                             "-o", str(tmp_path / "out.json")],
+                             "-o", str(tmp_path / "out.json"), "--config", str(conf)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=follower, env={**os.environ, "COLUMNS": "160"})
     os.close(follower)
@@ -192,7 +195,8 @@ def test_the_progress_bar_shows_rows_on_a_terminal(tmp_path: Path) -> None:
     proc.wait(timeout=60)
     os.close(leader)
     assert proc.returncode == 0
-    assert b"rows" in seen and b"rows/s" in seen
+    assert b"reading" in seen and b"rows/s" in seen
+    assert b"assessing" in seen and b"/5 partitions" in seen
 
 
 def test_no_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:

@@ -249,7 +249,8 @@ def _run(inputs: tuple[str, ...], input_format: str | None, config: Any, manager
 
     with _progress(inputs) as progress:
         result = run_inputs(inputs, input_format, config, manager, stdin=sys.stdin.buffer,
-                            progress=progress.bytes, on_rows=progress.rows, engine=engine,
+                            progress=progress.bytes, on_rows=progress.rows,
+                            on_assessed=progress.assessed, engine=engine,
                             encoding=encoding, temp_dir=temp_dir, spark_master=spark_master,
                             workers=command_workers(config))
     try:
@@ -375,6 +376,23 @@ class _Progress:
             self._bar.update(self._task, rows=self._rows, rate=f"{per_second:,.0f} rows/s")
         return add
 
+    @property
+    def assessed(self) -> Any:
+        """Partitions of patients assessed: a second bar once the reading is done (a
+        large run spends a while there after the last row)."""
+        if self._bar is None:
+            return None
+        task = None
+
+        def done(n: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                self._bar.update(self._task, completed=self._bar.tasks[0].total)
+                task = self._bar.add_task("assessing", total=total, rows=self._rows,
+                                          rate="read; patients with findings assessed")
+            self._bar.update(task, completed=n)
+        return done
+
 
 @contextmanager
 def _progress(inputs: tuple[str, ...]) -> Iterator[_Progress]:
@@ -399,11 +417,22 @@ def _progress(inputs: tuple[str, ...]) -> Iterator[_Progress]:
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class Amount(DownloadColumn):
+        """Bytes read for the reading bar, partitions for the assessing one."""
+
+        def render(self, task: Any) -> Any:
+            if task.description == "reading":
+                return super().render(task)
+            return Text(f"{task.completed:.0f}/{task.total:.0f} partitions",
+                        style="progress.download")
 
     rate = TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]}")
-    with Progress("screening", BarColumn(), DownloadColumn(), rate, TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("screen", total=total, rows=0, rate="")
+    with Progress(TextColumn("{task.description}"), BarColumn(), Amount(), rate,
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task("reading", total=total, rows=0, rate="")
         progress = _Progress(bar, task)
         yield progress
         bar.update(task, completed=total)

@@ -63,7 +63,14 @@ from .partition import LONE, PartitionAssessor, PartitionResult
 from .record import order_notices, skipped_notice
 from .result import Result
 from .runtime import Runtime
-from .spill import DEFAULT_BUDGET, DEFAULT_PARTITIONS, AlertSpool, PartitionStore, TempArea
+from .spill import (
+    DEFAULT_BUDGET,
+    DEFAULT_PARTITIONS,
+    AlertSpool,
+    PartitionStore,
+    TempArea,
+    read_partition,
+)
 from .workers import Workers
 
 if TYPE_CHECKING:
@@ -79,7 +86,8 @@ class ColumnarScreener:
 
     ``budget``: bytes of held rows before they go to disk by patient; ``temp_dir``:
     where (the system's temporary folder by default); ``on_rows``: called with the
-    number of rows of each batch read (progress).
+    number of rows of each batch read, ``on_assessed``: with the partitions assessed
+    and their number, after each (progress).
     """
 
     def __init__(
@@ -93,6 +101,7 @@ class ColumnarScreener:
         budget: int = DEFAULT_BUDGET,
         partitions: int = DEFAULT_PARTITIONS,
         on_rows: Callable[[int], None] | None = None,
+        on_assessed: Callable[[int, int], None] | None = None,
         workers: int = 1,
     ):
         self._owns_runtime = runtime is None
@@ -107,6 +116,7 @@ class ColumnarScreener:
         self.temp = TempArea(temp_dir)
         self.store = PartitionStore(self.temp, budget, partitions)
         self.on_rows = on_rows
+        self.on_assessed = on_assessed
         #: worker processes that assess partitions beside this one (None: none)
         self.workers = self._workers(workers)
         self._seq = 0
@@ -354,7 +364,9 @@ class ColumnarScreener:
         dropped: dict[str, int] = {}
         books = self.books
         try:
-            for part in self._assessed(spool):
+            for done, (part, total) in enumerate(self._assessed(spool), 1):
+                if self.on_assessed is not None:
+                    self.on_assessed(done, total)
                 kept += part.kept
                 for kind, n in part.dropped.items():
                     dropped[kind] = dropped.get(kind, 0) + n
@@ -398,16 +410,34 @@ class ColumnarScreener:
             self.workers.close()
         self.temp.close()
 
-    def _assessed(self, spool: AlertSpool) -> Iterator[PartitionResult]:
-        """Each partition assessed: by worker processes beside this one when the run
-        spilled and they can give the same report (:mod:`b12drugs.engines.workers`)."""
+    def _assessed(self, spool: AlertSpool) -> Iterator[tuple[PartitionResult, int]]:
+        """Each partition assessed, with the number of partitions: by worker processes
+        beside this one when the run spilled and they can give the same report
+        (:mod:`b12drugs.engines.workers`)."""
         hits = {oid: outcome.hits for oid, outcome in enumerate(self._outcomes)}
         local = PartitionAssessor(self.assessor, hits, self._inputs, self._contexts,
                                   self.books.notice_limit)
-        if self.store.spills and self.workers is not None:
-            yield from self.workers.assess(self.store, local, spool, hits, self._inputs,
-                                           self._contexts)
+        if not self.store.spills:
+            held = self.store.held()
+            if held is not None:
+                yield local.assess(*held, spool.add), 1
+                spool.end_run()
             return
-        for findings, patients in self.store.partitions():
-            yield local.assess(findings, patients, spool.add)
+        folders = self.store.spilled_partitions()
+        if self.workers is not None:
+            for part in self.workers.assess(folders, local, spool, hits, self._inputs,
+                                            self._store_contexts()):
+                yield part, len(folders)
+            return
+        for folder in folders:
+            yield local.assess(*read_partition(folder), spool.add), len(folders)
             spool.end_run()
+
+    def _store_contexts(self) -> dict[str, dict[str, list[tuple[int, PatientContext]]]]:
+        """Context records (JSON Lines patients) by the partition folder of their patient."""
+        out: dict[str, dict[str, list[tuple[int, PatientContext]]]] = {}
+        if self._contexts:
+            ids = list(self._contexts)
+            for pid, part in zip(ids, self.store.partition_of(ids), strict=True):
+                out.setdefault(self.store.folder_name(part), {})[pid] = self._contexts[pid]
+        return out

@@ -180,11 +180,15 @@ def run_inputs(
     encoding: str | None = None,
     temp_dir: str | None = None,
     on_rows: Callable[[int], None] | None = None,
+    on_assessed: Callable[[int, int], None] | None = None,
     columnar_options: dict[str, Any] | None = None,
     spark_master: str | None = None,
     workers: int | None = None,
 ) -> Result:
     """Screen files, folders (and ``-`` for stdin) into one result.
+
+    ``on_rows(n)`` and ``on_assessed(done, total)``: progress of a columnar run (rows
+    read; partitions of patients assessed).
 
     ``workers``: processes that assess a columnar run that spilled to disk, this one
     included (:mod:`b12drugs.engines.workers`); None: ``[engine] workers``, else 1.
@@ -225,7 +229,8 @@ def run_inputs(
         if columnar:
             settings = runtime.config.engine
             options = {"budget": settings.memory_mb << 20, "partitions": settings.partitions,
-                       "workers": workers or settings.workers or 1, **(columnar_options or {})}
+                       "workers": workers or settings.workers or 1, "on_assessed": on_assessed,
+                       **(columnar_options or {})}
             return run.columnar(plan, temp_dir or settings.temp_dir, on_rows, options)
         return run.records(plan)
     finally:

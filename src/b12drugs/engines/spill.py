@@ -5,10 +5,11 @@ columnar engine keeps two kinds of rows for the assessment at the end: the rows 
 class hits (*findings*) and the distinct patient columns of every patient (*patients*).
 :class:`PartitionStore` holds them in memory while they fit ``budget`` bytes; past it,
 every held row is written to one of ``partitions`` Parquet files by a hash of its
-patient, and memory is freed (no compaction in memory first: copying the held rows to
-make them distinct was what set a large run's peak).  At the end the partitions are
-read back one at a time, so a patient's rows always come together and peak memory is
-about one partition, whatever the input's size.
+patient, and memory is freed.  The patient columns are made distinct as they are
+written (most rows repeat their patient's), not while they are held: compacting the
+held rows in memory was what set a large run's peak.  At the end the partitions are
+read back one at a time (:func:`read_partition`), so a patient's rows always come
+together and peak memory is about one partition, whatever the input's size.
 
 :class:`AlertSpool` does the same for alerts: they are kept, as their JSON, in runs
 sorted by the position of the patient's first finding, in memory while they fit its
@@ -99,8 +100,10 @@ class PartitionStore:
                                   ("patients", self._patients, "patient_id")):
             if not frames:
                 continue
-            frame = pl.concat(frames).with_columns(
-                (pl.col(key).hash(seed=0) % self.k).alias("_part"))
+            frame = pl.concat(frames)
+            if kind == "patients":  # most rows repeat their patient's columns
+                frame = distinct_patients(frame)
+            frame = frame.with_columns((pl.col(key).hash(seed=0) % self.k).alias("_part"))
             for (part,), piece in frame.partition_by("_part", as_dict=True).items():
                 folder = root / self.folder_name(part)
                 folder.mkdir(exist_ok=True)
@@ -110,16 +113,16 @@ class PartitionStore:
         self.spills += 1
         self._findings, self._patients, self._held = [], [], 0
 
-    def partitions(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-        """Each partition's findings and held patient columns, one at a time."""
-        if not self.spills:
-            if self._findings:
-                yield pl.concat(self._findings), pl.concat(self._patients) \
-                    if self._patients else self._empty_patients()
-            self._findings, self._patients = [], []
-            return
-        for folder in self.spilled_partitions():
-            yield read_partition(folder)
+    def held(self) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """A run that did not spill: its findings and patient columns, one partition
+        (and the store lets go of them); None without findings."""
+        assert not self.spills, "the run spilled: read its partitions"
+        found = None
+        if self._findings:
+            found = (pl.concat(self._findings), pl.concat(self._patients)
+                     if self._patients else pl.DataFrame(schema=PATIENT_SCHEMA))
+        self._findings, self._patients, self._held = [], [], 0
+        return found
 
     def spilled_partitions(self) -> list[Path]:
         """The folders of the partitions with findings, once what is still held in
@@ -135,10 +138,6 @@ class PartitionStore:
     @staticmethod
     def folder_name(part: int) -> str:
         return f"p{part:04d}"
-
-    @staticmethod
-    def _empty_patients() -> pl.DataFrame:
-        return pl.DataFrame(schema=PATIENT_SCHEMA)
 
 
 def read_partition(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..plugins import PluginManager
-    from .spill import AlertSpool, PartitionStore
+    from .spill import AlertSpool
 
 _ALERT = TypeAdapter(Alert)
 #: Most processes used by default (more rarely pays: the reading is one process).
@@ -102,31 +102,29 @@ class Workers:
             self._pool.join()
             self._pool = None
 
-    def assess(self, store: PartitionStore, local: PartitionAssessor, spool: AlertSpool,
+    def assess(self, folders: list[Path], local: PartitionAssessor, spool: AlertSpool,
                hits: Mapping[int, tuple[ClassHit, ...]], inputs: list[tuple[str, str]],
-               contexts: Mapping[str, list[tuple[int, PatientContext]]],
+               contexts: Mapping[str, dict[str, list[tuple[int, PatientContext]]]],
                ) -> Iterator[PartitionResult]:
-        """Every spilled partition assessed, here (from the front) and by the workers
-        (from the back); results in the order they are done."""
+        """The partitions in ``folders`` assessed, here (from the front) and by the
+        workers (from the back); results in the order they are done.  ``contexts``:
+        context records by partition folder name."""
         self.start()
         assert self._pool is not None
-        folders = deque(store.spilled_partitions())
+        todo = deque(folders)
         busy: deque[AsyncResult[PartitionResult]] = deque()
-        by_part = _contexts_by_partition(contexts, store)
-        root = store.temp.path
-        while folders or busy:
-            while folders and len(busy) < DEPTH * self.n:
-                folder = folders.pop()
-                needed = _oids(folder)
-                task = Task(folder, root / f"alerts-{folder.name}.jsonl",
-                            {oid: hits[oid] for oid in needed}, inputs,
-                            by_part.get(folder.name, {}))
+        while todo or busy:
+            while todo and len(busy) < DEPTH * self.n:
+                folder = todo.pop()
+                task = Task(folder, folder.parent / f"alerts-{folder.name}.jsonl",
+                            {oid: hits[oid] for oid in _oids(folder)}, inputs,
+                            dict(contexts.get(folder.name, {})))
                 busy.append(self._pool.apply_async(_work, (task,)))
             while busy and busy[0].ready():
                 self.assessed += 1
                 yield busy.popleft().get()
-            if folders:
-                findings, patients = read_partition(folders.popleft())
+            if todo:
+                findings, patients = read_partition(todo.popleft())
                 yield local.assess(findings, patients, spool.add)
                 spool.end_run()
             elif busy:
@@ -139,19 +137,6 @@ def _oids(folder: Path) -> list[int]:
 
     return pl.scan_parquet(sorted(folder.glob("findings-*.parquet"))).select(
         pl.col("_oid").unique()).collect()["_oid"].to_list()
-
-
-def _contexts_by_partition(contexts: Mapping[str, list[tuple[int, PatientContext]]],
-                           store: PartitionStore,
-                           ) -> dict[str, dict[str, list[tuple[int, PatientContext]]]]:
-    """Context records (JSON Lines patients) by the partition folder of their patient."""
-    if not contexts:
-        return {}
-    ids = list(contexts)
-    out: dict[str, dict[str, list[tuple[int, PatientContext]]]] = {}
-    for pid, part in zip(ids, store.partition_of(ids), strict=True):
-        out.setdefault(store.folder_name(part), {})[pid] = contexts[pid]
-    return out
 
 
 # -- in the worker process ---------------------------------------------------------
