@@ -62,7 +62,11 @@ DEPTH = 2
 
 
 def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT))
+    """One process per core this process may run on (its CPU affinity, so a container
+    limited to some cores gets that many), at most :data:`MAX_DEFAULT`."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_DEFAULT))
 
 
 @dataclass(frozen=True)
