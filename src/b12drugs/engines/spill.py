@@ -5,9 +5,10 @@ columnar engine keeps two kinds of rows for the assessment at the end: the rows 
 class hits (*findings*) and the distinct patient columns of every patient (*patients*).
 :class:`PartitionStore` holds them in memory while they fit ``budget`` bytes; past it,
 every held row is written to one of ``partitions`` Parquet files by a hash of its
-patient, and memory is freed.  The patient columns are made distinct as they are
-written (most rows repeat their patient's), not while they are held: compacting the
-held rows in memory was what set a large run's peak.  At the end the partitions are
+patient, and memory is freed.  The patient columns are made distinct only when a
+partition is read back, for its patients with findings: making them distinct in
+memory (while held, or as they are written) was what set a large run's peak (at
+10,000,000 rows, 794 MiB against 667 MiB without).  At the end the partitions are
 read back one at a time (:func:`read_partition`), so a patient's rows always come
 together and peak memory is about one partition, whatever the input's size.
 
@@ -100,10 +101,8 @@ class PartitionStore:
                                   ("patients", self._patients, "patient_id")):
             if not frames:
                 continue
-            frame = pl.concat(frames)
-            if kind == "patients":  # most rows repeat their patient's columns
-                frame = distinct_patients(frame)
-            frame = frame.with_columns((pl.col(key).hash(seed=0) % self.k).alias("_part"))
+            frame = pl.concat(frames).with_columns(
+                (pl.col(key).hash(seed=0) % self.k).alias("_part"))
             for (part,), piece in frame.partition_by("_part", as_dict=True).items():
                 folder = root / self.folder_name(part)
                 folder.mkdir(exist_ok=True)
