@@ -210,9 +210,9 @@ def test_a_patients_partition_is_where_its_rows_were_written(tmp_path: Path) -> 
 def test_the_command_uses_a_process_per_core_at_most_four(monkeypatch: pytest.MonkeyPatch) -> None:
     from b12drugs.cli import command_workers
     from b12drugs.config import EngineConfig
-    from b12drugs.engines import workers
+    from b12drugs.engines import cores as cores_module
 
     for cores, expected in ((1, 1), (2, 2), (16, 4)):
-        monkeypatch.setattr(workers.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        monkeypatch.setattr(cores_module.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
         assert command_workers(Config()) == expected
     assert command_workers(Config(engine=EngineConfig(workers=3))) == 3

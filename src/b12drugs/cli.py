@@ -262,7 +262,7 @@ def _run(inputs: tuple[str, ...], input_format: str | None, config: Any, manager
 def command_workers(config: Any) -> int:
     """Processes that assess a large run: ``[engine] workers``, else one per core (at
     most 4).  The command can start workers safely: its main module is guarded."""
-    from .engines.workers import default_workers
+    from .engines.cores import default_workers
 
     return int(config.engine.workers or default_workers())
 

@@ -26,12 +26,12 @@ and builtins only (a plugin registered in code in this process is not in a fresh
 interpreter, as on Spark's executors), the runtime's own knowledge base, and a run that
 spilled to disk (a run that fits in memory is too small to pay for a start-up of about
 half a second).  ``[engine] workers`` sets how many processes assess (this one
-included); the default is one per core, at most 4.
+included); the command's default is one per core, at most 4
+(:func:`~b12drugs.engines.cores.default_workers`).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -55,18 +55,8 @@ if TYPE_CHECKING:
     from .spill import AlertSpool
 
 _ALERT = TypeAdapter(Alert)
-#: Most processes used by default (more rarely pays: the reading is one process).
-MAX_DEFAULT = 4
 #: Partitions in flight per worker.
 DEPTH = 2
-
-
-def default_workers() -> int:
-    """One process per core this process may run on (its CPU affinity, so a container
-    limited to some cores gets that many), at most :data:`MAX_DEFAULT`."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
-    return max(1, min(cores, MAX_DEFAULT))
 
 
 @dataclass(frozen=True)
