@@ -213,6 +213,7 @@ def test_the_command_uses_a_process_per_core_at_most_four(monkeypatch: pytest.Mo
     from b12drugs.engines import cores as cores_module
 
     for cores, expected in ((1, 1), (2, 2), (16, 4)):
-        monkeypatch.setattr(cores_module.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        monkeypatch.setattr(cores_module.os, "sched_getaffinity",
+                            lambda _pid, n=cores: set(range(n)))
         assert command_workers(Config()) == expected
     assert command_workers(Config(engine=EngineConfig(workers=3))) == 3
