@@ -245,6 +245,8 @@ class ColumnarScreener:
         c = pl.col
         used = [k for k in DRUG_KEY if active[k].null_count() < active.height]
         if used == ["text"]:  # a drug text alone (most exports): the text is the key
+            # (a row without one has a null key: one drug, "no code or text", matched
+            # as a value by both joins below)
             scheme, key = "text", c("text")
         else:
             scheme = "all"
@@ -252,10 +254,10 @@ class ColumnarScreener:
         keyed = active.with_columns(key.alias("_key"))
         known = self._keys.setdefault(scheme, pl.DataFrame(schema=_KEYS))
         new = keyed.select("_key", *DRUG_KEY).unique("_key", maintain_order=True).join(
-            known, on="_key", how="anti")
+            known, on="_key", how="anti", nulls_equal=True)
         if new.height:
             known = self._keys[scheme] = pl.concat([known, self._resolve(new)])
-        return keyed.join(known, on="_key", how="left")
+        return keyed.join(known, on="_key", how="left", nulls_equal=True)
 
     def _resolve(self, new: pl.DataFrame) -> pl.DataFrame:
         """Resolve the batch's new distinct drugs together; their rows of the key table."""
