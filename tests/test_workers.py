@@ -217,3 +217,25 @@ def test_the_command_uses_a_process_per_core_at_most_four(monkeypatch: pytest.Mo
                             lambda _pid, n=cores: set(range(n)))
         assert command_workers(Config()) == expected
     assert command_workers(Config(engine=EngineConfig(workers=3))) == 3
+
+
+def test_a_worker_that_cannot_start_fails_its_tasks_with_the_reason(tmp_path: Path) -> None:
+    """The worker's start-up, run here: a runtime that cannot be built (or other plugins
+    than the run's) is kept and named by every task, instead of ending the worker (the
+    pool would start it again and again)."""
+    from b12drugs.engines import workers
+    from b12drugs.errors import PluginError
+
+    bad = Config(policy=PolicyConfig(disabled_classes=["no-such-class"]))
+    task = workers.Task(tmp_path, tmp_path / "a.jsonl", {}, [], {})
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        for config, plugins, why in ((bad, PluginManager().active(), "could not start"),
+                                     (CONFIG, ("someone-else",), "other plugins")):
+            workers._STATE.clear()
+            workers._start_worker(config, False, True, plugins, 3, date(2026, 1, 1))
+            with pytest.raises(PluginError, match=why):
+                workers._work(task)
+    finally:
+        workers._STATE.clear()
+        signal.signal(signal.SIGINT, previous)

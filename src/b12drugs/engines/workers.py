@@ -141,28 +141,35 @@ _STATE: dict[str, Any] = {}
 def _start_worker(config: Config, strict: bool, entry_points: bool, plugins: tuple[str, ...],
                   limit: int, as_of: date) -> None:
     """A worker's runtime: this run's configuration, the installed plugins (the same
-    ones as the run's process, or every task of this worker fails saying so)."""
+    ones as the run's process).  What goes wrong here is kept, and every task of this
+    worker fails saying so: an initializer that raised would end the worker, and the pool
+    would start another one, and another."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     from ..assess.case import Assessor
     from ..plugins import PluginManager
     from .runtime import Runtime
 
-    manager = PluginManager(strict=strict, entry_points=entry_points)
-    if manager.active() != plugins:
-        _STATE["mismatch"] = (
-            "a worker process loaded other plugins than the run's process (worker: "
-            f"{', '.join(manager.active())}; run: {', '.join(plugins)}); set "
-            "[engine] workers = 1")
+    try:
+        manager = PluginManager(strict=strict, entry_points=entry_points)
+        if manager.active() != plugins:
+            _STATE["failed"] = (
+                "a worker process loaded other plugins than the run's process (worker: "
+                f"{', '.join(manager.active())}; run: {', '.join(plugins)}); set "
+                "[engine] workers = 1")
+            return
+        runtime = Runtime(config, manager)
+    except Exception as exc:
+        _STATE["failed"] = (f"a worker process could not start ({type(exc).__name__}: "
+                            f"{str(exc)[:300]}); set [engine] workers = 1")
         return
-    runtime = Runtime(config, manager)
     _STATE["runtime"] = runtime
     _STATE["assessor"] = Assessor(runtime.hooks, runtime.kb, runtime.rules, config, as_of)
     _STATE["limit"] = limit
 
 
 def _work(task: Task) -> PartitionResult:
-    if "mismatch" in _STATE:
-        raise PluginError(_STATE["mismatch"])
+    if "failed" in _STATE:
+        raise PluginError(_STATE["failed"])
     hooks = _STATE["runtime"].hooks
     parts = PartitionAssessor(_STATE["assessor"], task.hits, task.inputs, task.contexts,
                               _STATE["limit"])
