@@ -19,7 +19,8 @@ How:
 * A worker writes its alerts as one sorted run of compact JSON to the run's temporary
   folder (merged with the others by position, as the spool does) and sends back its
   notices, tallies and plugin problems (:class:`~b12drugs.engines.partition.PartitionResult`).
-* Workers ignore Ctrl-C; this process stops them (``terminate``) on every way out.
+* Workers ignore Ctrl-C; this process stops them on every way out (tasks not yet
+  started are dropped, a running one is waited for: at most one partition each).
 
 Workers are used only when they can give the same report: plugins from entry points
 and builtins only (a plugin registered in code in this process is not in a fresh
@@ -48,7 +49,7 @@ from .partition import PartitionAssessor, PartitionResult
 from .spill import read_partition, write_run
 
 if TYPE_CHECKING:
-    from multiprocessing.pool import AsyncResult, Pool
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     from ..config import Config
     from ..plugins import PluginManager
@@ -79,21 +80,30 @@ class Workers:
         self.n = n
         self._init = (config, manager.strict, manager.entry_points, manager.active(), limit,
                       as_of)
-        self._pool: Pool | None = None
+        self._pool: ProcessPoolExecutor | None = None
         #: partitions the workers assessed (for the tests and the benchmark)
         self.assessed = 0
 
     def start(self) -> None:
+        """Start the workers now (a first, empty task makes each start and build its
+        runtime), so that their start-up overlaps what this process still does."""
         if self._pool is None:
             import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-            context = multiprocessing.get_context("spawn")
-            self._pool = context.Pool(self.n, initializer=_start_worker, initargs=self._init)
+            self._pool = ProcessPoolExecutor(
+                self.n, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=self._init)
+            for _ in range(self.n):
+                self._pool.submit(_ready)
 
     def close(self) -> None:
+        """Stop the workers: tasks not started are dropped, running ones (one partition
+        each, at most) are waited for, so that no worker writes into a folder being
+        removed.  (``concurrent.futures`` rather than ``multiprocessing.Pool``:
+        ``Pool.terminate`` can hang when Ctrl-C arrives while it hands out a task.)"""
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def assess(self, folders: list[Path], local: PartitionAssessor, spool: AlertSpool,
@@ -106,24 +116,24 @@ class Workers:
         self.start()
         assert self._pool is not None
         todo = deque(folders)
-        busy: deque[AsyncResult[PartitionResult]] = deque()
+        busy: deque[Future[PartitionResult]] = deque()
         while todo or busy:
             while todo and len(busy) < DEPTH * self.n:
                 folder = todo.pop()
                 task = Task(folder, folder.parent / f"alerts-{folder.name}.jsonl",
                             {oid: hits[oid] for oid in _oids(folder)}, inputs,
                             dict(contexts.get(folder.name, {})))
-                busy.append(self._pool.apply_async(_work, (task,)))
-            while busy and busy[0].ready():
+                busy.append(self._pool.submit(_work, task))
+            while busy and busy[0].done():
                 self.assessed += 1
-                yield busy.popleft().get()
+                yield busy.popleft().result()
             if todo:
                 findings, patients = read_partition(todo.popleft())
                 yield local.assess(findings, patients, spool.add)
                 spool.end_run()
             elif busy:
                 self.assessed += 1
-                yield busy.popleft().get()
+                yield busy.popleft().result()
 
 
 def _oids(folder: Path) -> list[int]:
@@ -142,8 +152,8 @@ def _start_worker(config: Config, strict: bool, entry_points: bool, plugins: tup
                   limit: int, as_of: date) -> None:
     """A worker's runtime: this run's configuration, the installed plugins (the same
     ones as the run's process).  What goes wrong here is kept, and every task of this
-    worker fails saying so: an initializer that raised would end the worker, and the pool
-    would start another one, and another."""
+    worker fails saying so (an initializer that raised would break the whole pool with
+    a message that names nothing)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     from ..assess.case import Assessor
     from ..plugins import PluginManager
@@ -165,6 +175,10 @@ def _start_worker(config: Config, strict: bool, entry_points: bool, plugins: tup
     _STATE["runtime"] = runtime
     _STATE["assessor"] = Assessor(runtime.hooks, runtime.kb, runtime.rules, config, as_of)
     _STATE["limit"] = limit
+
+
+def _ready() -> None:
+    """The first task of a worker: nothing, once its runtime is built."""
 
 
 def _work(task: Task) -> PartitionResult:
